@@ -1,0 +1,1 @@
+"""photogram_common."""
