@@ -1,0 +1,98 @@
+"""Turn one uploaded file into upright, metadata-free JPEG variants and a blurhash.
+
+Everything here is a top-level function over plain data, so the service can run it in
+a ProcessPoolExecutor: the path goes in, a picklable ProcessedImage or an
+ImageRejected comes out.
+"""
+
+from dataclasses import dataclass, replace
+
+from PIL import Image, ImageOps
+
+from media_service.imaging.colour import to_srgb
+from media_service.imaging.decode import (
+    bomb_guard,
+    decode,
+    open_checked,
+    orientation_of,
+    request_draft,
+    upright_size,
+)
+from media_service.imaging.errors import (
+    CorruptImage,
+    ImageRejected,
+    ImageTooLarge,
+    UnsupportedImage,
+)
+from media_service.imaging.sniff import SNIFF_BYTES, sniff_image_type
+from media_service.imaging.variants import (
+    THUMBNAIL_SIDE,
+    WIDTHS,
+    Variant,
+    blurhash_of,
+    encode_jpeg,
+    resize_cascade,
+)
+
+__all__ = [
+    "CorruptImage",
+    "ImageRejected",
+    "ImageTooLarge",
+    "ProcessedImage",
+    "UnsupportedImage",
+    "Variant",
+    "process_image",
+]
+
+_LARGEST_WIDTH = max(width for _, width in WIDTHS)
+_VARIANT_ORDER = ("thumbnail", "small", "medium", "large")
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    """What an upload became: its upright size, a blurhash and the encoded variants."""
+
+    content_type: str
+    width: int
+    height: int
+    blurhash: str
+    variants: tuple[Variant, ...]
+
+
+def process_image(path: str, *, max_pixels: int, reduced_decode: bool = True) -> ProcessedImage:
+    """Validate, decode, orient, convert to sRGB and re-encode the image at path."""
+    with open(path, "rb") as file:
+        content_type = sniff_image_type(file.read(SNIFF_BYTES))
+    if content_type is None:
+        raise UnsupportedImage("Only JPEG, PNG, WebP and HEIC images are accepted.")
+    with bomb_guard(), open_checked(path, content_type=content_type, max_pixels=max_pixels) as img:
+        orientation = orientation_of(img)
+        width, height = upright_size(img.size, orientation)
+        if reduced_decode:
+            request_draft(
+                img, orientation=orientation, min_width=_LARGEST_WIDTH, min_side=THUMBNAIL_SIDE
+            )
+        decode(img)
+        # In place: for the usual orientation 1 this is a no-op instead of a full copy.
+        ImageOps.exif_transpose(img, in_place=True)
+    rgb = to_srgb(img)
+    images = resize_cascade(rgb, width=width, height=height)
+    return ProcessedImage(
+        content_type=content_type,
+        width=width,
+        height=height,
+        blurhash=blurhash_of(images["small"]),
+        variants=_encode_all(images),
+    )
+
+
+def _encode_all(images: dict[str, Image.Image]) -> tuple[Variant, ...]:
+    """Encode every variant, once per distinct image (small originals share one)."""
+    encoded: dict[int, Variant] = {}
+    variants = []
+    for name in _VARIANT_ORDER:
+        img = images[name]
+        if id(img) not in encoded:
+            encoded[id(img)] = encode_jpeg(name, img)
+        variants.append(replace(encoded[id(img)], name=name))
+    return tuple(variants)
