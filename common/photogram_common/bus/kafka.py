@@ -1,0 +1,171 @@
+"""The event bus on Apache Kafka (aiokafka): idempotent producer, manual commits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import OffsetAndMetadata
+
+from photogram_common.bus import Handler, Message, OutgoingMessage
+
+log = logging.getLogger(__name__)
+
+
+class KafkaEventBus:
+    """Publishes with acks=all and idempotence; makes the topics it is given on start."""
+
+    def __init__(
+        self, *, bootstrap: str, topics: Sequence[str] = (), partitions: int = 8,
+        client_id: str = "photogram",
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._topics = list(topics)
+        self._partitions = partitions
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        await self.ensure_topics()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+        )
+        await self._producer.start()
+
+    async def ensure_topics(self) -> None:
+        if not self._topics:
+            return
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [
+                NewTopic(name=t, num_partitions=self._partitions, replication_factor=1)
+                for t in self._topics
+                if t not in existing
+            ]
+            if missing:
+                try:
+                    await admin.create_topics(missing)
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            await admin.close()
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def ping(self) -> None:
+        if self._producer is None:
+            raise RuntimeError("producer not started")
+        await self._producer.client.fetch_all_metadata()
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        if self._producer is None:
+            raise RuntimeError("producer not started")
+        # Queue all, then wait for all: one round of acks for the batch, order kept per key.
+        futures = [
+            await self._producer.send(m.topic, m.value, key=m.key.encode()) for m in messages
+        ]
+        await asyncio.gather(*futures)
+
+    def consumer(self, *, group: str, topics: Sequence[str], handler: Handler) -> KafkaConsumer:
+        return KafkaConsumer(
+            bootstrap=self._bootstrap, group=group, topics=list(topics), handler=handler
+        )
+
+
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commits what was handled before a partition moves to another member."""
+
+    def __init__(self, owner: KafkaConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._owner.commit_handled(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        return None
+
+
+class KafkaConsumer:
+    """A consumer-group member: hands each message to the handler, commits after success."""
+
+    def __init__(
+        self, *, bootstrap: str, group: str, topics: list[str], handler: Handler,
+        retry_delay: float = 0.5,
+    ) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=200,
+        )
+        self._topics = topics
+        self._handler = handler
+        self._retry_delay = retry_delay
+        self._handled: dict[TopicPartition, int] = {}
+        self._stopped = asyncio.Event()
+
+    async def commit_handled(self, partitions: Sequence[TopicPartition] | None = None) -> None:
+        offsets = {
+            tp: OffsetAndMetadata(offset, "")
+            for tp, offset in self._handled.items()
+            if partitions is None or tp in partitions
+        }
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # The group moved on: the new owner re-reads from the last commit (at least once).
+            log.warning("offset commit failed", extra={"error": repr(exc)})
+        for tp in offsets:
+            self._handled.pop(tp, None)
+
+    async def run(self) -> None:
+        await self._consumer.start()
+        self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+        try:
+            while not self._stopped.is_set():
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=200)
+                for tp, records in batches.items():
+                    for record in records:
+                        if tp not in self._consumer.assignment() or self._stopped.is_set():
+                            break
+                        await self._handle(tp, record)
+                await self.commit_handled()
+        finally:
+            await self._consumer.stop()
+
+    async def _handle(self, tp: TopicPartition, record: object) -> None:
+        message = Message(
+            topic=record.topic,  # type: ignore[attr-defined]
+            partition=record.partition,  # type: ignore[attr-defined]
+            offset=record.offset,  # type: ignore[attr-defined]
+            key=(record.key or b"").decode(),  # type: ignore[attr-defined]
+            value=record.value,  # type: ignore[attr-defined]
+        )
+        while not self._stopped.is_set():
+            try:
+                await self._handler(message)
+            except Exception:
+                log.exception("handler failed; will retry", extra={"topic": message.topic})
+                await asyncio.sleep(self._retry_delay)
+                continue
+            self._handled[tp] = message.offset + 1
+            return
+
+    async def stop(self) -> None:
+        self._stopped.set()

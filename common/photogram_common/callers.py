@@ -1,0 +1,37 @@
+"""FastAPI dependencies for services behind the gateway: who is calling, verified."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from photogram_common.identity import INTERNAL_HEADER, Identity, InvalidToken, verify_internal_token
+from photogram_common.problems import Problem
+
+
+def _unauthorized() -> Problem:
+    return Problem(401, "Missing or invalid internal identity.", title="Unauthorized",
+                   headers={"WWW-Authenticate": "Bearer"})
+
+
+def caller_identity(request: Request) -> Identity:
+    """The verified caller: a user (user_id > 0) or another service (user_id 0)."""
+    token = request.headers.get(INTERNAL_HEADER)
+    if not token:
+        raise _unauthorized()
+    try:
+        return verify_internal_token(token, secret=request.app.state.internal_secret)
+    except InvalidToken as exc:
+        raise _unauthorized() from exc
+
+
+def user_identity(caller: Annotated[Identity, Depends(caller_identity)]) -> Identity:
+    """The verified end user on whose behalf the gateway calls."""
+    if caller.user_id <= 0:
+        raise _unauthorized()
+    return caller
+
+
+Caller = Annotated[Identity, Depends(caller_identity)]
+CurrentUser = Annotated[Identity, Depends(user_identity)]

@@ -1,0 +1,103 @@
+"""Event contracts: versioned, frozen, past-tense; one topic per aggregate."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+POSTS_TOPIC = "photogram.posts.v1"
+FOLLOWS_TOPIC = "photogram.follows.v1"
+ALL_TOPICS = (POSTS_TOPIC, FOLLOWS_TOPIC)
+
+
+class Event(BaseModel):
+    """Base of every event: its type name, topic and partition key."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    type_name: ClassVar[str]
+    topic: ClassVar[str]
+    version: ClassVar[int] = 1
+
+    def key(self) -> str:
+        raise NotImplementedError
+
+
+class PostCreated(Event):
+    type_name = "post.created"
+    topic = POSTS_TOPIC
+    post_id: int
+    author_id: int
+
+    def key(self) -> str:
+        return str(self.author_id)
+
+
+class PostDeleted(Event):
+    type_name = "post.deleted"
+    topic = POSTS_TOPIC
+    post_id: int
+    author_id: int
+
+    def key(self) -> str:
+        return str(self.author_id)
+
+
+class FollowCreated(Event):
+    type_name = "follow.created"
+    topic = FOLLOWS_TOPIC
+    follower_id: int
+    followee_id: int
+    followee_followers_count: int
+
+    def key(self) -> str:
+        return str(self.follower_id)
+
+
+class FollowDeleted(Event):
+    type_name = "follow.deleted"
+    topic = FOLLOWS_TOPIC
+    follower_id: int
+    followee_id: int
+    followee_followers_count: int
+
+    def key(self) -> str:
+        return str(self.follower_id)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type_name: cls for cls in (PostCreated, PostDeleted, FollowCreated, FollowDeleted)
+}
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """An event as it travels: a unique ID for deduplication, its type and version."""
+
+    event_id: str
+    event: Event
+
+    @classmethod
+    def wrap(cls, event: Event) -> Envelope:
+        return cls(event_id=uuid.uuid4().hex, event=event)
+
+    def encode(self) -> bytes:
+        body: dict[str, Any] = {
+            "event_id": self.event_id,
+            "type": self.event.type_name,
+            "version": self.event.version,
+            "data": self.event.model_dump(),
+        }
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Envelope | None:
+        """Parse an envelope; None for a type this code does not know (skipped, not fatal)."""
+        body = json.loads(raw)
+        event_type = EVENT_TYPES.get(body.get("type", ""))
+        if event_type is None:
+            return None
+        return cls(event_id=body["event_id"], event=event_type.model_validate(body["data"]))

@@ -1,0 +1,67 @@
+"""The lifespan every service shares: migrate (embedded), start the bus, run background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from photogram_common.bus import Consumer, EventBus
+from photogram_common.db import Database, sqlite_url
+from photogram_common.migrations import upgrade_to_head
+from photogram_common.settings import PlatformSettings
+
+
+def database_for(platform: PlatformSettings, *, url: str | None, sqlite_name: str) -> Database:
+    """The configured database, or the service's own SQLite file in the data directory."""
+    if url:
+        return Database(url)
+    platform.data_dir.mkdir(parents=True, exist_ok=True)
+    return Database(sqlite_url(platform.data_dir / sqlite_name))
+
+
+def service_lifespan(
+    *,
+    platform: PlatformSettings,
+    bus: EventBus | None,
+    owns_bus: bool,
+    database: Database | None = None,
+    migrations: Path | None = None,
+    tasks: Sequence[Callable[[], Awaitable[None]]] = (),
+    consumers: Sequence[Consumer] = (),
+    on_start: Sequence[Callable[[], Awaitable[None]]] = (),
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> Callable[[Any], Any]:
+    """Build a lifespan: the embedded mode migrates at start; the real one has a migrate job."""
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        if database is not None and migrations is not None and platform.embedded:
+            await upgrade_to_head(database, migrations)
+        if owns_bus and bus is not None:
+            await bus.start()
+        for start in on_start:
+            await start()
+        running = [asyncio.create_task(t()) for t in tasks]
+        running += [asyncio.create_task(c.run()) for c in consumers]
+        try:
+            yield
+        finally:
+            for consumer in consumers:
+                await consumer.stop()
+            for task in running:
+                task.cancel()
+            for task in running:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            for stop in on_stop:
+                await stop()
+            if owns_bus and bus is not None:
+                await bus.close()
+            if database is not None:
+                await database.dispose()
+
+    return lifespan

@@ -1,0 +1,63 @@
+"""Alembic migrations, run the same way on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from photogram_common.db import Database
+
+
+def alembic_config(script_location: Path, url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+async def upgrade_to_head(database: Database, script_location: Path) -> None:
+    """Bring the database's schema to the newest migration."""
+    config = alembic_config(script_location, database.url)
+
+    def _upgrade(sync_connection: Any) -> None:
+        config.attributes["connection"] = sync_connection
+        command.upgrade(config, "head")
+
+    async with database.engine.begin() as conn:
+        await conn.run_sync(_upgrade)
+
+
+def run_env(metadata: MetaData) -> None:
+    """The body of every service's migrations/env.py."""
+    config = context.config
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection, metadata)
+        return
+    # Called from the alembic command line: open our own async connection.
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is not set"
+
+    async def _with_engine() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.run_sync(_run, metadata)
+        await engine.dispose()
+
+    asyncio.run(_with_engine())
+
+
+def _run(connection: Any, metadata: MetaData) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,26 @@
+"""The timeline store's client: real Redis, or the in-process stand-in in embedded mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fakeredis
+import redis.asyncio as aioredis
+
+
+def make_redis(url: str | None) -> Any:
+    """Return an asyncio Redis client for the URL, or an in-process fakeredis when None."""
+    if url:
+        return aioredis.from_url(url, decode_responses=True, health_check_interval=30)
+    # One in-process server per process: every service of the embedded mode shares it.
+    return fakeredis.FakeAsyncRedis(server=_embedded_server(), decode_responses=True)
+
+
+_SERVER: fakeredis.FakeServer | None = None
+
+
+def _embedded_server() -> fakeredis.FakeServer:
+    global _SERVER
+    if _SERVER is None:
+        _SERVER = fakeredis.FakeServer()
+    return _SERVER

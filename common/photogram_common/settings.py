@@ -1,0 +1,93 @@
+"""Settings shared by every service, read from PHOTOGRAM_* variables."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Well-known placeholders that must never sign a real token.
+_DEFAULT_SECRETS = {"", "changeme", "change-me", "secret", "photogram", "development-secret"}
+MIN_SECRET_BYTES = 32
+
+
+class Mode(StrEnum):
+    EMBEDDED = "embedded"
+    DISTRIBUTED = "distributed"
+
+
+class PlatformSettings(BaseSettings):
+    """What all services share: mode, backends, secrets, feed policy and limits."""
+
+    model_config = SettingsConfigDict(env_prefix="PHOTOGRAM_", extra="ignore")
+
+    mode: Mode = Mode.EMBEDDED
+    data_dir: Path = Path("./.data")
+    port: int = 8000
+    worker_id: int | None = Field(default=None, ge=0, le=1023)
+
+    redis_url: str | None = None
+    kafka_bootstrap: str | None = None
+    kafka_partitions: int = Field(default=8, ge=1)
+
+    jwt_secret: str = ""
+    internal_secret: str = ""
+    access_token_ttl_seconds: int = Field(default=900, ge=1)
+
+    user_service_url: str = "http://user-service"
+    post_service_url: str = "http://post-service"
+    media_service_url: str = "http://media-service"
+    feed_service_url: str = "http://feed-service"
+    fanout_worker_url: str = "http://fanout-worker"
+    service_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    celebrity_threshold: int = Field(default=10_000, ge=1)
+    active_days: int = Field(default=7, ge=1)
+    timeline_cap: int = Field(default=800, ge=20)
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    max_upload_mb: int = Field(default=20, ge=1)
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _secrets_fit_the_mode(self) -> Self:
+        for name in ("jwt_secret", "internal_secret"):
+            value = getattr(self, name)
+            if self.mode is Mode.EMBEDDED and not value:
+                # The embedded mode runs on a bare machine: it makes a secret per data
+                # directory so tokens survive a restart (see embedded_secret).
+                continue
+            if value.lower() in _DEFAULT_SECRETS or len(value.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"PHOTOGRAM_{name.upper()} must be set to a random value of at least "
+                    f"{MIN_SECRET_BYTES} bytes outside the embedded mode"
+                )
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.mode is Mode.EMBEDDED
+
+
+def embedded_secret(data_dir: Path, name: str) -> str:
+    """Return a random secret kept in the data directory, made on first use."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / f".{name}"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def resolve_secrets(settings: PlatformSettings) -> PlatformSettings:
+    """Fill empty secrets in the embedded mode from the data directory."""
+    if not settings.embedded:
+        return settings
+    updates = {
+        name: getattr(settings, name) or embedded_secret(settings.data_dir, name)
+        for name in ("jwt_secret", "internal_secret")
+    }
+    return settings.model_copy(update=updates)

@@ -1,0 +1,202 @@
+"""Timelines in Redis sorted sets: the key layout and operations feed and fan-out share.
+
+Members are post IDs as 20-digit zero-padded strings and scores are the posts' creation
+times in Unix milliseconds (exact in a double). Within one millisecond Redis orders
+members by their bytes, which for fixed-width digits is numeric order: so (score, member)
+orders entries exactly as their IDs do, and a post ID is an exact cursor.
+
+Every list (a home timeline, or an author's recent posts) holds a sentinel member with
+score 0 from the moment it is built. A missing key means "not built": never built,
+expired for inactivity, or lost with Redis. Readers answer it with a rebuild from the
+source of truth, never with an empty page; writers add only to built lists, so a list
+is never a partial one that looks whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from photogram_common.ids import id_to_unix_ms
+from photogram_common.settings import PlatformSettings
+
+SENTINEL = "0" * 20
+CHUNK = 200
+
+# KEYS[1]=list; ARGV=score, member, cap. Adds and trims only when the list is built.
+_ADD_IF_BUILT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local extra = redis.call('ZCARD', KEYS[1]) - 1 - tonumber(ARGV[3])
+if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 1, extra) end
+return 1
+"""
+
+
+def timeline_key(user_id: int) -> str:
+    return f"tl:{{{user_id}}}"
+
+
+def recent_key(author_id: int) -> str:
+    return f"rp:{{{author_id}}}"
+
+
+def rebuild_lock_key(key: str) -> str:
+    return f"lock:{key}"
+
+
+def member(post_id: int) -> str:
+    return f"{post_id:020d}"
+
+
+def timeline_store_for(platform: PlatformSettings, redis: Any) -> TimelineStore:
+    """The store as feed and fan-out both use it: a timeline expires before fan-out stops."""
+    # A reader's last-active time lags their last read by a few minutes at most; an hour
+    # of margin means a timeline expires before fan-out stops writing to it, never after.
+    ttl = platform.active_days * 86400 - 3600
+    return TimelineStore(redis, cap=platform.timeline_cap, ttl_seconds=ttl)
+
+
+class TimelineStore:
+    """Home timelines and per-author recent-post lists: capped, trimmed on write, built or not."""
+
+    def __init__(
+        self, redis: Any, *, cap: int = 800, recent_cap: int = 100,
+        ttl_seconds: int = 6 * 86400, recent_ttl_seconds: int = 30 * 86400,
+    ) -> None:
+        self.redis = redis
+        self.cap = cap
+        self.recent_cap = recent_cap
+        self.ttl_seconds = ttl_seconds
+        self.recent_ttl_seconds = recent_ttl_seconds
+        self._add_if_built = redis.register_script(_ADD_IF_BUILT)
+
+    async def push(self, user_ids: Iterable[int], post_id: int) -> int:
+        """Add one post to each built home timeline, in pipelined chunks; return how many took it."""
+        score, name = id_to_unix_ms(post_id), member(post_id)
+        batch = list(user_ids)
+        added = 0
+        for start in range(0, len(batch), CHUNK):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for user_id in batch[start : start + CHUNK]:
+                    await self._add_if_built(
+                        keys=[timeline_key(user_id)], args=[score, name, self.cap], client=pipe
+                    )
+                added += sum(int(r) for r in await pipe.execute())
+        return added
+
+    async def push_posts(self, user_id: int, post_ids: Sequence[int]) -> None:
+        """Add several posts to one built home timeline (a follow's backfill)."""
+        await self._add_many(timeline_key(user_id), post_ids, cap=self.cap)
+
+    async def _add_many(self, key: str, post_ids: Sequence[int], *, cap: int) -> None:
+        if not post_ids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for post_id in post_ids:
+                await self._add_if_built(
+                    keys=[key], args=[id_to_unix_ms(post_id), member(post_id), cap], client=pipe
+                )
+            await pipe.execute()
+
+    async def remove(self, user_ids: Iterable[int], post_ids: Sequence[int]) -> None:
+        """Remove posts from home timelines, in pipelined chunks."""
+        names = [member(p) for p in post_ids]
+        batch = list(user_ids)
+        if not names:
+            return
+        for start in range(0, len(batch), CHUNK):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for user_id in batch[start : start + CHUNK]:
+                    pipe.zrem(timeline_key(user_id), *names)
+                await pipe.execute()
+
+    async def is_built(self, user_id: int) -> bool:
+        return bool(await self.redis.exists(timeline_key(user_id)))
+
+    async def open_for_rebuild(self, user_id: int) -> None:
+        """Mark the timeline built (empty) so pushes during a rebuild land in it."""
+        key = timeline_key(user_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {SENTINEL: 0})
+            pipe.expire(key, self.ttl_seconds)
+            await pipe.execute()
+
+    async def fill(self, user_id: int, post_ids: Sequence[int]) -> None:
+        """Add a rebuild's posts to an opened timeline, keeping the newest up to the cap."""
+        key = timeline_key(user_id)
+        newest = sorted(set(post_ids), reverse=True)[: self.cap]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {SENTINEL: 0})
+            if newest:
+                pipe.zadd(key, {member(p): id_to_unix_ms(p) for p in newest})
+            pipe.zremrangebyrank(key, 1, -(self.cap + 2))
+            pipe.expire(key, self.ttl_seconds)
+            await pipe.execute()
+
+    async def touch(self, user_id: int) -> None:
+        """Keep a read timeline alive for another TTL."""
+        await self.redis.expire(timeline_key(user_id), self.ttl_seconds)
+
+    async def page(self, user_id: int, *, before: int | None, limit: int) -> list[int]:
+        """Post IDs of the home timeline older than `before`, newest first."""
+        return await older_than(self.redis, timeline_key(user_id), before=before, limit=limit)
+
+    async def add_recent(self, author_id: int, post_id: int) -> bool:
+        """Add a post to its author's built recent list; False when the list is not built."""
+        key = recent_key(author_id)
+        added = await self._add_if_built(
+            keys=[key], args=[id_to_unix_ms(post_id), member(post_id), self.recent_cap]
+        )
+        return bool(added)
+
+    async def build_recent(self, author_id: int, post_ids: Sequence[int]) -> None:
+        """(Re)build an author's recent list from the source of truth."""
+        key = recent_key(author_id)
+        newest = sorted(set(post_ids), reverse=True)[: self.recent_cap]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {SENTINEL: 0})
+            if newest:
+                pipe.zadd(key, {member(p): id_to_unix_ms(p) for p in newest})
+            pipe.zremrangebyrank(key, 1, -(self.recent_cap + 2))
+            pipe.expire(key, self.recent_ttl_seconds)
+            await pipe.execute()
+
+    async def remove_recent(self, author_id: int, post_id: int) -> None:
+        await self.redis.zrem(recent_key(author_id), member(post_id))
+
+    async def unbuilt_recent(self, author_ids: Sequence[int]) -> list[int]:
+        """The authors whose recent list is not built."""
+        if not author_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for author_id in author_ids:
+                pipe.exists(recent_key(author_id))
+            found = await pipe.execute()
+        return [a for a, present in zip(author_ids, found, strict=True) if not present]
+
+    async def recent_many(
+        self, author_ids: Sequence[int], *, before: int | None, limit: int
+    ) -> list[int]:
+        """Recent posts of several authors older than `before`, merged newest first."""
+        merged: set[int] = set()
+        for author_id in author_ids:
+            merged.update(await older_than(self.redis, recent_key(author_id), before=before,
+                                           limit=limit))
+        return sorted(merged, reverse=True)[:limit]
+
+
+async def older_than(redis: Any, key: str, *, before: int | None, limit: int) -> list[int]:
+    """Up to `limit` post IDs in the list strictly older than `before`, newest first."""
+    top: int | str = "+inf" if before is None else id_to_unix_ms(before)
+    found: list[int] = []
+    offset = 0
+    window = limit + 1
+    while len(found) < limit:
+        # Entries in the cursor's own millisecond that are not older come first: skip them.
+        batch = await redis.zrevrangebyscore(key, top, "(0", start=offset, num=window)
+        found.extend(p for p in map(int, batch) if before is None or p < before)
+        if len(batch) < window:
+            break
+        offset += len(batch)
+    return found[:limit]

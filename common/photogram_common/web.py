@@ -1,0 +1,105 @@
+"""The parts every service's FastAPI app shares: request IDs, problems, health."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from photogram_common.logs import request_id_var
+from photogram_common.problems import install_problem_handlers
+
+REQUEST_ID_HEADER = "x-request-id"
+ReadinessCheck = Callable[[], Awaitable[Any]]
+log = logging.getLogger("photogram.request")
+
+
+def _clean_request_id(raw: str | None) -> str:
+    # A client's own ID is echoed back only when it is short and printable.
+    if raw and len(raw) <= 128 and raw.isprintable() and raw.isascii():
+        return raw
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Give every request an ID (the client's when it sent one), log it and echo it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        raw = headers.get(REQUEST_ID_HEADER.encode())
+        request_id = _clean_request_id(raw.decode("latin-1") if raw else None)
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    (k, v) for k, v in message["headers"] if k.lower() != REQUEST_ID_HEADER.encode()
+                ] + [(REQUEST_ID_HEADER.encode(), request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                extra={
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+
+async def check_readiness(checks: Mapping[str, ReadinessCheck]) -> tuple[bool, dict[str, str]]:
+    """Run each named check; report 'ok' or the error class for each."""
+    report: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            await check()
+            report[name] = "ok"
+        except Exception as exc:  # a readiness probe reports failures, it never raises
+            report[name] = f"unavailable: {type(exc).__name__}"
+    return all(v == "ok" for v in report.values()), report
+
+
+def add_health_routes(app: FastAPI, checks: Callable[[], Mapping[str, ReadinessCheck]]) -> None:
+    """Add /healthz (the process is alive) and /readyz (its dependencies answer)."""
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ready, report = await check_readiness(checks())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": report},
+            status_code=200 if ready else 503,
+        )
+
+
+def create_service_app(*, title: str, lifespan: Any, **kwargs: Any) -> FastAPI:
+    """Make a FastAPI app with problem JSON errors and request IDs."""
+    app = FastAPI(title=title, lifespan=lifespan, **kwargs)
+    install_problem_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    return app

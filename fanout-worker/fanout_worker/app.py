@@ -1,0 +1,65 @@
+"""fanout-worker composition: a consumer-group member plus a small health app for probes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI
+
+from fanout_worker.handlers import FanoutHandlers
+from fanout_worker.settings import FanoutSettings
+from photogram_common.bus import EventBus, Message
+from photogram_common.events import ALL_TOPICS, Envelope
+from photogram_common.lifecycle import service_lifespan
+from photogram_common.redis import make_redis
+from photogram_common.runtime import peer_client
+from photogram_common.settings import PlatformSettings
+from photogram_common.timelines import timeline_store_for
+from photogram_common.web import add_health_routes, create_service_app
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    platform: PlatformSettings, settings: FanoutSettings, *, bus: EventBus,
+    owns_bus: bool = True, in_process: Mapping[str, Any] | None = None,
+) -> FastAPI:
+    """The worker consumes post and follow events while the app serves /healthz and /readyz."""
+    local = in_process or {}
+    redis = make_redis(platform.redis_url)
+    clients = {
+        name: peer_client(platform, name=name, base_url=url, asgi_app=local.get(name))
+        for name, url in (
+            ("user-service", platform.user_service_url),
+            ("post-service", platform.post_service_url),
+            ("feed-service", platform.feed_service_url),
+        )
+    }
+    handlers = FanoutHandlers(
+        timelines=timeline_store_for(platform, redis),
+        users=clients["user-service"], posts=clients["post-service"],
+        feed=clients["feed-service"],
+        celebrity_threshold=platform.celebrity_threshold,
+        page_size=settings.follower_page_size, backfill_posts=settings.backfill_posts,
+    )
+
+    async def on_message(message: Message) -> None:
+        envelope = Envelope.decode(message.value)
+        if envelope is None:
+            log.warning("skipping an event of unknown type", extra={"topic": message.topic})
+            return
+        await handlers.handle(envelope.event)
+
+    consumer = bus.consumer(group=settings.group, topics=list(ALL_TOPICS), handler=on_message)
+    lifespan = service_lifespan(
+        platform=platform, bus=bus, owns_bus=owns_bus, consumers=[consumer],
+        on_stop=[*(c.close for c in clients.values()), redis.aclose],
+    )
+    app = create_service_app(title="fanout-worker", lifespan=lifespan)
+    app.state.handlers = handlers
+    app.state.consumer = consumer
+    add_health_routes(app, lambda: {"redis": redis.ping, "events": bus.ping})
+    return app
+

@@ -1,0 +1,100 @@
+"""Fan-out work for each event. Every effect is idempotent: a redelivery changes nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from photogram_common.clients import ServiceClient
+from photogram_common.events import Event, FollowCreated, FollowDeleted, PostCreated, PostDeleted
+from photogram_common.timelines import TimelineStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FanoutHandlers:
+    timelines: TimelineStore
+    users: ServiceClient
+    posts: ServiceClient
+    feed: ServiceClient
+    celebrity_threshold: int
+    page_size: int = 1000
+    backfill_posts: int = 40
+
+    async def handle(self, event: Event) -> None:
+        """Dispatch one event to its handler (the table of handled events)."""
+        if isinstance(event, PostCreated):
+            await self.post_created(event)
+        elif isinstance(event, PostDeleted):
+            await self.post_deleted(event)
+        elif isinstance(event, FollowCreated):
+            await self.follow_created(event)
+        elif isinstance(event, FollowDeleted):
+            await self.follow_deleted(event)
+
+    async def _followers(self, user_id: int, *, active_days: int | None = None) -> AsyncIterator[list[int]]:
+        """Pages of follower IDs (active ones unless `active_days` is 0: all)."""
+        after = 0
+        while True:
+            params = {"after": after, "limit": self.page_size}
+            if active_days is not None:
+                params["active_days"] = active_days
+            page = await self.users.call(
+                "GET", f"/internal/users/{user_id}/active-followers", params=params
+            )
+            ids = [int(i) for i in page["user_ids"]]
+            if ids:
+                yield ids
+            if page["next_after"] is None:
+                return
+            after = int(page["next_after"])
+
+    async def _newest_posts(self, author_id: int, limit: int) -> list[int]:
+        found = await self.posts.call(
+            "POST", "/internal/posts/newest",
+            json={"author_ids": [str(author_id)], "limit": limit},
+        )
+        return [int(p) for p in found["post_ids"]]
+
+    async def _followers_count(self, user_id: int) -> int:
+        user = await self.users.call("GET", f"/users/{user_id}")
+        return int(user["followers_count"])
+
+    async def post_created(self, event: PostCreated) -> None:
+        # The recent list first: a concurrent threshold crossing reads it (see decisions.md).
+        if not await self.timelines.add_recent(event.author_id, event.post_id):
+            recent = await self._newest_posts(event.author_id, self.timelines.recent_cap)
+            await self.timelines.build_recent(event.author_id, recent)
+        await self.timelines.push([event.author_id], event.post_id)
+        if await self._followers_count(event.author_id) >= self.celebrity_threshold:
+            return  # pulled at read time: no follower timeline is written
+        pushed = 0
+        async for followers in self._followers(event.author_id):
+            pushed += await self.timelines.push(followers, event.post_id)
+        log.info("fanned out", extra={"post_id": event.post_id, "timelines": pushed})
+
+    async def post_deleted(self, event: PostDeleted) -> None:
+        await self.feed.call("POST", f"/internal/posts/{event.post_id}/deleted")
+        await self.timelines.remove_recent(event.author_id, event.post_id)
+        await self.timelines.remove([event.author_id], [event.post_id])
+        async for followers in self._followers(event.author_id, active_days=0):
+            await self.timelines.remove(followers, [event.post_id])
+
+    async def follow_created(self, event: FollowCreated) -> None:
+        if event.followee_followers_count >= self.celebrity_threshold:
+            return  # the followee is pulled: the next read merges their posts
+        posts = await self._newest_posts(event.followee_id, self.backfill_posts)
+        await self.timelines.push_posts(event.follower_id, posts)
+
+    async def follow_deleted(self, event: FollowDeleted) -> None:
+        posts = await self._newest_posts(event.followee_id, self.timelines.cap)
+        await self.timelines.remove([event.follower_id], posts)
+        if event.followee_followers_count == self.celebrity_threshold - 1:
+            # The followee just dropped below the threshold: their recent posts were never
+            # pushed, and reads stop merging them now, so push them to every active follower.
+            recent = await self._newest_posts(event.followee_id, self.backfill_posts)
+            async for followers in self._followers(event.followee_id):
+                for post_id in recent:
+                    await self.timelines.push(followers, post_id)

@@ -1,0 +1,38 @@
+"""feed-service HTTP routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from feed_service.service import FeedService
+from photogram_common.callers import Caller, CurrentUser
+from photogram_common.ids import parse_id
+from photogram_common.schemas import PostsPage
+
+router = APIRouter()
+
+
+def get_service(request: Request) -> FeedService:
+    service: FeedService = request.app.state.feed
+    return service
+
+
+Feed = Annotated[FeedService, Depends(get_service)]
+
+
+@router.get("/feed", response_model=PostsPage)
+async def feed(
+    feed: Feed, caller: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: str | None = None,
+) -> Any:
+    return await feed.page(caller, cursor=cursor, limit=limit)
+
+
+@router.post("/internal/posts/{post_id}/deleted", status_code=204)
+async def post_deleted(post_id: str, feed: Feed, _: Caller) -> Response:
+    parsed = parse_id(post_id)
+    if parsed is not None:
+        await feed.hydrator.forget(parsed)
+    return Response(status_code=204)

@@ -1,0 +1,15 @@
+"""Run the gateway: `python -m gateway` (port PHOTOGRAM_PORT)."""
+
+from __future__ import annotations
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from photogram_common.logs import configure_logging
+from photogram_common.runtime import serve
+from photogram_common.settings import PlatformSettings, resolve_secrets
+
+if __name__ == "__main__":
+    configure_logging("gateway")
+    platform = resolve_secrets(PlatformSettings())
+    settings = GatewaySettings()
+    serve(create_app(platform, settings), host=settings.host, port=platform.port)

@@ -1,0 +1,81 @@
+"""The gateway's composition: the public routes, its edge policy and one client per service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from gateway.bodylimit import BodyLimitMiddleware
+from gateway.deps import EdgePolicy, Peers
+from gateway.ratelimit import RateLimiter
+from gateway.routes import posts, users
+from gateway.settings import GatewaySettings
+from photogram_common.redis import make_redis
+from photogram_common.runtime import peer_client
+from photogram_common.settings import PlatformSettings
+from photogram_common.web import add_health_routes, create_service_app
+
+
+def create_app(
+    platform: PlatformSettings, settings: GatewaySettings, *,
+    in_process: Mapping[str, Any] | None = None,
+) -> FastAPI:
+    """Build the gateway; `in_process` maps service names to ASGI apps in the embedded mode."""
+    local = in_process or {}
+    peers = Peers(
+        users=peer_client(platform, name="user-service", base_url=platform.user_service_url,
+                          asgi_app=local.get("user-service")),
+        posts=peer_client(platform, name="post-service", base_url=platform.post_service_url,
+                          asgi_app=local.get("post-service")),
+        media=peer_client(platform, name="media-service", base_url=platform.media_service_url,
+                          asgi_app=local.get("media-service")),
+        feed=peer_client(platform, name="feed-service", base_url=platform.feed_service_url,
+                         asgi_app=local.get("feed-service")),
+    )
+    # Only its health is asked: the worker serves no API.
+    fanout = peer_client(platform, name="fanout-worker", base_url=platform.fanout_worker_url,
+                         asgi_app=local.get("fanout-worker"))
+    redis = make_redis(platform.redis_url)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for client in (peers.users, peers.posts, peers.media, peers.feed, fanout):
+                await client.close()
+            await redis.aclose()
+
+    app = create_service_app(
+        title="Photogram API",
+        version="1.0.0",
+        description="The public API of Photogram, served by its gateway.",
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.peers = peers
+    app.state.policy = EdgePolicy(
+        jwt_secret=platform.jwt_secret,
+        limiter=RateLimiter(redis),
+        per_minute=platform.rate_limit_per_minute,
+        auth_divisor=settings.auth_rate_divisor,
+    )
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_json_body_bytes)
+    app.include_router(users.router)
+    app.include_router(posts.router)
+    app.state.max_upload_bytes = platform.max_upload_mb * 1024 * 1024
+    checks = {
+        "user-service": peers.users.ping,
+        "post-service": peers.posts.ping,
+        "media-service": peers.media.ping,
+        "feed-service": peers.feed.ping,
+        "redis": redis.ping,
+        "fanout-worker": fanout.ping,
+    }
+    add_health_routes(app, lambda: checks)
+    return app

@@ -1,0 +1,89 @@
+"""Gateway dependencies: the caller's verified identity, rate limits, the peer clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway.ratelimit import RateLimiter
+from photogram_common.clients import ServiceClient
+from photogram_common.identity import Identity, InvalidToken, verify_access_token
+from photogram_common.problems import Problem
+
+_bearer = HTTPBearer(auto_error=False, description="The access token from signup or login.")
+
+
+@dataclass
+class Peers:
+    users: ServiceClient
+    posts: ServiceClient
+    media: ServiceClient
+    feed: ServiceClient
+
+
+@dataclass
+class EdgePolicy:
+    jwt_secret: str
+    limiter: RateLimiter
+    per_minute: int
+    auth_divisor: int
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, detail, title="Unauthorized", headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _limit(request: Request, subject: str, limit: int) -> None:
+    policy: EdgePolicy = request.app.state.policy
+    if policy.per_minute == 0:
+        return
+    verdict = await policy.limiter.hit(subject, limit=limit)
+    if not verdict.allowed:
+        raise Problem(429, "Too many requests; slow down.", title="Too many requests",
+                      headers={"Retry-After": str(verdict.retry_after)})
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def authenticated(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Identity:
+    """Verify the bearer token (pinned algorithm, exp/iat/sub required), then rate-limit the user."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("An access token is required.")
+    policy: EdgePolicy = request.app.state.policy
+    try:
+        identity = verify_access_token(credentials.credentials, secret=policy.jwt_secret)
+    except InvalidToken as exc:
+        raise _unauthorized("The access token is invalid or expired.") from exc
+    await _limit(request, f"u:{identity.user_id}", policy.per_minute)
+    return identity
+
+
+async def anonymous(request: Request) -> None:
+    """Rate-limit an unauthenticated request by its address."""
+    policy: EdgePolicy = request.app.state.policy
+    await _limit(request, f"ip:{client_ip(request)}", policy.per_minute)
+
+
+async def credential_endpoint(request: Request) -> None:
+    """Signup and login: the address's general limit and a stricter one of their own."""
+    policy: EdgePolicy = request.app.state.policy
+    await anonymous(request)
+    await _limit(request, f"auth:{client_ip(request)}",
+                 max(1, policy.per_minute // policy.auth_divisor))
+
+
+def get_peers(request: Request) -> Peers:
+    peers: Peers = request.app.state.peers
+    return peers
+
+
+CurrentUser = Annotated[Identity, Depends(authenticated)]
+PeerClients = Annotated[Peers, Depends(get_peers)]

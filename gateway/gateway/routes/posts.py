@@ -1,0 +1,130 @@
+"""Public routes for uploads, posts, media and the feed."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from gateway.deps import CurrentUser, PeerClients, anonymous
+from gateway.routes.problems import problems
+from photogram_common.clients import raise_for_problem
+from photogram_common.problems import Problem
+from photogram_common.schemas import MediaRead, PostRead, PostsPage
+
+router = APIRouter(prefix="/api")
+log = logging.getLogger(__name__)
+Limit = Annotated[int, Query(ge=1, le=100)]
+MAX_FILES = 10
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "array", "minItems": 1, "maxItems": MAX_FILES,
+                                 "items": {"type": "string", "format": "binary"}},
+                        "caption": {"type": "string", "maxLength": 2200},
+                        "location": {"type": "string", "maxLength": 100},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/upload", status_code=201, response_model=PostRead, openapi_extra=_UPLOAD_BODY,
+    responses=problems(400, 401, 413, 415, 422, 429, 503),
+)
+async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> JSONResponse:
+    """Create media from 1 to 10 images, then the post that shows them, or nothing at all."""
+    declared = request.headers.get("content-length", "")
+    ceiling = MAX_FILES * request.app.state.max_upload_bytes + 1024 * 1024
+    if declared.isdigit() and int(declared) > ceiling:
+        raise Problem(413, "The upload is too large.", title="Content too large")
+    response = await peers.media.request(
+        "POST", "/internal/uploads", identity=caller, content=request.stream(),
+        headers={"content-type": request.headers.get("content-type", "")},
+    )
+    raise_for_problem("media-service", response)
+    uploaded = response.json()
+    media_ids = [m["media_id"] for m in uploaded["media"]]
+    body = {"caption": uploaded["caption"], "location": uploaded["location"], "media_ids": media_ids}
+    try:
+        post = await peers.posts.call("POST", "/posts", identity=caller, json=body)
+    except BaseException:
+        # The media were stored but the post was not made: remove them, keep the first error.
+        with contextlib.suppress(Exception):
+            await peers.media.call("POST", "/internal/media/delete", identity=caller,
+                                   json={"media_ids": media_ids})
+        raise
+    return JSONResponse(post, status_code=201, headers={"Location": f"/api/post/{post['post_id']}"})
+
+
+@router.get("/post/{post_id}", response_model=PostRead, responses=problems(401, 404, 429, 503))
+async def get_post(post_id: str, caller: CurrentUser, peers: PeerClients) -> Any:
+    return await peers.posts.call("GET", f"/posts/{post_id}", identity=caller)
+
+
+@router.delete("/post/{post_id}", status_code=204, response_class=Response,
+               responses=problems(401, 403, 404, 429, 503))
+async def delete_post(post_id: str, caller: CurrentUser, peers: PeerClients) -> Response:
+    await peers.posts.call("DELETE", f"/posts/{post_id}", identity=caller)
+    # Feeds drop it at once; the fan-out removes it from timelines shortly after.
+    try:
+        await peers.feed.call("POST", f"/internal/posts/{post_id}/deleted", identity=caller)
+    except Problem:
+        log.warning("could not tell feed-service about a deleted post", extra={"post_id": post_id})
+    return Response(status_code=204)
+
+
+@router.get("/users/{user_id}/posts", response_model=PostsPage,
+            responses=problems(400, 401, 404, 422, 429, 503))
+async def user_posts(
+    user_id: str, caller: CurrentUser, peers: PeerClients, limit: Limit = 20,
+    cursor: str | None = None,
+) -> Any:
+    await peers.users.call("GET", f"/users/{user_id}", identity=caller)
+    params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+    return await peers.posts.call("GET", f"/users/{user_id}/posts", identity=caller, params=params)
+
+
+@router.get("/feed", response_model=PostsPage, responses=problems(400, 401, 403, 422, 429, 503))
+async def feed(
+    caller: CurrentUser, peers: PeerClients, limit: Limit = 20, cursor: str | None = None,
+    user_id: Annotated[str | None, Query(alias="userId")] = None,
+) -> Any:
+    if user_id is not None and user_id != str(caller.user_id):
+        raise Problem(403, "You can only read your own feed.", title="Forbidden")
+    params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+    return await peers.feed.call("GET", "/feed", identity=caller, params=params)
+
+
+@router.get("/media/{media_id}", response_model=MediaRead, responses=problems(401, 404, 429, 503))
+async def get_media(media_id: str, caller: CurrentUser, peers: PeerClients) -> Any:
+    return await peers.media.call("GET", f"/media/{media_id}", identity=caller)
+
+
+@router.get(
+    "/media/{media_id}/{variant}.jpg", dependencies=[Depends(anonymous)],
+    response_class=Response, responses={200: {"content": {"image/jpeg": {}}},
+                                        307: {"description": "Redirect to the object store"},
+                                        **problems(404, 429, 503)},
+)
+async def media_bytes(media_id: str, variant: str, peers: PeerClients) -> Response:
+    """A variant's JPEG bytes (no auth), or a redirect to a time-limited object-store URL."""
+    response = await peers.media.request("GET", f"/media/{media_id}/{variant}.jpg")
+    raise_for_problem("media-service", response)
+    passed = {k: v for k, v in response.headers.items()
+              if k.lower() in ("content-type", "cache-control", "location",
+                               "x-content-type-options", "content-security-policy")}
+    return Response(response.content, status_code=response.status_code, headers=passed)

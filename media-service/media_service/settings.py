@@ -1,0 +1,28 @@
+"""media-service settings (PHOTOGRAM_MEDIA_* and the S3 connection, PHOTOGRAM_S3_*)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MediaServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PHOTOGRAM_MEDIA_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8103
+    database_url: str | None = None
+    # Where variant URLs point when a CDN or public bucket serves them; else the gateway.
+    public_base_url: str | None = None
+    image_workers: int = Field(default=0, ge=0)  # 0: one per core
+    presigned_url_seconds: int = Field(default=3600, ge=60)
+
+
+class S3Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PHOTOGRAM_S3_", extra="ignore")
+
+    endpoint_url: str | None = None
+    bucket: str | None = None
+    access_key: str | None = None
+    secret_key: str | None = None
+    region: str = "us-east-1"

@@ -1,0 +1,171 @@
+"""Streaming multipart parsing with caps: files go to disk, nothing over a limit is read whole."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from media_service.imaging import SNIFF_BYTES, sniff_image_type
+from photogram_common.problems import Problem
+
+MAX_FILES = 10
+MAX_FIELD_CHARS = {"caption": 2200, "location": 100}
+# A field's bytes may be up to 4 per character in UTF-8.
+_MAX_FIELD_BYTES = 4 * max(MAX_FIELD_CHARS.values())
+
+
+@dataclass
+class UploadedFile:
+    path: Path
+    content_type: str | None = None
+    size: int = 0
+    head: bytes = b""
+
+
+@dataclass
+class ParsedUpload:
+    directory: Path
+    files: list[UploadedFile] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def _invalid(detail: str, loc: str) -> Problem:
+    return Problem(422, detail, title="Validation failed",
+                   extra={"errors": [{"loc": ["body", loc], "msg": detail, "type": "value_error"}]})
+
+
+class _UploadParser:
+    """Callbacks for python-multipart; raises Problem as soon as a limit is crossed."""
+
+    def __init__(self, directory: Path, *, max_file_bytes: int) -> None:
+        self.result = ParsedUpload(directory=directory)
+        self._max_file_bytes = max_file_bytes
+        self._header_name = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._file: UploadedFile | None = None
+        self._handle: object | None = None
+        self._field: str | None = None
+        self._field_bytes = bytearray()
+
+    def on_part_begin(self) -> None:
+        self._headers = {}
+        self._file = None
+        self._field = None
+        self._field_bytes = bytearray()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[self._header_name.lower()] = self._header_value
+        self._header_name = b""
+        self._header_value = b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if name == "file":
+            if len(self.result.files) >= MAX_FILES:
+                raise _invalid(f"At most {MAX_FILES} files per post.", "file")
+            path = self.result.directory / f"part-{len(self.result.files)}"
+            self._file = UploadedFile(path=path)
+            self._handle = path.open("wb")
+            self.result.files.append(self._file)
+        elif name in MAX_FIELD_CHARS:
+            self._field = name
+        # Unknown parts are read past and dropped.
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self._file is not None:
+            self._file.size += len(chunk)
+            if self._file.size > self._max_file_bytes:
+                raise Problem(413, f"A file is over {self._max_file_bytes // (1024 * 1024)} MB.",
+                              title="Content too large")
+            if len(self._file.head) < SNIFF_BYTES:
+                self._file.head += chunk[: SNIFF_BYTES - len(self._file.head)]
+            self._handle.write(chunk)  # type: ignore[attr-defined]
+        elif self._field is not None:
+            self._field_bytes += chunk
+            if len(self._field_bytes) > _MAX_FIELD_BYTES:
+                raise _invalid(f"{self._field} is too long.", self._field)
+
+    def on_part_end(self) -> None:
+        if self._file is not None and self._handle is not None:
+            self._handle.close()  # type: ignore[attr-defined]
+            self._handle = None
+        elif self._field is not None:
+            self.result.fields[self._field] = self._field_bytes.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # type: ignore[attr-defined]
+
+
+async def parse_upload(
+    *, content_type: str, body: AsyncIterator[bytes], max_file_bytes: int
+) -> ParsedUpload:
+    """Parse the upload into a temp directory; the caller removes it (see discard)."""
+    kind, options = parse_options_header(content_type.encode("latin-1"))
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise Problem(415, "Send the upload as multipart/form-data.", title="Unsupported media type")
+    directory = Path(tempfile.mkdtemp(prefix="photogram-upload-"))
+    handler = _UploadParser(directory, max_file_bytes=max_file_bytes)
+    parser = MultipartParser(boundary, callbacks={  # type: ignore[arg-type]
+        "on_part_begin": handler.on_part_begin,
+        "on_header_field": handler.on_header_field,
+        "on_header_value": handler.on_header_value,
+        "on_header_end": handler.on_header_end,
+        "on_headers_finished": handler.on_headers_finished,
+        "on_part_data": handler.on_part_data,
+        "on_part_end": handler.on_part_end,
+    })
+    try:
+        async for chunk in body:
+            parser.write(chunk)
+        parser.finalize()
+    except Problem:
+        handler.close()
+        discard(directory)
+        raise
+    except Exception as exc:
+        handler.close()
+        discard(directory)
+        raise Problem(400, "The multipart body is malformed.", title="Bad request") from exc
+    return _validated(handler.result)
+
+
+def _validated(upload: ParsedUpload) -> ParsedUpload:
+    try:
+        if not upload.files:
+            raise _invalid("Attach at least one file.", "file")
+        for name, limit in MAX_FIELD_CHARS.items():
+            if len(upload.fields.get(name, "")) > limit:
+                raise _invalid(f"{name} is over {limit} characters.", name)
+        for item in upload.files:
+            item.content_type = sniff_image_type(item.head)
+            if item.content_type is None:
+                raise Problem(415, "Only JPEG, PNG, WebP and HEIC images are accepted.",
+                              title="Unsupported image type")
+    except Problem:
+        discard(upload.directory)
+        raise
+    return upload
+
+
+def discard(directory: Path) -> None:
+    """Remove an upload's temp files."""
+    for path in directory.glob("*"):
+        path.unlink(missing_ok=True)
+    if directory.exists():
+        os.rmdir(directory)

@@ -1,0 +1,75 @@
+"""post-service HTTP routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from photogram_common.callers import Caller, CurrentUser
+from photogram_common.ids import parse_id
+from photogram_common.problems import Problem
+from post_service.schemas import (
+    PostCreate, PostIdsRead, PostRead, PostsBatchCreate, PostsPage, RebuildCreate,
+)
+from post_service.service import PostService
+
+router = APIRouter()
+
+
+def get_service(request: Request) -> PostService:
+    service: PostService = request.app.state.posts
+    return service
+
+
+Posts = Annotated[PostService, Depends(get_service)]
+
+
+def post_id_path(post_id: str) -> int:
+    parsed = parse_id(post_id)
+    if parsed is None:
+        raise Problem(404, "No such post.", title="Not found")
+    return parsed
+
+
+PostIdPath = Annotated[int, Depends(post_id_path)]
+
+
+@router.post("/posts", status_code=201)
+async def create_post(body: PostCreate, posts: Posts, caller: CurrentUser) -> PostRead:
+    return await posts.create(caller, body)
+
+
+@router.get("/posts/{post_id}")
+async def get_post(post_id: PostIdPath, posts: Posts, _: Caller) -> PostRead:
+    return await posts.get(post_id)
+
+
+@router.delete("/posts/{post_id}", status_code=204)
+async def delete_post(post_id: PostIdPath, posts: Posts, caller: CurrentUser) -> Response:
+    await posts.delete(caller, post_id)
+    return Response(status_code=204)
+
+
+@router.get("/users/{user_id}/posts")
+async def user_posts(
+    user_id: str, posts: Posts, _: Caller,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: str | None = None,
+) -> PostsPage:
+    parsed = parse_id(user_id)
+    if parsed is None:
+        raise Problem(404, "No such user.", title="Not found")
+    return await posts.user_posts(user_id=parsed, cursor=cursor, limit=limit)
+
+
+@router.post("/internal/posts/batch")
+async def batch(body: PostsBatchCreate, posts: Posts, _: Caller) -> PostsPage:
+    ids = [p for p in (parse_id(i) for i in body.post_ids) if p is not None]
+    return PostsPage(items=await posts.batch(ids), next_cursor=None)
+
+
+@router.post("/internal/posts/newest")
+async def newest(body: RebuildCreate, posts: Posts, _: Caller) -> PostIdsRead:
+    authors = [a for a in (parse_id(i) for i in body.author_ids) if a is not None]
+    found = await posts.newest_posts_of(authors, limit=body.limit)
+    return PostIdsRead(post_ids=[str(p) for p in found])

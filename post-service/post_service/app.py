@@ -1,0 +1,53 @@
+"""post-service composition: its database, outbox relay, media-service client and routes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from photogram_common.bus import EventBus
+from photogram_common.db import Database
+from photogram_common.lifecycle import database_for as _database_for
+from photogram_common.lifecycle import service_lifespan
+from photogram_common.outbox import Outbox, OutboxRelay
+from photogram_common.runtime import make_id_generator, peer_client
+from photogram_common.settings import PlatformSettings
+from photogram_common.web import add_health_routes, create_service_app
+from post_service.api import router
+from post_service.models import outbox as outbox_table
+from post_service.service import PostService
+from post_service.settings import PostServiceSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def database_for(platform: PlatformSettings, settings: PostServiceSettings) -> Database:
+    return _database_for(platform, url=settings.database_url, sqlite_name="posts.db")
+
+
+def create_app(
+    platform: PlatformSettings, settings: PostServiceSettings, *, bus: EventBus,
+    owns_bus: bool = True, in_process: Mapping[str, Any] | None = None,
+) -> FastAPI:
+    database = database_for(platform, settings)
+    outbox = Outbox(outbox_table)
+    media = peer_client(platform, name="media-service", base_url=platform.media_service_url,
+                        asgi_app=(in_process or {}).get("media-service"))
+    posts = PostService(database=database, outbox=outbox, media=media,
+                        ids=make_id_generator(platform, default_worker=2))
+    relay = OutboxRelay(database=database, outbox=outbox, bus=bus)
+    lifespan = service_lifespan(
+        platform=platform, bus=bus, owns_bus=owns_bus, database=database, migrations=MIGRATIONS,
+        tasks=[relay.run], on_stop=[media.close],
+    )
+    app = create_service_app(title="post-service", lifespan=lifespan)
+    app.state.posts = posts
+    app.state.relay = relay
+    app.state.database = database
+    app.state.internal_secret = platform.internal_secret
+    app.include_router(router)
+    add_health_routes(app, lambda: {"database": database.ping, "events": bus.ping})
+    return app

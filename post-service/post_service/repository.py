@@ -1,0 +1,90 @@
+"""SQL for posts. Functions take a session; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import RowMapping, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from post_service.models import post_media, posts
+
+
+async def insert_post(
+    session: AsyncSession, *, values: dict[str, Any], media: Sequence[dict[str, Any]]
+) -> None:
+    await session.execute(posts.insert().values(**values))
+    await session.execute(
+        post_media.insert(),
+        [
+            {"post_id": values["id"], "position": i, "media_id": int(m["media_id"]), "media": m}
+            for i, m in enumerate(media)
+        ],
+    )
+
+
+async def live_posts(session: AsyncSession, post_ids: Sequence[int]) -> list[RowMapping]:
+    query = select(posts).where(posts.c.id.in_(post_ids), posts.c.deleted_at.is_(None))
+    return list((await session.execute(query)).mappings().all())
+
+
+async def get_post(session: AsyncSession, post_id: int) -> RowMapping | None:
+    query = select(posts).where(posts.c.id == post_id)
+    return (await session.execute(query)).mappings().first()
+
+
+async def media_of(session: AsyncSession, post_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    query = (
+        select(post_media.c.post_id, post_media.c.media)
+        .where(post_media.c.post_id.in_(post_ids))
+        .order_by(post_media.c.post_id, post_media.c.position)
+    )
+    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in (await session.execute(query)).all():
+        found[row.post_id].append(row.media)
+    return found
+
+
+async def mark_deleted(session: AsyncSession, *, post_id: int, at: datetime) -> bool:
+    result: Any = await session.execute(
+        update(posts).where(posts.c.id == post_id, posts.c.deleted_at.is_(None)).values(deleted_at=at)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def user_posts(
+    session: AsyncSession, *, user_id: int, before: int | None, limit: int
+) -> list[RowMapping]:
+    query = (
+        select(posts)
+        .where(posts.c.user_id == user_id, posts.c.deleted_at.is_(None))
+        .order_by(posts.c.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(posts.c.id < before)
+    return list((await session.execute(query)).mappings().all())
+
+
+async def newest_by_author(session: AsyncSession, author_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """(author, newest live post id) for the authors who have posts, newest first."""
+    query = (
+        select(posts.c.user_id, func.max(posts.c.id).label("newest"))
+        .where(posts.c.user_id.in_(author_ids), posts.c.deleted_at.is_(None))
+        .group_by(posts.c.user_id)
+    )
+    rows = (await session.execute(query)).all()
+    return sorted(((r.user_id, r.newest) for r in rows), key=lambda r: r[1], reverse=True)
+
+
+async def post_ids_of(session: AsyncSession, *, user_id: int, newer_than: int, limit: int) -> list[int]:
+    query = (
+        select(posts.c.id)
+        .where(posts.c.user_id == user_id, posts.c.deleted_at.is_(None), posts.c.id > newer_than)
+        .order_by(posts.c.id.desc())
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())

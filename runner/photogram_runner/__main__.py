@@ -1,0 +1,40 @@
+"""`python -m photogram_runner` runs the embedded mode; `up`/`down`/`status` the distributed one."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from photogram_common.logs import configure_logging
+from photogram_common.settings import PlatformSettings, resolve_secrets
+
+
+async def _embedded() -> None:
+    import uvicorn
+
+    from gateway.settings import GatewaySettings
+    from photogram_runner.embedded import compose, running
+
+    platform = resolve_secrets(PlatformSettings())
+    async with running(compose(platform)) as system:
+        config = uvicorn.Config(
+            system.gateway, host=GatewaySettings().host, port=platform.port,
+            log_config=None, access_log=False,
+        )
+        await uvicorn.Server(config).serve()
+
+
+def main() -> None:
+    command = sys.argv[1] if len(sys.argv) > 1 else "embedded"
+    if command == "embedded":
+        configure_logging("photogram")
+        asyncio.run(_embedded())
+        return
+    from photogram_runner import distributed
+
+    configure_logging("photogram-runner")
+    distributed.main(command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""user-service HTTP routes: parse, call one use case, return its result."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from photogram_common.callers import Caller, CurrentUser
+from photogram_common.ids import parse_id
+from photogram_common.problems import Problem
+from user_service.schemas import (
+    AuthRead, FolloweesRead, FollowerIdsPage, FollowRead, LoginCreate, SignupCreate,
+    UserMeRead, UserRead, UsersPage,
+)
+from user_service.service import UserService
+
+router = APIRouter()
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+def get_service(request: Request) -> UserService:
+    service: UserService = request.app.state.users
+    return service
+
+
+Users = Annotated[UserService, Depends(get_service)]
+
+
+def user_id_path(user_id: str) -> int:
+    parsed = parse_id(user_id)
+    if parsed is None:
+        raise Problem(404, "No such user.", title="Not found")
+    return parsed
+
+
+UserIdPath = Annotated[int, Depends(user_id_path)]
+
+
+@router.post("/auth/signup", status_code=201)
+async def signup(body: SignupCreate, users: Users, _: Caller) -> AuthRead:
+    return await users.signup(body)
+
+
+@router.post("/auth/login")
+async def login(body: LoginCreate, users: Users, _: Caller) -> AuthRead:
+    return await users.login(body)
+
+
+@router.get("/users/me")
+async def me(users: Users, caller: CurrentUser) -> UserMeRead:
+    return await users.me(caller.user_id)
+
+
+@router.post("/users/me/seen", status_code=204)
+async def seen(users: Users, caller: CurrentUser) -> Response:
+    await users.seen(caller.user_id)
+    return Response(status_code=204)
+
+
+@router.get("/users/by-username/{username}")
+async def by_username(username: str, users: Users, _: Caller) -> UserRead:
+    return await users.get_by_username(username)
+
+
+@router.get("/users/{user_id}")
+async def get_user(user_id: UserIdPath, users: Users, _: Caller) -> UserRead:
+    return await users.get(user_id)
+
+
+@router.post("/users/{user_id}/follow")
+async def follow(user_id: UserIdPath, users: Users, caller: CurrentUser) -> FollowRead:
+    await users.follow(follower_id=caller.user_id, followee_id=user_id)
+    return FollowRead(following=True)
+
+
+@router.delete("/users/{user_id}/follow", status_code=204)
+async def unfollow(user_id: UserIdPath, users: Users, caller: CurrentUser) -> Response:
+    await users.unfollow(follower_id=caller.user_id, followee_id=user_id)
+    return Response(status_code=204)
+
+
+@router.get("/users/{user_id}/followers")
+async def followers(
+    user_id: UserIdPath, users: Users, _: Caller, limit: Limit = 20, cursor: str | None = None
+) -> UsersPage:
+    return await users.follow_page(user_id=user_id, direction="followers", cursor=cursor, limit=limit)
+
+
+@router.get("/users/{user_id}/following")
+async def following(
+    user_id: UserIdPath, users: Users, _: Caller, limit: Limit = 20, cursor: str | None = None
+) -> UsersPage:
+    return await users.follow_page(user_id=user_id, direction="following", cursor=cursor, limit=limit)
+
+
+@router.get("/internal/users/{user_id}/active-followers")
+async def active_followers(
+    request: Request, user_id: UserIdPath, users: Users, _: Caller,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    active_days: Annotated[int | None, Query(ge=0, description="0: every follower")] = None,
+) -> FollowerIdsPage:
+    days = request.app.state.active_days if active_days is None else active_days
+    return await users.active_followers(user_id=user_id, active_days=days, after=after, limit=limit)
+
+
+@router.get("/internal/users/{user_id}/followees")
+async def followees(user_id: UserIdPath, users: Users, _: Caller) -> FolloweesRead:
+    return await users.followees(user_id)

@@ -1,0 +1,65 @@
+"""user-service composition: its database, outbox relay, post-event consumer and routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from photogram_common.bus import EventBus, Message
+from photogram_common.db import Database
+from photogram_common.events import POSTS_TOPIC, Envelope, PostCreated, PostDeleted
+from photogram_common.lifecycle import database_for as _database_for
+from photogram_common.lifecycle import service_lifespan
+from photogram_common.outbox import Outbox, OutboxRelay
+from photogram_common.runtime import make_id_generator
+from photogram_common.settings import PlatformSettings
+from photogram_common.web import add_health_routes, create_service_app
+from user_service.api import router
+from user_service.models import outbox as outbox_table
+from user_service.service import UserService
+from user_service.settings import UserServiceSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+POST_COUNTER_GROUP = "user-service-post-counter"
+
+
+def database_for(platform: PlatformSettings, settings: UserServiceSettings) -> Database:
+    return _database_for(platform, url=settings.database_url, sqlite_name="users.db")
+
+
+def create_app(
+    platform: PlatformSettings, settings: UserServiceSettings, *, bus: EventBus,
+    owns_bus: bool = True,
+) -> FastAPI:
+    """Build the app; the bus is shared in the embedded mode, so its owner starts it."""
+    database = database_for(platform, settings)
+    outbox = Outbox(outbox_table)
+    users = UserService(
+        database=database, outbox=outbox,
+        ids=make_id_generator(platform, default_worker=1),
+        jwt_secret=platform.jwt_secret,
+        token_ttl_seconds=platform.access_token_ttl_seconds,
+        seen_resolution_seconds=settings.seen_resolution_seconds,
+    )
+
+    async def on_post_event(message: Message) -> None:
+        envelope = Envelope.decode(message.value)
+        if envelope is not None and isinstance(envelope.event, PostCreated | PostDeleted):
+            await users.on_post_event(event_id=envelope.event_id, event=envelope.event)
+
+    relay = OutboxRelay(database=database, outbox=outbox, bus=bus)
+    lifespan = service_lifespan(
+        platform=platform, bus=bus, owns_bus=owns_bus, database=database, migrations=MIGRATIONS,
+        tasks=[relay.run],
+        consumers=[bus.consumer(group=POST_COUNTER_GROUP, topics=[POSTS_TOPIC], handler=on_post_event)],
+    )
+    app = create_service_app(title="user-service", lifespan=lifespan)
+    app.state.users = users
+    app.state.relay = relay
+    app.state.database = database
+    app.state.internal_secret = platform.internal_secret
+    app.state.active_days = platform.active_days
+    app.include_router(router)
+    add_health_routes(app, lambda: {"database": database.ping, "events": bus.ping})
+    return app

@@ -1,0 +1,52 @@
+"""user-service tables: users, the follow graph (indexed both ways), processed events."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger, Column, DateTime, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table,
+)
+
+from photogram_common.outbox import outbox_table
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("username", String(30), nullable=False, unique=True),
+    Column("email", String(254), nullable=False),
+    Column("email_normalized", String(254), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("first_name", String(100), nullable=True),
+    Column("last_name", String(100), nullable=True),
+    Column("location", String(100), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_active_at", DateTime(timezone=True), nullable=False),
+    Column("followers_count", Integer, nullable=False, server_default="0"),
+    Column("following_count", Integer, nullable=False, server_default="0"),
+    Column("posts_count", Integer, nullable=False, server_default="0"),
+)
+
+follows = Table(
+    "follows",
+    metadata,
+    Column("follower_id", BigInteger, nullable=False),
+    Column("followee_id", BigInteger, nullable=False),
+    # A time-ordered ID per follow: the cursor of "newest follow first" pages.
+    Column("id", BigInteger, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("follower_id", "followee_id"),
+    Index("ix_follows_followee_id", "followee_id", "id"),
+    Index("ix_follows_follower_id", "follower_id", "id"),
+    Index("ix_follows_followee_follower", "followee_id", "follower_id"),
+)
+
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+)
+
+outbox = outbox_table(metadata)

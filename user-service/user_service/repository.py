@@ -1,0 +1,152 @@
+"""SQL for users and the follow graph. Functions take a session; the caller owns the transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import RowMapping, and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from photogram_common.db import insert_ignoring_conflicts
+from user_service.models import follows, processed_events, users
+
+
+async def insert_user(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(users.insert().values(**values))
+
+
+async def get_user(session: AsyncSession, user_id: int) -> RowMapping | None:
+    return (await session.execute(select(users).where(users.c.id == user_id))).mappings().first()
+
+
+async def get_user_by_username(session: AsyncSession, username: str) -> RowMapping | None:
+    query = select(users).where(users.c.username == username.lower())
+    return (await session.execute(query)).mappings().first()
+
+
+async def get_user_by_login(session: AsyncSession, login: str) -> RowMapping | None:
+    login = login.strip().lower()
+    query = select(users).where(or_(users.c.username == login, users.c.email_normalized == login))
+    return (await session.execute(query)).mappings().first()
+
+
+async def username_or_email_taken(session: AsyncSession, username: str, email: str) -> bool:
+    query = select(func.count()).where(
+        or_(users.c.username == username, users.c.email_normalized == email)
+    )
+    return bool(await session.scalar(query))
+
+
+async def insert_follow(
+    session: AsyncSession, *, follower_id: int, followee_id: int, follow_id: int, at: datetime
+) -> bool:
+    """Insert the edge; False when it existed already."""
+    statement = insert_ignoring_conflicts(session, follows).values(
+        follower_id=follower_id, followee_id=followee_id, id=follow_id, created_at=at
+    )
+    result: Any = await session.execute(statement)
+    return bool(result.rowcount == 1)
+
+
+async def delete_follow(session: AsyncSession, *, follower_id: int, followee_id: int) -> bool:
+    result: Any = await session.execute(
+        delete(follows).where(
+            follows.c.follower_id == follower_id, follows.c.followee_id == followee_id
+        )
+    )
+    return bool(result.rowcount == 1)
+
+
+async def add_to_counts(
+    session: AsyncSession, *, follower_id: int, followee_id: int, delta: int
+) -> int:
+    """Move both counts in the database (no read-modify-write); return the followee's new count."""
+    await session.execute(
+        update(users).where(users.c.id == follower_id)
+        .values(following_count=users.c.following_count + delta)
+    )
+    count = await session.scalar(
+        update(users).where(users.c.id == followee_id)
+        .values(followers_count=users.c.followers_count + delta)
+        .returning(users.c.followers_count)
+    )
+    return int(count or 0)
+
+
+async def add_to_posts_count(session: AsyncSession, *, user_id: int, delta: int) -> None:
+    await session.execute(
+        update(users).where(users.c.id == user_id)
+        .values(posts_count=func.max(users.c.posts_count + delta, 0)
+                if session.get_bind().dialect.name == "sqlite"
+                else func.greatest(users.c.posts_count + delta, 0))
+    )
+
+
+async def follow_page(
+    session: AsyncSession, *, user_id: int, direction: str, before: int | None, limit: int
+) -> list[tuple[int, RowMapping]]:
+    """(follow id, user) pairs, newest follow first; direction is 'followers' or 'following'."""
+    if direction == "followers":
+        anchor, other = follows.c.followee_id, follows.c.follower_id
+    else:
+        anchor, other = follows.c.follower_id, follows.c.followee_id
+    query = (
+        select(follows.c.id.label("follow_id"), users)
+        .join(users, users.c.id == other)
+        .where(anchor == user_id)
+        .order_by(follows.c.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(follows.c.id < before)
+    rows = (await session.execute(query)).mappings().all()
+    return [(row["follow_id"], row) for row in rows]
+
+
+async def active_follower_ids(
+    session: AsyncSession, *, user_id: int, active_since: datetime, after: int, limit: int
+) -> list[int]:
+    """Followers seen since `active_since`, by ascending ID, after a keyset position."""
+    query = (
+        select(follows.c.follower_id)
+        .join(users, users.c.id == follows.c.follower_id)
+        .where(
+            and_(
+                follows.c.followee_id == user_id,
+                follows.c.follower_id > after,
+                users.c.last_active_at >= active_since,
+            )
+        )
+        .order_by(follows.c.follower_id)
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def followees(session: AsyncSession, *, user_id: int) -> list[tuple[int, int]]:
+    """(followee id, its followers count) for every account the user follows."""
+    query = (
+        select(users.c.id, users.c.followers_count)
+        .join(follows, follows.c.followee_id == users.c.id)
+        .where(follows.c.follower_id == user_id)
+    )
+    return [(row.id, row.followers_count) for row in (await session.execute(query)).all()]
+
+
+async def touch_last_active(session: AsyncSession, *, user_id: int, at: datetime,
+                            older_than: datetime) -> None:
+    await session.execute(
+        update(users)
+        .where(users.c.id == user_id, users.c.last_active_at < older_than)
+        .values(last_active_at=at)
+    )
+
+
+async def mark_processed(session: AsyncSession, *, event_id: str, at: datetime) -> bool:
+    """Record an event as handled; False when it was handled before (a redelivery)."""
+    statement = insert_ignoring_conflicts(session, processed_events).values(
+        event_id=event_id, processed_at=at
+    )
+    result: Any = await session.execute(statement)
+    return bool(result.rowcount == 1)

@@ -1,0 +1,220 @@
+"""user-service use cases: accounts, tokens, the follow graph and its counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import RowMapping
+from sqlalchemy.exc import IntegrityError
+
+from photogram_common.cursors import decode_cursor, encode_cursor
+from photogram_common.db import Database
+from photogram_common.events import FollowCreated, FollowDeleted, PostCreated, PostDeleted
+from photogram_common.identity import Identity, issue_access_token
+from photogram_common.ids import IdGenerator
+from photogram_common.outbox import Outbox
+from photogram_common.problems import Problem
+from photogram_common.timeutil import to_rfc3339, utcnow
+from user_service import repository as repo
+from user_service.passwords import hash_password, verify_password
+from user_service.schemas import (
+    AuthRead, FolloweeRead, FolloweesRead, FollowerIdsPage, LoginCreate, SignupCreate,
+    UserMeRead, UserRead, UsersPage,
+)
+
+
+def user_read(row: RowMapping) -> UserRead:
+    return UserRead(
+        user_id=str(row["id"]),
+        username=row["username"],
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        location=row["location"],
+        created_at=to_rfc3339(row["created_at"]),
+        followers_count=row["followers_count"],
+        following_count=row["following_count"],
+        posts_count=row["posts_count"],
+    )
+
+
+def user_me_read(row: RowMapping) -> UserMeRead:
+    return UserMeRead(**user_read(row).model_dump(), email=row["email"])
+
+
+def _not_found() -> Problem:
+    return Problem(404, "No such user.", title="Not found")
+
+
+@dataclass
+class UserService:
+    database: Database
+    outbox: Outbox
+    ids: IdGenerator
+    jwt_secret: str
+    token_ttl_seconds: int
+    seen_resolution_seconds: int = 60
+
+    def _auth(self, row: RowMapping) -> AuthRead:
+        token = issue_access_token(
+            secret=self.jwt_secret,
+            identity=Identity(user_id=row["id"], username=row["username"]),
+            ttl_seconds=self.token_ttl_seconds,
+        )
+        return AuthRead(user=user_me_read(row), access_token=token, expires_in=self.token_ttl_seconds)
+
+    async def signup(self, data: SignupCreate) -> AuthRead:
+        password_hash = await hash_password(data.password)
+        now = utcnow()
+        values: dict[str, Any] = {
+            "id": self.ids.next_id(),
+            "username": data.username,
+            "email": data.email,
+            "email_normalized": data.email.lower(),
+            "password_hash": password_hash,
+            "first_name": data.first_name,
+            "last_name": data.last_name,
+            "location": data.location,
+            "created_at": now,
+            "last_active_at": now,
+        }
+        try:
+            async with self.database.transaction() as session:
+                if await repo.username_or_email_taken(session, data.username, data.email.lower()):
+                    raise _taken()
+                await repo.insert_user(session, values)
+                row = await repo.get_user(session, values["id"])
+        except IntegrityError as exc:
+            # Two signups raced for the same name: the unique index decided.
+            raise _taken() from exc
+        assert row is not None
+        return self._auth(row)
+
+    async def login(self, data: LoginCreate) -> AuthRead:
+        async with self.database.transaction() as session:
+            row = await repo.get_user_by_login(session, data.login)
+        if not await verify_password(row["password_hash"] if row else None, data.password):
+            raise Problem(401, "Wrong login or password.", title="Unauthorized",
+                          headers={"WWW-Authenticate": "Bearer"})
+        assert row is not None
+        await self.seen(row["id"])
+        return self._auth(row)
+
+    async def me(self, user_id: int) -> UserMeRead:
+        async with self.database.transaction() as session:
+            row = await repo.get_user(session, user_id)
+        if row is None:
+            raise Problem(401, "The account no longer exists.", title="Unauthorized",
+                          headers={"WWW-Authenticate": "Bearer"})
+        return user_me_read(row)
+
+    async def get(self, user_id: int) -> UserRead:
+        async with self.database.transaction() as session:
+            row = await repo.get_user(session, user_id)
+        if row is None:
+            raise _not_found()
+        return user_read(row)
+
+    async def get_by_username(self, username: str) -> UserRead:
+        async with self.database.transaction() as session:
+            row = await repo.get_user_by_username(session, username)
+        if row is None:
+            raise _not_found()
+        return user_read(row)
+
+    async def follow(self, *, follower_id: int, followee_id: int) -> None:
+        if follower_id == followee_id:
+            raise Problem(422, "You cannot follow yourself.", title="Validation failed",
+                          extra={"errors": [{"loc": ["path", "user_id"], "msg": "self",
+                                             "type": "value_error"}]})
+        async with self.database.transaction() as session:
+            if await repo.get_user(session, followee_id) is None:
+                raise _not_found()
+            created = await repo.insert_follow(
+                session, follower_id=follower_id, followee_id=followee_id,
+                follow_id=self.ids.next_id(), at=utcnow(),
+            )
+            if created:
+                count = await repo.add_to_counts(
+                    session, follower_id=follower_id, followee_id=followee_id, delta=1
+                )
+                await self.outbox.add(session, FollowCreated(
+                    follower_id=follower_id, followee_id=followee_id,
+                    followee_followers_count=count,
+                ))
+        if created:
+            self.outbox.notify()
+
+    async def unfollow(self, *, follower_id: int, followee_id: int) -> None:
+        async with self.database.transaction() as session:
+            if await repo.get_user(session, followee_id) is None:
+                raise _not_found()
+            deleted = await repo.delete_follow(
+                session, follower_id=follower_id, followee_id=followee_id
+            )
+            if deleted:
+                count = await repo.add_to_counts(
+                    session, follower_id=follower_id, followee_id=followee_id, delta=-1
+                )
+                await self.outbox.add(session, FollowDeleted(
+                    follower_id=follower_id, followee_id=followee_id,
+                    followee_followers_count=count,
+                ))
+        if deleted:
+            self.outbox.notify()
+
+    async def follow_page(
+        self, *, user_id: int, direction: str, cursor: str | None, limit: int
+    ) -> UsersPage:
+        before = decode_cursor(cursor, arity=1)[0] if cursor else None
+        async with self.database.transaction() as session:
+            if await repo.get_user(session, user_id) is None:
+                raise _not_found()
+            rows = await repo.follow_page(
+                session, user_id=user_id, direction=direction, before=before, limit=limit + 1
+            )
+        page = rows[:limit]
+        next_cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None
+        return UsersPage(items=[user_read(row) for _, row in page], next_cursor=next_cursor)
+
+    async def active_followers(
+        self, *, user_id: int, active_days: int, after: int, limit: int
+    ) -> FollowerIdsPage:
+        since = utcnow() - timedelta(days=active_days) if active_days else datetime.min.replace(tzinfo=UTC)
+        async with self.database.transaction() as session:
+            ids = await repo.active_follower_ids(
+                session, user_id=user_id, active_since=since, after=after, limit=limit
+            )
+        return FollowerIdsPage(
+            user_ids=[str(i) for i in ids],
+            next_after=str(ids[-1]) if len(ids) == limit else None,
+        )
+
+    async def followees(self, user_id: int) -> FolloweesRead:
+        async with self.database.transaction() as session:
+            rows = await repo.followees(session, user_id=user_id)
+        return FolloweesRead(
+            items=[FolloweeRead(user_id=str(i), followers_count=c) for i, c in rows]
+        )
+
+    async def seen(self, user_id: int) -> None:
+        """Record activity, at most once per resolution period (it drives the fan-out)."""
+        now = utcnow()
+        async with self.database.transaction() as session:
+            await repo.touch_last_active(
+                session, user_id=user_id, at=now,
+                older_than=now - timedelta(seconds=self.seen_resolution_seconds),
+            )
+
+    async def on_post_event(self, *, event_id: str, event: PostCreated | PostDeleted) -> None:
+        """Keep posts_count in step with post-service, once per event."""
+        async with self.database.transaction() as session:
+            if not await repo.mark_processed(session, event_id=event_id, at=utcnow()):
+                return
+            delta = 1 if isinstance(event, PostCreated) else -1
+            await repo.add_to_posts_count(session, user_id=event.author_id, delta=delta)
+
+
+def _taken() -> Problem:
+    return Problem(409, "That username or email is already taken.", title="Conflict")
