@@ -21,6 +21,7 @@ def make_bus(platform: PlatformSettings, *, client_id: str) -> EventBus:
         return KafkaEventBus(
             bootstrap=platform.kafka_bootstrap, topics=ALL_TOPICS,
             partitions=platform.kafka_partitions, client_id=client_id,
+            prefix=platform.kafka_prefix,
         )
     return InProcessEventBus()
 

@@ -33,6 +33,7 @@ class PlatformSettings(BaseSettings):
     redis_url: str | None = None
     kafka_bootstrap: str | None = None
     kafka_partitions: int = Field(default=8, ge=1)
+    kafka_prefix: str = ""
 
     jwt_secret: str = ""
     internal_secret: str = ""

@@ -21,10 +21,12 @@ class KafkaEventBus:
 
     def __init__(
         self, *, bootstrap: str, topics: Sequence[str] = (), partitions: int = 8,
-        client_id: str = "photogram",
+        client_id: str = "photogram", prefix: str = "",
     ) -> None:
         self._bootstrap = bootstrap
-        self._topics = list(topics)
+        # A prefix on every topic and group keeps separate deployments (or test runs) apart.
+        self._prefix = prefix
+        self._topics = [prefix + t for t in topics]
         self._partitions = partitions
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
@@ -75,13 +77,15 @@ class KafkaEventBus:
             raise RuntimeError("producer not started")
         # Queue all, then wait for all: one round of acks for the batch, order kept per key.
         futures = [
-            await self._producer.send(m.topic, m.value, key=m.key.encode()) for m in messages
+            await self._producer.send(self._prefix + m.topic, m.value, key=m.key.encode())
+            for m in messages
         ]
         await asyncio.gather(*futures)
 
     def consumer(self, *, group: str, topics: Sequence[str], handler: Handler) -> KafkaConsumer:
         return KafkaConsumer(
-            bootstrap=self._bootstrap, group=group, topics=list(topics), handler=handler
+            bootstrap=self._bootstrap, group=self._prefix + group,
+            topics=[self._prefix + t for t in topics], handler=handler, prefix=self._prefix,
         )
 
 
@@ -103,8 +107,9 @@ class KafkaConsumer:
 
     def __init__(
         self, *, bootstrap: str, group: str, topics: list[str], handler: Handler,
-        retry_delay: float = 0.5,
+        retry_delay: float = 0.5, prefix: str = "",
     ) -> None:
+        self._prefix = prefix
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group,
@@ -151,7 +156,7 @@ class KafkaConsumer:
 
     async def _handle(self, tp: TopicPartition, record: object) -> None:
         message = Message(
-            topic=record.topic,  # type: ignore[attr-defined]
+            topic=record.topic.removeprefix(self._prefix),  # type: ignore[attr-defined]
             partition=record.partition,  # type: ignore[attr-defined]
             offset=record.offset,  # type: ignore[attr-defined]
             key=(record.key or b"").decode(),  # type: ignore[attr-defined]

@@ -1,0 +1,104 @@
+"""Which backends a test run uses, and per-test isolation on each of them.
+
+PHOTOGRAM_TEST_BACKENDS=embedded (the default): SQLite files, the in-process bus, fakeredis,
+local disk. PHOTOGRAM_TEST_BACKENDS=real: PostgreSQL, Kafka, Redis and S3 as
+`scripts/backends.sh env` prints them. A real backend that cannot be reached fails the
+test; it never skips it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODE = os.environ.get("PHOTOGRAM_TEST_BACKENDS", "embedded")
+REAL = MODE == "real"
+SERVICE_DATABASES = ("users", "posts", "media")
+
+
+def require(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(
+            f"{name} is not set: with PHOTOGRAM_TEST_BACKENDS=real, run "
+            "`eval \"$(bash scripts/backends.sh env)\"` first"
+        )
+    return value
+
+
+@dataclass
+class TestBackends:
+    """Environment for one test: fresh databases, topics, Redis keyspace and bucket."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    databases: list[str] = field(default_factory=list)
+
+
+async def create_database(name: str) -> str:
+    """Create a fresh PostgreSQL database; return its asyncpg URL."""
+    import asyncpg
+
+    admin = require("PHOTOGRAM_TEST_PG_ADMIN_URL")
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}"
+
+
+async def drop_database(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(require("PHOTOGRAM_TEST_PG_ADMIN_URL"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def flush_redis() -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(require("PHOTOGRAM_REDIS_URL"))
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+@asynccontextmanager
+async def isolated_backends(tmp_path: Path) -> AsyncIterator[TestBackends]:
+    """Per-test backends: a data directory always; fresh real resources in the real mode."""
+    token = uuid.uuid4().hex[:12]
+    backends = TestBackends(env={"PHOTOGRAM_DATA_DIR": str(tmp_path / "data")})
+    if not REAL:
+        yield backends
+        return
+    try:
+        for service in SERVICE_DATABASES:
+            name = f"t_{token}_{service}"
+            url = await create_database(name)
+            backends.databases.append(name)
+            backends.env[f"PHOTOGRAM_{service.upper()}_DATABASE_URL"] = url
+        await flush_redis()
+        backends.env.update({
+            "PHOTOGRAM_REDIS_URL": require("PHOTOGRAM_REDIS_URL"),
+            "PHOTOGRAM_KAFKA_BOOTSTRAP": require("PHOTOGRAM_KAFKA_BOOTSTRAP"),
+            "PHOTOGRAM_KAFKA_PREFIX": f"t{token}.",
+            "PHOTOGRAM_KAFKA_PARTITIONS": "2",
+            "PHOTOGRAM_S3_ENDPOINT_URL": require("PHOTOGRAM_S3_ENDPOINT_URL"),
+            "PHOTOGRAM_S3_BUCKET": f"t-{token}",
+            "PHOTOGRAM_S3_ACCESS_KEY": require("PHOTOGRAM_S3_ACCESS_KEY"),
+            "PHOTOGRAM_S3_SECRET_KEY": require("PHOTOGRAM_S3_SECRET_KEY"),
+            "PHOTOGRAM_S3_REGION": os.environ.get("PHOTOGRAM_S3_REGION", "us-east-1"),
+        })
+        yield backends
+    finally:
+        for name in backends.databases:
+            await drop_database(name)

@@ -1,0 +1,59 @@
+"""Fixtures shared by every tier: isolated backends, the composed system, API clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import photogram_common.redis as redis_module
+from backends import MODE, isolated_backends
+from helpers import Api
+from photogram_common.settings import PlatformSettings, resolve_secrets
+
+
+def pytest_report_header() -> str:
+    return f"photogram backends: {MODE}"
+
+
+@pytest.fixture
+async def backend_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dict[str, str]]:
+    """Set PHOTOGRAM_* for a fresh, isolated set of backends; a new fakeredis per test."""
+    monkeypatch.setattr(redis_module, "_SERVER", None)
+    for key in ("PHOTOGRAM_RATE_LIMIT_PER_MINUTE",):
+        monkeypatch.setenv(key, "0")
+    async with isolated_backends(tmp_path) as backends:
+        for key, value in backends.env.items():
+            monkeypatch.setenv(key, value)
+        yield backends.env
+
+
+def platform_settings(**overrides: Any) -> PlatformSettings:
+    return resolve_secrets(PlatformSettings(**overrides))
+
+
+@pytest.fixture
+def system_overrides() -> dict[str, Any]:
+    """PlatformSettings fields a test module may override (e.g. the celebrity threshold)."""
+    return {}
+
+
+@pytest.fixture
+async def system(backend_env: dict[str, str], system_overrides: dict[str, Any]) -> AsyncIterator[Any]:
+    """The whole system composed in this process, on the backends of this test run."""
+    from photogram_runner.embedded import compose, running
+
+    platform = platform_settings(**system_overrides)
+    composed = compose(platform)
+    async with running(composed), composed.gateway.router.lifespan_context(composed.gateway):
+        yield composed
+
+
+@pytest.fixture
+async def api(system: Any) -> AsyncIterator[Api]:
+    transport = httpx.ASGITransport(app=system.gateway)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield Api(client)

@@ -1,0 +1,46 @@
+"""Helpers for tests: a client of the public API, and waiting for eventual consistency."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+
+class Api:
+    """A client of the public API with a helper to sign up and act as a user."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def signup(self, username: str, **extra: Any) -> dict[str, Any]:
+        body = {"username": username, "email": f"{username}@example.com",
+                "password": "correct horse battery", **extra}
+        response = await self.client.post("/api/auth/signup", json=body)
+        assert response.status_code == 201, response.text
+        data: dict[str, Any] = response.json()
+        data["headers"] = {"Authorization": f"Bearer {data['access_token']}"}
+        data["id"] = data["user"]["user_id"]
+        return data
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05
+) -> Any:
+    """Retry an async check until it returns truthy without raising, or fail with its last error."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = await check()
+            if result:
+                return result
+        except AssertionError as exc:
+            last = exc
+        await asyncio.sleep(interval)
+    if last is not None:
+        raise last
+    raise AssertionError(f"condition not met within {timeout} s")
