@@ -59,7 +59,7 @@ def smallest_id_at(unix_ms: int) -> int:
 
 def parse_id(text: str) -> int | None:
     """Parse a decimal-string ID; None when it is not a positive 63-bit integer."""
-    if not text.isdigit() or len(text) > 19:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
         return None
     value = int(text)
     return value if 0 < value < (1 << 63) else None

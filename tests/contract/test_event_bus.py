@@ -1,0 +1,222 @@
+"""The event bus's contract, in-process and (in the real mode) on Kafka, and the outbox on it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from backends import REAL, create_database, drop_database, require
+from helpers import eventually
+from photogram_common.bus import EventBus, Message, OutgoingMessage
+from photogram_common.bus.inprocess import InProcessEventBus
+from photogram_common.bus.kafka import KafkaEventBus
+from photogram_common.db import Database, sqlite_url
+from photogram_common.events import FOLLOWS_TOPIC, Envelope, FollowCreated
+from photogram_common.migrations import upgrade_to_head
+from photogram_common.outbox import Outbox, OutboxRelay
+from user_service.models import outbox as users_outbox
+
+BUSES = ["in-process", *(["kafka"] if REAL else [])]
+TOPIC = "contract.v1"
+
+
+def make_bus(kind: str, topics: Sequence[str]) -> EventBus:
+    if kind == "in-process":
+        return InProcessEventBus(partitions=2)
+    return KafkaEventBus(bootstrap=require("PHOTOGRAM_KAFKA_BOOTSTRAP"), topics=topics,
+                         partitions=2, prefix=f"t{uuid.uuid4().hex[:12]}.")
+
+
+@pytest.fixture(params=BUSES)
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
+    bus = make_bus(request.param, [TOPIC, FOLLOWS_TOPIC])
+    await bus.start()
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+@contextlib.asynccontextmanager
+async def consuming(bus: EventBus, group: str, handler) -> AsyncIterator[asyncio.Task]:  # type: ignore[no-untyped-def]
+    consumer = bus.consumer(group=group, topics=[TOPIC, FOLLOWS_TOPIC], handler=handler)
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield task
+    finally:
+        await consumer.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def test_every_message_arrives_in_order_per_key(bus: EventBus) -> None:
+    sent = [OutgoingMessage(TOPIC, key=f"user-{i % 3}", value=str(i).encode()) for i in range(30)]
+    await bus.publish(sent[:10])
+    await bus.publish(sent[10:])
+    got: dict[str, list[int]] = defaultdict(list)
+
+    async def handler(message: Message) -> None:
+        assert message.topic == TOPIC
+        got[message.key].append(int(message.value))
+
+    async with consuming(bus, "orders", handler):
+        await eventually(lambda: _total(got), timeout=30)
+    for key in ("user-0", "user-1", "user-2"):
+        assert got[key] == [i for i in range(30) if f"user-{i % 3}" == key]
+
+
+async def _total(got: dict[str, list[int]]) -> bool:
+    return sum(len(v) for v in got.values()) >= 30
+
+
+async def test_a_failing_handler_gets_the_message_again(bus: EventBus) -> None:
+    await bus.publish([OutgoingMessage(TOPIC, key="k", value=b"once")])
+    attempts: list[bytes] = []
+
+    async def flaky(message: Message) -> None:
+        attempts.append(message.value)
+        if len(attempts) == 1:
+            raise RuntimeError("transient failure")
+
+    async with consuming(bus, "retries", flaky):
+        await eventually(lambda: _at_least(attempts, 2), timeout=30)
+    assert attempts[:2] == [b"once", b"once"]
+
+
+async def _at_least(items: list, n: int) -> bool:  # type: ignore[type-arg]
+    return len(items) >= n
+
+
+async def test_a_consumer_killed_before_committing_gets_the_event_redelivered(bus: EventBus) -> None:
+    await bus.publish([OutgoingMessage(TOPIC, key="k", value=b"first"),
+                       OutgoingMessage(TOPIC, key="k", value=b"second")])
+    first_seen = asyncio.Event()
+    handled: list[bytes] = []
+
+    async def dies_mid_handler(message: Message) -> None:
+        first_seen.set()
+        await asyncio.Event().wait()  # never finishes: the process dies here
+
+    consumer = bus.consumer(group="crashy", topics=[TOPIC], handler=dies_mid_handler)
+    task = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(first_seen.wait(), timeout=30)
+    task.cancel()  # killed while handling, before any commit
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+    async def records(message: Message) -> None:
+        handled.append(message.value)
+
+    async with consuming(bus, "crashy", records):
+        await eventually(lambda: _at_least(handled, 2), timeout=30)
+    assert handled == [b"first", b"second"]
+
+
+async def test_committed_messages_are_not_redelivered_to_the_group(bus: EventBus) -> None:
+    await bus.publish([OutgoingMessage(TOPIC, key="k", value=b"a")])
+    seen: list[bytes] = []
+
+    async def record(message: Message) -> None:
+        seen.append(message.value)
+
+    async with consuming(bus, "steady", record):
+        await eventually(lambda: _at_least(seen, 1), timeout=30)
+        await asyncio.sleep(0.5)  # let the commit after the batch happen
+    await bus.publish([OutgoingMessage(TOPIC, key="k", value=b"b")])
+    async with consuming(bus, "steady", record):
+        await eventually(lambda: _at_least(seen, 2), timeout=30)
+    assert seen == [b"a", b"b"]
+
+
+class _CrashingBus:
+    """A bus that dies at a chosen moment of a publish, as a process would."""
+
+    def __init__(self, inner: EventBus, *, after_send: bool) -> None:
+        self.inner = inner
+        self.after_send = after_send
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        if self.after_send:
+            await self.inner.publish(messages)
+        raise ConnectionError("process died")
+
+
+@pytest.fixture
+async def outbox_db(bus: EventBus, tmp_path: Path) -> AsyncIterator[Database]:
+    if isinstance(bus, InProcessEventBus):
+        db = Database(sqlite_url(tmp_path / "users.db"))
+        await upgrade_to_head(db, Path("user-service/user_service/migrations"))
+        yield db
+        await db.dispose()
+        return
+    name = f"t_{uuid.uuid4().hex[:12]}_outbox"
+    db = Database(await create_database(name))
+    await upgrade_to_head(db, Path("user-service/user_service/migrations"))
+    try:
+        yield db
+    finally:
+        await db.dispose()
+        await drop_database(name)
+
+
+async def _commit_event(db: Database, outbox: Outbox) -> FollowCreated:
+    event = FollowCreated(follower_id=1, followee_id=2, followee_followers_count=1)
+    async with db.transaction() as session:
+        await outbox.add(session, event)
+    return event
+
+
+async def test_outbox_relay_stopped_between_commit_and_send_delivers_after_restart(
+    bus: EventBus, outbox_db: Database
+) -> None:
+    outbox = Outbox(users_outbox)
+    event = await _commit_event(outbox_db, outbox)
+    crashed = OutboxRelay(database=outbox_db, outbox=outbox,
+                          bus=_CrashingBus(bus, after_send=False))  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):
+        await crashed.publish_pending()
+    received: list[Envelope] = []
+
+    async def record(message: Message) -> None:
+        envelope = Envelope.decode(message.value)
+        assert envelope is not None
+        received.append(envelope)
+
+    async with consuming(bus, "outbox-readers", record):
+        await asyncio.sleep(0.5)
+        assert received == []  # nothing reached the broker
+        restarted = OutboxRelay(database=outbox_db, outbox=outbox, bus=bus)
+        assert await restarted.publish_pending() == 1
+        assert await restarted.publish_pending() == 0  # marked sent
+        await eventually(lambda: _at_least(received, 1), timeout=30)
+    assert received[0].event == event
+
+
+async def test_outbox_relay_dying_after_send_redelivers_with_the_same_event_id(
+    bus: EventBus, outbox_db: Database
+) -> None:
+    outbox = Outbox(users_outbox)
+    await _commit_event(outbox_db, outbox)
+    crashed = OutboxRelay(database=outbox_db, outbox=outbox,
+                          bus=_CrashingBus(bus, after_send=True))  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):
+        await crashed.publish_pending()
+    assert await OutboxRelay(database=outbox_db, outbox=outbox, bus=bus).publish_pending() == 1
+    ids: list[str] = []
+
+    async def record(message: Message) -> None:
+        envelope = Envelope.decode(message.value)
+        assert envelope is not None
+        ids.append(envelope.event_id)
+
+    async with consuming(bus, "dedupers", record):
+        await eventually(lambda: _at_least(ids, 2), timeout=30)
+    # At least once: the copy carries the same ID, which consumers use to deduplicate.
+    assert len(ids) == 2 and ids[0] == ids[1]

@@ -1,0 +1,117 @@
+"""The timeline store's contract, on fakeredis and (in the real mode) Redis: the same code."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import fakeredis
+import pytest
+import redis.asyncio as aioredis
+
+from backends import REAL, flush_redis, require
+from photogram_common.ids import EPOCH_MS, IdGenerator, id_to_unix_ms
+from photogram_common.timelines import SENTINEL, TimelineStore, member, timeline_key
+
+STORES = ["fakeredis", *(["redis"] if REAL else [])]
+
+
+@pytest.fixture(params=STORES)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[TimelineStore]:
+    if request.param == "fakeredis":
+        client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    else:
+        await flush_redis()
+        client = aioredis.from_url(require("PHOTOGRAM_REDIS_URL"), decode_responses=True)
+    try:
+        yield TimelineStore(client, cap=10, recent_cap=5, ttl_seconds=3600)
+    finally:
+        await client.aclose()
+
+
+def ids_in_one_millisecond(count: int, *, worker: int = 1) -> list[int]:
+    """IDs made within one millisecond (a frozen clock), as a busy worker would."""
+    generator = IdGenerator(worker, clock=lambda: EPOCH_MS + 1_000_000)
+    return [generator.next_id() for _ in range(count)]
+
+
+async def test_push_reaches_only_built_timelines(store: TimelineStore) -> None:
+    await store.open_for_rebuild(1)
+    post = ids_in_one_millisecond(1)[0]
+    assert await store.push([1, 2, 3], post) == 1
+    assert await store.page(1, before=None, limit=10) == [post]
+    assert not await store.is_built(2)  # never a partial list that looks whole
+
+
+async def test_timelines_are_trimmed_to_the_cap_keeping_the_newest(store: TimelineStore) -> None:
+    await store.open_for_rebuild(1)
+    posts = ids_in_one_millisecond(25)
+    for post in posts:
+        await store.push([1], post)
+    assert await store.page(1, before=None, limit=100) == sorted(posts, reverse=True)[:10]
+    assert await store.redis.zscore(timeline_key(1), SENTINEL) == 0  # the sentinel stays
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 7, 10])
+async def test_cursor_paging_is_exact_within_one_millisecond(store: TimelineStore, limit: int) -> None:
+    """Many posts share a score: paging by (score, member) still returns each exactly once."""
+    posts = ids_in_one_millisecond(6, worker=1) + ids_in_one_millisecond(4, worker=2)
+    await store.open_for_rebuild(1)
+    await store.fill(1, posts)
+    seen: list[int] = []
+    before = None
+    while True:
+        page = await store.page(1, before=before, limit=limit)
+        seen += page
+        if len(page) < limit:
+            break
+        before = page[-1]
+    assert seen == sorted(posts, reverse=True)
+
+
+async def test_scores_are_exact_milliseconds_for_64_bit_ids(store: TimelineStore) -> None:
+    post = IdGenerator(1023).next_id()
+    assert post > 2**53  # a 64-bit ID as a double would be rounded
+    await store.open_for_rebuild(1)
+    await store.push([1], post)
+    assert await store.redis.zscore(timeline_key(1), member(post)) == id_to_unix_ms(post)
+    assert await store.page(1, before=None, limit=5) == [post]
+    assert await store.page(1, before=post, limit=5) == []
+
+
+async def test_pushes_are_idempotent_and_removal_works(store: TimelineStore) -> None:
+    await store.open_for_rebuild(1)
+    await store.open_for_rebuild(2)
+    first, second = ids_in_one_millisecond(2)
+    for _ in range(3):
+        await store.push([1, 2], first)
+    await store.push([1, 2], second)
+    assert await store.page(1, before=None, limit=10) == [second, first]
+    await store.remove([1, 2], [first])
+    await store.remove([1, 2], [first])
+    assert await store.page(2, before=None, limit=10) == [second]
+
+
+async def test_fill_after_open_keeps_posts_pushed_meanwhile(store: TimelineStore) -> None:
+    old, pushed_during_rebuild = ids_in_one_millisecond(2)
+    await store.open_for_rebuild(1)
+    await store.push([1], pushed_during_rebuild)
+    await store.fill(1, [old])
+    assert await store.page(1, before=None, limit=10) == [pushed_during_rebuild, old]
+    assert 0 < await store.redis.ttl(timeline_key(1)) <= 3600
+
+
+async def test_recent_lists_are_built_capped_and_merged(store: TimelineStore) -> None:
+    a_posts = ids_in_one_millisecond(7, worker=1)
+    b_posts = ids_in_one_millisecond(3, worker=2)
+    assert not await store.add_recent(10, a_posts[0])  # not built: refused
+    assert await store.unbuilt_recent([10, 20]) == [10, 20]
+    await store.build_recent(10, a_posts[:1])
+    for post in a_posts[1:]:
+        assert await store.add_recent(10, post)
+    await store.build_recent(20, b_posts)
+    assert await store.unbuilt_recent([10, 20]) == []
+    assert await store.recent_many([10], before=None, limit=100) == sorted(a_posts, reverse=True)[:5]
+    merged = await store.recent_many([10, 20], before=None, limit=4)
+    assert merged == sorted(a_posts[2:] + b_posts, reverse=True)[:4]
+    await store.remove_recent(10, a_posts[-1])
+    assert a_posts[-1] not in await store.recent_many([10], before=None, limit=100)
