@@ -110,13 +110,9 @@ class KafkaConsumer:
         retry_delay: float = 0.5, prefix: str = "",
     ) -> None:
         self._prefix = prefix
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=200,
-        )
+        self._bootstrap = bootstrap
+        self._group = group
+        self._consumer: AIOKafkaConsumer | None = None
         self._topics = topics
         self._handler = handler
         self._retry_delay = retry_delay
@@ -129,7 +125,7 @@ class KafkaConsumer:
             for tp, offset in self._handled.items()
             if partitions is None or tp in partitions
         }
-        if not offsets:
+        if not offsets or self._consumer is None:
             return
         try:
             await self._consumer.commit(offsets)
@@ -140,19 +136,27 @@ class KafkaConsumer:
             self._handled.pop(tp, None)
 
     async def run(self) -> None:
-        await self._consumer.start()
-        self._consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
+        # aiokafka binds its consumer to the running loop, so it is made here, not in __init__.
+        consumer = self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=self._group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=200,
+        )
+        await consumer.start()
+        consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
         try:
             while not self._stopped.is_set():
-                batches = await self._consumer.getmany(timeout_ms=200, max_records=200)
+                batches = await consumer.getmany(timeout_ms=200, max_records=200)
                 for tp, records in batches.items():
                     for record in records:
-                        if tp not in self._consumer.assignment() or self._stopped.is_set():
+                        if tp not in consumer.assignment() or self._stopped.is_set():
                             break
                         await self._handle(tp, record)
                 await self.commit_handled()
         finally:
-            await self._consumer.stop()
+            await consumer.stop()
 
     async def _handle(self, tp: TopicPartition, record: object) -> None:
         message = Message(

@@ -1,0 +1,61 @@
+# Photogram: the routine tasks. `make run` and `make test` need only Python >= 3.11 and make.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+UV := $(VENV)/bin/uv
+RUN := $(UV) run --frozen
+BACKENDS_ENV = eval "$$(bash scripts/backends.sh env)"
+
+.PHONY: help install run test test-real test-all up down lint format bench schemathesis validate-deploy clean
+
+help:
+	@echo "make run        the whole system in one process (embedded mode), gateway on PHOTOGRAM_PORT (8000)"
+	@echo "make test       the test suite in the embedded mode (SQLite, in-process bus, fakeredis, disk)"
+	@echo "make test-real  the same suites on PostgreSQL, Kafka, Redis and S3 (started by scripts/backends.sh)"
+	@echo "make up / down  the distributed mode: real backends and one process per service"
+	@echo "make lint       ruff and mypy"
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet "uv>=0.5"
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml */pyproject.toml
+	$(UV) sync --frozen
+	@touch $@
+
+install: $(VENV)/.synced
+
+run: install
+	$(RUN) python -m photogram_runner
+
+test: install
+	PHOTOGRAM_TEST_BACKENDS=embedded $(RUN) pytest
+
+test-real: install
+	bash scripts/backends.sh start
+	$(BACKENDS_ENV) && PHOTOGRAM_TEST_BACKENDS=real $(RUN) pytest
+
+up: install
+	bash scripts/backends.sh start
+	$(BACKENDS_ENV) && $(RUN) python -m photogram_runner up
+
+down: install
+	-$(RUN) python -m photogram_runner down
+	bash scripts/backends.sh stop
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) mypy common gateway user-service post-service media-service feed-service fanout-worker runner
+
+format: install
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+schemathesis: install
+	bash scripts/schemathesis.sh
+
+validate-deploy: install
+	bash scripts/validate-deploy.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
