@@ -44,3 +44,42 @@ async def eventually(
     if last is not None:
         raise last
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+_TINY_JPEG: bytes | None = None
+
+
+def tiny_jpeg() -> bytes:
+    """A small real photo, so tests can make many posts quickly."""
+    global _TINY_JPEG
+    if _TINY_JPEG is None:
+        import imagefactory
+
+        _TINY_JPEG = imagefactory.jpeg(32, 24)
+    return _TINY_JPEG
+
+
+async def post_photo(client: httpx.AsyncClient, user: dict[str, Any], caption: str = "") -> str:
+    """Upload one photo as `user`; return the new post's ID."""
+    response = await client.post(
+        "/api/upload", headers=user["headers"], data={"caption": caption},
+        files=[("file", ("photo.jpg", tiny_jpeg(), "image/jpeg"))],
+    )
+    assert response.status_code == 201, response.text
+    post_id: str = response.json()["post_id"]
+    return post_id
+
+
+async def feed_ids(client: httpx.AsyncClient, user: dict[str, Any], *, limit: int = 100) -> list[str]:
+    """Every post ID of the user's feed, paging to the end."""
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        response = await client.get("/api/feed", params=params, headers=user["headers"])
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen += [item["post_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return seen
