@@ -70,19 +70,22 @@ class FeedService:
 
     async def ensure_built(self, user_id: int, followees: Followees) -> None:
         """Rebuild a timeline that is not built, once, while other readers wait for it."""
-        if await self.timelines.is_built(user_id):
-            return
+        redis = self.timelines.redis
         lock = rebuild_lock_key(timeline_key(user_id))
-        if await self.timelines.redis.set(lock, 1, nx=True, ex=60):
-            try:
-                await self._rebuild(user_id, followees)
-            finally:
-                await self.timelines.redis.delete(lock)
-            return
-        waited = 0.0
-        while await self.timelines.redis.exists(lock) and waited < self.rebuild_wait_seconds:
-            await asyncio.sleep(0.05)
-            waited += 0.05
+        deadline = asyncio.get_running_loop().time() + self.rebuild_wait_seconds
+        while True:
+            # An opened timeline is "built" for pushes, but readers wait until it is filled.
+            if await self.timelines.is_built(user_id) and not await redis.exists(lock):
+                return
+            if await redis.set(lock, 1, nx=True, ex=60):
+                try:
+                    await self._rebuild(user_id, followees)
+                finally:
+                    await redis.delete(lock)
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                return  # the rebuilder is stuck; serve what there is rather than hang
+            await asyncio.sleep(0.02)
 
     async def _rebuild(self, user_id: int, followees: Followees) -> None:
         # Open first, so posts fanned out while we read the source of truth land too.
