@@ -1,9 +1,11 @@
 """Timelines in Redis sorted sets: the key layout and operations feed and fan-out share.
 
-Members are post IDs as 20-digit zero-padded strings and scores are the posts' creation
-times in Unix milliseconds (exact in a double). Within one millisecond Redis orders
-members by their bytes, which for fixed-width digits is numeric order: so (score, member)
-orders entries exactly as their IDs do, and a post ID is an exact cursor.
+Members are post IDs in decimal and scores are the posts' creation times in Unix
+milliseconds (exact in a double, unlike a 64-bit ID). Redis keeps integer-looking members
+as integers in a listpack, which is why the IDs are not zero-padded (a padded timeline
+takes 75% more memory). Within one millisecond Redis orders members by their bytes, not
+numerically, so a page always reads whole milliseconds and orders them itself: a post ID
+is then an exact cursor, however many posts share a millisecond.
 
 Every list (a home timeline, or an author's recent posts) holds a sentinel member with
 score 0 from the moment it is built. A missing key means "not built": never built,
@@ -20,7 +22,7 @@ from typing import Any
 from photogram_common.ids import id_to_unix_ms
 from photogram_common.settings import PlatformSettings
 
-SENTINEL = "0" * 20
+SENTINEL = "0"
 CHUNK = 200
 
 # KEYS[1]=list; ARGV=score, member, cap. Adds and trims only when the list is built.
@@ -46,7 +48,7 @@ def rebuild_lock_key(key: str) -> str:
 
 
 def member(post_id: int) -> str:
-    return f"{post_id:020d}"
+    return str(post_id)
 
 
 def timeline_store_for(platform: PlatformSettings, redis: Any) -> TimelineStore:
@@ -188,15 +190,19 @@ class TimelineStore:
 
 async def older_than(redis: Any, key: str, *, before: int | None, limit: int) -> list[int]:
     """Up to `limit` post IDs in the list strictly older than `before`, newest first."""
-    top: int | str = "+inf" if before is None else id_to_unix_ms(before)
     found: list[int] = []
-    offset = 0
-    window = limit + 1
-    while len(found) < limit:
-        # Entries in the cursor's own millisecond that are not older come first: skip them.
-        batch = await redis.zrevrangebyscore(key, top, "(0", start=offset, num=window)
-        found.extend(p for p in map(int, batch) if before is None or p < before)
-        if len(batch) < window:
-            break
-        offset += len(batch)
-    return found[:limit]
+    upper: str = "+inf"
+    if before is not None:
+        # The cursor's own millisecond, whole: some of it is older than the cursor.
+        millisecond = id_to_unix_ms(before)
+        found = [p for p in map(int, await redis.zrangebyscore(key, millisecond, millisecond))
+                 if p < before]
+        upper = f"({millisecond}"
+    window = await redis.zrevrangebyscore(key, upper, "(0", start=0, num=limit + 1,
+                                          withscores=True)
+    if window:
+        # Complete the last millisecond of the window, which the limit may have cut.
+        last = window[-1][1]
+        found += [int(name) for name, score in window if score > last]
+        found += map(int, await redis.zrangebyscore(key, last, last))
+    return sorted(found, reverse=True)[:limit]

@@ -115,3 +115,24 @@ async def test_recent_lists_are_built_capped_and_merged(store: TimelineStore) ->
     assert merged == sorted(a_posts[2:] + b_posts, reverse=True)[:4]
     await store.remove_recent(10, a_posts[-1])
     assert a_posts[-1] not in await store.recent_many([10], before=None, limit=100)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 4])
+async def test_paging_is_numeric_when_member_bytes_disagree(store: TimelineStore, limit: int) -> None:
+    """In the millisecond where IDs reach 10**18, byte order and numeric order differ."""
+    millisecond = 10**18 >> 22
+    base = millisecond << 22
+    posts = [p for p in (base + i * 100_000 for i in range(42)) if p >> 22 == millisecond]
+    straddling = [p for p in posts if p < 10**18][-3:] + [p for p in posts if p >= 10**18][:3]
+    assert len({len(str(p)) for p in straddling}) == 2
+    await store.open_for_rebuild(1)
+    await store.fill(1, straddling)
+    seen: list[int] = []
+    before = None
+    while True:
+        page = await store.page(1, before=before, limit=limit)
+        seen += page
+        if len(page) < limit:
+            break
+        before = page[-1]
+    assert seen == sorted(straddling, reverse=True)
