@@ -8,8 +8,14 @@ import fakeredis
 import redis.asyncio as aioredis
 
 
-def make_redis(url: str | None) -> Any:
-    """Return an asyncio Redis client for the URL, or an in-process fakeredis when None."""
+def make_redis(url: str | None, *, cluster: bool = False) -> Any:
+    """Return an asyncio Redis client for the URL, or an in-process fakeredis when None.
+
+    With `cluster`, a Redis Cluster client: every multi-key operation of ours keeps its
+    keys in one slot (hash tags such as `tl:{42}`), and pipelines are non-transactional.
+    """
+    if url and cluster:
+        return aioredis.RedisCluster.from_url(url, decode_responses=True)
     if url:
         return aioredis.from_url(url, decode_responses=True, health_check_interval=30)
     # One in-process server per process: every service of the embedded mode shares it.

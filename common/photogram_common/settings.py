@@ -31,6 +31,7 @@ class PlatformSettings(BaseSettings):
     worker_id: int | None = Field(default=None, ge=0, le=1023)
 
     redis_url: str | None = None
+    redis_cluster: bool = False
     kafka_bootstrap: str | None = None
     kafka_partitions: int = Field(default=8, ge=1)
     kafka_prefix: str = ""

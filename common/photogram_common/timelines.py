@@ -16,8 +16,11 @@ is never a partial one that looks whole.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from redis.asyncio import RedisCluster
 
 from photogram_common.ids import id_to_unix_ms
 from photogram_common.settings import PlatformSettings
@@ -72,6 +75,7 @@ class TimelineStore:
         self.ttl_seconds = ttl_seconds
         self.recent_ttl_seconds = recent_ttl_seconds
         self._add_if_built = redis.register_script(_ADD_IF_BUILT)
+        self._cluster = isinstance(redis, RedisCluster)
 
     async def push(self, user_ids: Iterable[int], post_id: int) -> int:
         """Add one post to each built home timeline, in pipelined chunks; return how many took it."""
@@ -79,27 +83,29 @@ class TimelineStore:
         batch = list(user_ids)
         added = 0
         for start in range(0, len(batch), CHUNK):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for user_id in batch[start : start + CHUNK]:
-                    await self._add_if_built(
-                        keys=[timeline_key(user_id)], args=[score, name, self.cap], client=pipe
-                    )
-                added += sum(int(r) for r in await pipe.execute())
+            calls = [(timeline_key(u), score, name, self.cap) for u in batch[start : start + CHUNK]]
+            added += sum(await self._add_all(calls))
         return added
 
     async def push_posts(self, user_id: int, post_ids: Sequence[int]) -> None:
         """Add several posts to one built home timeline (a follow's backfill)."""
-        await self._add_many(timeline_key(user_id), post_ids, cap=self.cap)
+        key = timeline_key(user_id)
+        await self._add_all([(key, id_to_unix_ms(p), member(p), self.cap) for p in post_ids])
 
-    async def _add_many(self, key: str, post_ids: Sequence[int], *, cap: int) -> None:
-        if not post_ids:
-            return
+    async def _add_all(self, calls: Sequence[tuple[str, int, str, int]]) -> list[int]:
+        """Run the add-if-built script for each (key, score, member, cap) in one round trip."""
+        if not calls:
+            return []
+        if self._cluster:
+            # Redis Cluster clients refuse scripts in pipelines: send them concurrently.
+            replies = await asyncio.gather(
+                *(self._add_if_built(keys=[key], args=[score, name, cap]) for key, score, name, cap in calls)
+            )
+            return [int(r) for r in replies]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for post_id in post_ids:
-                await self._add_if_built(
-                    keys=[key], args=[id_to_unix_ms(post_id), member(post_id), cap], client=pipe
-                )
-            await pipe.execute()
+            for key, score, name, cap in calls:
+                await self._add_if_built(keys=[key], args=[score, name, cap], client=pipe)
+            return [int(r) for r in await pipe.execute()]
 
     async def remove(self, user_ids: Iterable[int], post_ids: Sequence[int]) -> None:
         """Remove posts from home timelines, in pipelined chunks."""

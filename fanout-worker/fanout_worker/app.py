@@ -28,7 +28,7 @@ def create_app(
 ) -> FastAPI:
     """The worker consumes post and follow events while the app serves /healthz and /readyz."""
     local = in_process or {}
-    redis = make_redis(platform.redis_url)
+    redis = make_redis(platform.redis_url, cluster=platform.redis_cluster)
     clients = {
         name: peer_client(platform, name=name, base_url=url, asgi_app=local.get(name))
         for name, url in (

@@ -26,7 +26,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app; feed-service reads Redis and calls peers, it takes no events."""
     local = in_process or {}
-    redis = make_redis(platform.redis_url)
+    redis = make_redis(platform.redis_url, cluster=platform.redis_cluster)
     users = peer_client(platform, name="user-service", base_url=platform.user_service_url,
                         asgi_app=local.get("user-service"))
     posts = peer_client(platform, name="post-service", base_url=platform.post_service_url,
