@@ -1,4 +1,4 @@
-"""Autogenerate a migration for one service: python scripts/make_migration.py user_service "message"."""
+"""Autogenerate a migration: python scripts/make_migration.py user_service "message"."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 from alembic import command
-
 from photogram_common.migrations import alembic_config
 
 

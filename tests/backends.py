@@ -25,7 +25,7 @@ def require(name: str) -> str:
     if not value:
         raise RuntimeError(
             f"{name} is not set: with PHOTOGRAM_TEST_BACKENDS=real, run "
-            "`eval \"$(bash scripts/backends.sh env)\"` first"
+            '`eval "$(bash scripts/backends.sh env)"` first'
         )
     return value
 
@@ -87,17 +87,19 @@ async def isolated_backends(tmp_path: Path) -> AsyncIterator[TestBackends]:
             backends.databases.append(name)
             backends.env[f"PHOTOGRAM_{service.upper()}_DATABASE_URL"] = url
         await flush_redis()
-        backends.env.update({
-            "PHOTOGRAM_REDIS_URL": require("PHOTOGRAM_REDIS_URL"),
-            "PHOTOGRAM_KAFKA_BOOTSTRAP": require("PHOTOGRAM_KAFKA_BOOTSTRAP"),
-            "PHOTOGRAM_KAFKA_PREFIX": f"t{token}.",
-            "PHOTOGRAM_KAFKA_PARTITIONS": "2",
-            "PHOTOGRAM_S3_ENDPOINT_URL": require("PHOTOGRAM_S3_ENDPOINT_URL"),
-            "PHOTOGRAM_S3_BUCKET": f"t-{token}",
-            "PHOTOGRAM_S3_ACCESS_KEY": require("PHOTOGRAM_S3_ACCESS_KEY"),
-            "PHOTOGRAM_S3_SECRET_KEY": require("PHOTOGRAM_S3_SECRET_KEY"),
-            "PHOTOGRAM_S3_REGION": os.environ.get("PHOTOGRAM_S3_REGION", "us-east-1"),
-        })
+        backends.env.update(
+            {
+                "PHOTOGRAM_REDIS_URL": require("PHOTOGRAM_REDIS_URL"),
+                "PHOTOGRAM_KAFKA_BOOTSTRAP": require("PHOTOGRAM_KAFKA_BOOTSTRAP"),
+                "PHOTOGRAM_KAFKA_PREFIX": f"t{token}.",
+                "PHOTOGRAM_KAFKA_PARTITIONS": "2",
+                "PHOTOGRAM_S3_ENDPOINT_URL": require("PHOTOGRAM_S3_ENDPOINT_URL"),
+                "PHOTOGRAM_S3_BUCKET": f"t-{token}",
+                "PHOTOGRAM_S3_ACCESS_KEY": require("PHOTOGRAM_S3_ACCESS_KEY"),
+                "PHOTOGRAM_S3_SECRET_KEY": require("PHOTOGRAM_S3_SECRET_KEY"),
+                "PHOTOGRAM_S3_REGION": os.environ.get("PHOTOGRAM_S3_REGION", "us-east-1"),
+            }
+        )
         yield backends
     finally:
         for name in backends.databases:

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-
 import photogram_common.redis as redis_module
+import pytest
 from backends import MODE, isolated_backends
 from helpers import Api
 from photogram_common.settings import PlatformSettings, resolve_secrets
@@ -20,7 +19,9 @@ def pytest_report_header() -> str:
 
 
 @pytest.fixture
-async def backend_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dict[str, str]]:
+async def backend_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[dict[str, str]]:
     """Set PHOTOGRAM_* for a fresh, isolated set of backends; a new fakeredis per test."""
     monkeypatch.setattr(redis_module, "_SERVER", None)
     for key in ("PHOTOGRAM_RATE_LIMIT_PER_MINUTE",):
@@ -42,7 +43,9 @@ def system_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def system(backend_env: dict[str, str], system_overrides: dict[str, Any]) -> AsyncIterator[Any]:
+async def system(
+    backend_env: dict[str, str], system_overrides: dict[str, Any]
+) -> AsyncIterator[Any]:
     """The whole system composed in this process, on the backends of this test run."""
     from photogram_runner.embedded import compose, running
 

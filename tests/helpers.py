@@ -17,8 +17,12 @@ class Api:
         self.client = client
 
     async def signup(self, username: str, **extra: Any) -> dict[str, Any]:
-        body = {"username": username, "email": f"{username}@example.com",
-                "password": "correct horse battery", **extra}
+        body = {
+            "username": username,
+            "email": f"{username}@example.com",
+            "password": "correct horse battery",
+            **extra,
+        }
         response = await self.client.post("/api/auth/signup", json=body)
         assert response.status_code == 201, response.text
         data: dict[str, Any] = response.json()
@@ -28,7 +32,10 @@ class Api:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.05
+    check: Callable[[], Awaitable[Any]],
+    *,
+    timeout: float = 10.0,  # noqa: ASYNC109  (a deadline for a polled condition)
+    interval: float = 0.05,
 ) -> Any:
     """Retry an async check until it returns truthy without raising, or fail with its last error."""
     deadline = time.monotonic() + timeout
@@ -62,7 +69,9 @@ def tiny_jpeg() -> bytes:
 async def post_photo(client: httpx.AsyncClient, user: dict[str, Any], caption: str = "") -> str:
     """Upload one photo as `user`; return the new post's ID."""
     response = await client.post(
-        "/api/upload", headers=user["headers"], data={"caption": caption},
+        "/api/upload",
+        headers=user["headers"],
+        data={"caption": caption},
         files=[("file", ("photo.jpg", tiny_jpeg(), "image/jpeg"))],
     )
     assert response.status_code == 201, response.text
@@ -70,7 +79,9 @@ async def post_photo(client: httpx.AsyncClient, user: dict[str, Any], caption: s
     return post_id
 
 
-async def feed_ids(client: httpx.AsyncClient, user: dict[str, Any], *, limit: int = 100) -> list[str]:
+async def feed_ids(
+    client: httpx.AsyncClient, user: dict[str, Any], *, limit: int = 100
+) -> list[str]:
     """Every post ID of the user's feed, paging to the end."""
     seen: list[str] = []
     cursor = None

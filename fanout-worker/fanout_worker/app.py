@@ -7,9 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
-
-from fanout_worker.handlers import FanoutHandlers
-from fanout_worker.settings import FanoutSettings
 from photogram_common.bus import EventBus, Message
 from photogram_common.events import ALL_TOPICS, Envelope
 from photogram_common.lifecycle import service_lifespan
@@ -19,12 +16,19 @@ from photogram_common.settings import PlatformSettings
 from photogram_common.timelines import timeline_store_for
 from photogram_common.web import add_health_routes, create_service_app
 
+from fanout_worker.handlers import FanoutHandlers
+from fanout_worker.settings import FanoutSettings
+
 log = logging.getLogger(__name__)
 
 
 def create_app(
-    platform: PlatformSettings, settings: FanoutSettings, *, bus: EventBus,
-    owns_bus: bool = True, in_process: Mapping[str, Any] | None = None,
+    platform: PlatformSettings,
+    settings: FanoutSettings,
+    *,
+    bus: EventBus,
+    owns_bus: bool = True,
+    in_process: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """The worker consumes post and follow events while the app serves /healthz and /readyz."""
     local = in_process or {}
@@ -39,10 +43,12 @@ def create_app(
     }
     handlers = FanoutHandlers(
         timelines=timeline_store_for(platform, redis),
-        users=clients["user-service"], posts=clients["post-service"],
+        users=clients["user-service"],
+        posts=clients["post-service"],
         feed=clients["feed-service"],
         celebrity_threshold=platform.celebrity_threshold,
-        page_size=settings.follower_page_size, backfill_posts=settings.backfill_posts,
+        page_size=settings.follower_page_size,
+        backfill_posts=settings.backfill_posts,
     )
 
     async def on_message(message: Message) -> None:
@@ -54,7 +60,10 @@ def create_app(
 
     consumer = bus.consumer(group=settings.group, topics=list(ALL_TOPICS), handler=on_message)
     lifespan = service_lifespan(
-        platform=platform, bus=bus, owns_bus=owns_bus, consumers=[consumer],
+        platform=platform,
+        bus=bus,
+        owns_bus=owns_bus,
+        consumers=[consumer],
         on_stop=[*(c.close for c in clients.values()), redis.aclose],
     )
     app = create_service_app(title="fanout-worker", lifespan=lifespan)
@@ -62,4 +71,3 @@ def create_app(
     app.state.consumer = consumer
     add_health_routes(app, lambda: {"redis": redis.ping, "events": bus.ping})
     return app
-

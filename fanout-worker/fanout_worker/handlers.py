@@ -34,7 +34,9 @@ class FanoutHandlers:
         elif isinstance(event, FollowDeleted):
             await self.follow_deleted(event)
 
-    async def _followers(self, user_id: int, *, active_days: int | None = None) -> AsyncIterator[list[int]]:
+    async def _followers(
+        self, user_id: int, *, active_days: int | None = None
+    ) -> AsyncIterator[list[int]]:
         """Pages of follower IDs (active ones unless `active_days` is 0: all)."""
         after = 0
         while True:
@@ -53,7 +55,8 @@ class FanoutHandlers:
 
     async def _newest_posts(self, author_id: int, limit: int) -> list[int]:
         found = await self.posts.call(
-            "POST", "/internal/posts/newest",
+            "POST",
+            "/internal/posts/newest",
             json={"author_ids": [str(author_id)], "limit": limit},
         )
         return [int(p) for p in found["post_ids"]]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-
-from feed_service.service import FeedService
 from photogram_common.callers import Caller, CurrentUser
 from photogram_common.ids import parse_id
 from photogram_common.schemas import PostsPage
+
+from feed_service.service import FeedService
 
 router = APIRouter()
 
@@ -24,8 +24,10 @@ Feed = Annotated[FeedService, Depends(get_service)]
 
 @router.get("/feed", response_model=PostsPage)
 async def feed(
-    feed: Feed, caller: CurrentUser,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: str | None = None,
+    feed: Feed,
+    caller: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
 ) -> Any:
     return await feed.page(caller, cursor=cursor, limit=limit)
 

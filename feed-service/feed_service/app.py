@@ -6,11 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
-
-from feed_service.api import router
-from feed_service.hydration import PostHydrator
-from feed_service.service import FeedService
-from feed_service.settings import FeedServiceSettings
 from photogram_common.bus import EventBus
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.redis import make_redis
@@ -19,27 +14,48 @@ from photogram_common.settings import PlatformSettings
 from photogram_common.timelines import timeline_store_for
 from photogram_common.web import add_health_routes, create_service_app
 
+from feed_service.api import router
+from feed_service.hydration import PostHydrator
+from feed_service.service import FeedService
+from feed_service.settings import FeedServiceSettings
+
 
 def create_app(
-    platform: PlatformSettings, settings: FeedServiceSettings, *, bus: EventBus | None = None,
-    owns_bus: bool = False, in_process: Mapping[str, Any] | None = None,
+    platform: PlatformSettings,
+    settings: FeedServiceSettings,
+    *,
+    bus: EventBus | None = None,
+    owns_bus: bool = False,
+    in_process: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """Build the app; feed-service reads Redis and calls peers, it takes no events."""
     local = in_process or {}
     redis = make_redis(platform.redis_url, cluster=platform.redis_cluster)
-    users = peer_client(platform, name="user-service", base_url=platform.user_service_url,
-                        asgi_app=local.get("user-service"))
-    posts = peer_client(platform, name="post-service", base_url=platform.post_service_url,
-                        asgi_app=local.get("post-service"))
+    users = peer_client(
+        platform,
+        name="user-service",
+        base_url=platform.user_service_url,
+        asgi_app=local.get("user-service"),
+    )
+    posts = peer_client(
+        platform,
+        name="post-service",
+        base_url=platform.post_service_url,
+        asgi_app=local.get("post-service"),
+    )
     feed = FeedService(
         timelines=timeline_store_for(platform, redis),
         hydrator=PostHydrator(redis=redis, posts=posts, ttl_seconds=settings.post_cache_seconds),
-        users=users, posts=posts, celebrity_threshold=platform.celebrity_threshold,
+        users=users,
+        posts=posts,
+        celebrity_threshold=platform.celebrity_threshold,
         rebuild_wait_seconds=settings.rebuild_wait_seconds,
         seen_every_seconds=settings.seen_every_seconds,
     )
     lifespan = service_lifespan(
-        platform=platform, bus=None, owns_bus=False,
+        platform=platform,
+        bus=None,
+        owns_bus=False,
         on_stop=[users.close, posts.close, redis.aclose],
     )
     app = create_service_app(title="feed-service", lifespan=lifespan)

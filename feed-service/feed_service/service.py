@@ -7,11 +7,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from feed_service.hydration import PostHydrator
 from photogram_common.clients import ServiceClient
 from photogram_common.cursors import decode_cursor, encode_cursor
 from photogram_common.identity import Identity
 from photogram_common.timelines import TimelineStore, rebuild_lock_key, timeline_key
+
+from feed_service.hydration import PostHydrator
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ class FeedService:
 
     async def followees(self, user_id: int) -> Followees:
         found = await self.users.call("GET", f"/internal/users/{user_id}/followees")
-        pushed, pulled = [], []
+        pushed: list[int] = []
+        pulled: list[int] = []
         for item in found["items"]:
             target = pulled if item["followers_count"] >= self.celebrity_threshold else pushed
             target.append(int(item["user_id"]))
@@ -52,7 +54,9 @@ class FeedService:
         # Deleted posts drop out at hydration; keep reading until the page is full or done.
         while more and len(items) < limit:
             want = limit - len(items)
-            ids = await self._merged(caller.user_id, followees.pulled, before=next_before, limit=want + 1)
+            ids = await self._merged(
+                caller.user_id, followees.pulled, before=next_before, limit=want + 1
+            )
             more = len(ids) > want
             page_ids = ids[:want]
             if page_ids:
@@ -61,8 +65,9 @@ class FeedService:
         await self.timelines.touch(caller.user_id)
         return {"items": items, "next_cursor": encode_cursor(next_before) if more else None}
 
-    async def _merged(self, user_id: int, pulled: list[int], *, before: int | None,
-                      limit: int) -> list[int]:
+    async def _merged(
+        self, user_id: int, pulled: list[int], *, before: int | None, limit: int
+    ) -> list[int]:
         pushed = await self.timelines.page(user_id, before=before, limit=limit)
         celebrity = await self.timelines.recent_many(pulled, before=before, limit=limit)
         # A post can be in both after its author crossed the threshold: set union.
@@ -92,25 +97,30 @@ class FeedService:
         await self.timelines.open_for_rebuild(user_id)
         authors = [user_id, *followees.pushed]
         found = await self.posts.call(
-            "POST", "/internal/posts/newest",
+            "POST",
+            "/internal/posts/newest",
             json={"author_ids": [str(a) for a in authors], "limit": self.timelines.cap},
         )
         post_ids = [int(p) for p in found["post_ids"]]
         await self.timelines.fill(user_id, post_ids)
-        log.info("timeline rebuilt", extra={"user_id": user_id, "posts": len(post_ids),
-                                            "authors": len(authors)})
+        log.info(
+            "timeline rebuilt",
+            extra={"user_id": user_id, "posts": len(post_ids), "authors": len(authors)},
+        )
 
     async def _ensure_recent(self, authors: list[int]) -> None:
         """Rebuild the recent lists of pulled authors that Redis does not hold."""
         for author_id in await self.timelines.unbuilt_recent(authors):
             found = await self.posts.call(
-                "POST", "/internal/posts/newest",
+                "POST",
+                "/internal/posts/newest",
                 json={"author_ids": [str(author_id)], "limit": self.timelines.recent_cap},
             )
             await self.timelines.build_recent(author_id, [int(p) for p in found["post_ids"]])
 
     async def _mark_seen(self, caller: Identity) -> None:
         """Refresh last-active in user-service at most every few minutes (it drives fan-out)."""
-        if await self.timelines.redis.set(f"seen:{caller.user_id}", 1, nx=True,
-                                          ex=self.seen_every_seconds):
+        if await self.timelines.redis.set(
+            f"seen:{caller.user_id}", 1, nx=True, ex=self.seen_every_seconds
+        ):
             await self.users.call("POST", "/users/me/seen", identity=caller)

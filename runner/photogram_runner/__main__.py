@@ -11,15 +11,18 @@ from photogram_common.settings import PlatformSettings, resolve_secrets
 
 async def _embedded() -> None:
     import uvicorn
-
     from gateway.settings import GatewaySettings
+
     from photogram_runner.embedded import compose, running
 
     platform = resolve_secrets(PlatformSettings())
     async with running(compose(platform)) as system:
         config = uvicorn.Config(
-            system.gateway, host=GatewaySettings().host, port=platform.port,
-            log_config=None, access_log=False,
+            system.gateway,
+            host=GatewaySettings().host,
+            port=platform.port,
+            log_config=None,
+            access_log=False,
         )
         await uvicorn.Server(config).serve()
 

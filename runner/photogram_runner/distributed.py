@@ -25,8 +25,12 @@ SERVICES = {
     "fanout-worker": ("fanout_worker", "PHOTOGRAM_FANOUT", 8105),
 }
 MIGRATED = ("user-service", "post-service", "media-service")
-REQUIRED = ("PHOTOGRAM_USERS_DATABASE_URL", "PHOTOGRAM_REDIS_URL", "PHOTOGRAM_KAFKA_BOOTSTRAP",
-            "PHOTOGRAM_S3_BUCKET")
+REQUIRED = (
+    "PHOTOGRAM_USERS_DATABASE_URL",
+    "PHOTOGRAM_REDIS_URL",
+    "PHOTOGRAM_KAFKA_BOOTSTRAP",
+    "PHOTOGRAM_S3_BUCKET",
+)
 
 
 def _run_dir() -> Path:
@@ -47,7 +51,7 @@ def _secret(run: Path, name: str) -> str:
 def _environment(run: Path) -> dict[str, str]:
     missing = [name for name in REQUIRED if not os.environ.get(name)]
     if missing:
-        raise SystemExit(f"missing {', '.join(missing)}: eval \"$(bash scripts/backends.sh env)\"")
+        raise SystemExit(f'missing {", ".join(missing)}: eval "$(bash scripts/backends.sh env)"')
     env = dict(os.environ)
     env.setdefault("PHOTOGRAM_JWT_SECRET", _secret(run, "jwt_secret"))
     env.setdefault("PHOTOGRAM_INTERNAL_SECRET", _secret(run, "internal_secret"))
@@ -95,7 +99,10 @@ def up() -> None:
         log = run / f"{name}.log"
         with log.open("ab") as out:
             child = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", module], env=env, stdout=out, stderr=out,
+                [sys.executable, "-m", module],
+                env=env,
+                stdout=out,
+                stderr=out,
                 start_new_session=True,
             )
         pid_file.write_text(str(child.pid))

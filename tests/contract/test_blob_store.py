@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from backends import REAL, require
 from photogram_common.blobs import BlobNotFound, BlobStore, LocalBlobStore, S3BlobStore
 
@@ -22,8 +21,10 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield LocalBlobStore(tmp_path / "blobs")
         return
     s3 = S3BlobStore(
-        endpoint_url=require("PHOTOGRAM_S3_ENDPOINT_URL"), bucket=f"t-{uuid.uuid4().hex[:12]}",
-        access_key=require("PHOTOGRAM_S3_ACCESS_KEY"), secret_key=require("PHOTOGRAM_S3_SECRET_KEY"),
+        endpoint_url=require("PHOTOGRAM_S3_ENDPOINT_URL"),
+        bucket=f"t-{uuid.uuid4().hex[:12]}",
+        access_key=require("PHOTOGRAM_S3_ACCESS_KEY"),
+        secret_key=require("PHOTOGRAM_S3_SECRET_KEY"),
         region=os.environ.get("PHOTOGRAM_S3_REGION", "us-east-1"),
     )
     await s3.open()

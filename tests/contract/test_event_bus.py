@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-
 from backends import REAL, create_database, drop_database, require
 from helpers import eventually
 from photogram_common.bus import EventBus, Message, OutgoingMessage
@@ -29,8 +28,12 @@ TOPIC = "contract.v1"
 def make_bus(kind: str, topics: Sequence[str]) -> EventBus:
     if kind == "in-process":
         return InProcessEventBus(partitions=2)
-    return KafkaEventBus(bootstrap=require("PHOTOGRAM_KAFKA_BOOTSTRAP"), topics=topics,
-                         partitions=2, prefix=f"t{uuid.uuid4().hex[:12]}.")
+    return KafkaEventBus(
+        bootstrap=require("PHOTOGRAM_KAFKA_BOOTSTRAP"),
+        topics=topics,
+        partitions=2,
+        prefix=f"t{uuid.uuid4().hex[:12]}.",
+    )
 
 
 @pytest.fixture(params=BUSES)
@@ -94,9 +97,15 @@ async def _at_least(items: list, n: int) -> bool:  # type: ignore[type-arg]
     return len(items) >= n
 
 
-async def test_a_consumer_killed_before_committing_gets_the_event_redelivered(bus: EventBus) -> None:
-    await bus.publish([OutgoingMessage(TOPIC, key="k", value=b"first"),
-                       OutgoingMessage(TOPIC, key="k", value=b"second")])
+async def test_a_consumer_killed_before_committing_gets_the_event_redelivered(
+    bus: EventBus,
+) -> None:
+    await bus.publish(
+        [
+            OutgoingMessage(TOPIC, key="k", value=b"first"),
+            OutgoingMessage(TOPIC, key="k", value=b"second"),
+        ]
+    )
     first_seen = asyncio.Event()
     handled: list[bytes] = []
 
@@ -178,8 +187,9 @@ async def test_outbox_relay_stopped_between_commit_and_send_delivers_after_resta
 ) -> None:
     outbox = Outbox(users_outbox)
     event = await _commit_event(outbox_db, outbox)
-    crashed = OutboxRelay(database=outbox_db, outbox=outbox,
-                          bus=_CrashingBus(bus, after_send=False))  # type: ignore[arg-type]
+    crashed = OutboxRelay(
+        database=outbox_db, outbox=outbox, bus=_CrashingBus(bus, after_send=False)
+    )  # type: ignore[arg-type]
     with pytest.raises(ConnectionError):
         await crashed.publish_pending()
     received: list[Envelope] = []
@@ -204,8 +214,7 @@ async def test_outbox_relay_dying_after_send_redelivers_with_the_same_event_id(
 ) -> None:
     outbox = Outbox(users_outbox)
     await _commit_event(outbox_db, outbox)
-    crashed = OutboxRelay(database=outbox_db, outbox=outbox,
-                          bus=_CrashingBus(bus, after_send=True))  # type: ignore[arg-type]
+    crashed = OutboxRelay(database=outbox_db, outbox=outbox, bus=_CrashingBus(bus, after_send=True))  # type: ignore[arg-type]
     with pytest.raises(ConnectionError):
         await crashed.publish_pending()
     assert await OutboxRelay(database=outbox_db, outbox=outbox, bus=bus).publish_pending() == 1

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, func, inspect, select
-
 from backends import REAL, create_database, drop_database
 from photogram_common.db import Database, insert_ignoring_conflicts, sqlite_url
 from photogram_common.migrations import upgrade_to_head
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, func, inspect, select
 
 STORES = ["sqlite", *(["postgresql"] if REAL else [])]
 MIGRATIONS = {
@@ -21,8 +20,12 @@ MIGRATIONS = {
 }
 
 metadata = MetaData()
-things = Table("things", metadata, Column("id", BigInteger, primary_key=True, autoincrement=False),
-               Column("name", String(20), unique=True))
+things = Table(
+    "things",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(20), unique=True),
+)
 
 
 @pytest.fixture(params=STORES)
@@ -64,8 +67,12 @@ async def test_insert_ignoring_conflicts_skips_duplicates(database: Database) ->
     async with database.engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     async with database.transaction() as session:
-        first = await session.execute(insert_ignoring_conflicts(session, things).values(id=1, name="a"))
-        again = await session.execute(insert_ignoring_conflicts(session, things).values(id=1, name="a"))
+        first = await session.execute(
+            insert_ignoring_conflicts(session, things).values(id=1, name="a")
+        )
+        again = await session.execute(
+            insert_ignoring_conflicts(session, things).values(id=1, name="a")
+        )
     assert (first.rowcount, again.rowcount) == (1, 0)  # type: ignore[attr-defined]
     assert await _count(database) == 1
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 import fakeredis
 import pytest
 import redis.asyncio as aioredis
-
 from backends import REAL, flush_redis, require
 from photogram_common.ids import EPOCH_MS, IdGenerator, id_to_unix_ms
 from photogram_common.timelines import SENTINEL, TimelineStore, member, timeline_key
@@ -52,7 +51,9 @@ async def test_timelines_are_trimmed_to_the_cap_keeping_the_newest(store: Timeli
 
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 7, 10])
-async def test_cursor_paging_is_exact_within_one_millisecond(store: TimelineStore, limit: int) -> None:
+async def test_cursor_paging_is_exact_within_one_millisecond(
+    store: TimelineStore, limit: int
+) -> None:
     """Many posts share a score: paging by (score, member) still returns each exactly once."""
     posts = ids_in_one_millisecond(6, worker=1) + ids_in_one_millisecond(4, worker=2)
     await store.open_for_rebuild(1)
@@ -110,7 +111,9 @@ async def test_recent_lists_are_built_capped_and_merged(store: TimelineStore) ->
         assert await store.add_recent(10, post)
     await store.build_recent(20, b_posts)
     assert await store.unbuilt_recent([10, 20]) == []
-    assert await store.recent_many([10], before=None, limit=100) == sorted(a_posts, reverse=True)[:5]
+    assert (
+        await store.recent_many([10], before=None, limit=100) == sorted(a_posts, reverse=True)[:5]
+    )
     merged = await store.recent_many([10, 20], before=None, limit=4)
     assert merged == sorted(a_posts[2:] + b_posts, reverse=True)[:4]
     await store.remove_recent(10, a_posts[-1])
@@ -118,7 +121,9 @@ async def test_recent_lists_are_built_capped_and_merged(store: TimelineStore) ->
 
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 4])
-async def test_paging_is_numeric_when_member_bytes_disagree(store: TimelineStore, limit: int) -> None:
+async def test_paging_is_numeric_when_member_bytes_disagree(
+    store: TimelineStore, limit: int
+) -> None:
     """In the millisecond where IDs reach 10**18, byte order and numeric order differ."""
     millisecond = 10**18 >> 22
     base = millisecond << 22

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from helpers import Api, eventually, feed_ids, post_photo
 
 THRESHOLDS = {"default": 10_000, "three": 3}
@@ -22,12 +21,16 @@ def system_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 async def follow(api: Api, follower: dict[str, Any], followee: dict[str, Any]) -> None:
-    response = await api.client.post(f"/api/users/{followee['id']}/follow", headers=follower["headers"])
+    response = await api.client.post(
+        f"/api/users/{followee['id']}/follow", headers=follower["headers"]
+    )
     assert response.status_code == 200
 
 
 async def unfollow(api: Api, follower: dict[str, Any], followee: dict[str, Any]) -> None:
-    response = await api.client.delete(f"/api/users/{followee['id']}/follow", headers=follower["headers"])
+    response = await api.client.delete(
+        f"/api/users/{followee['id']}/follow", headers=follower["headers"]
+    )
     assert response.status_code == 204
 
 
@@ -60,13 +63,16 @@ async def test_a_followed_accounts_new_post_appears(api: Api) -> None:
     fans = await crowd(api, ana, 3, "fan")
     post = await post_photo(api.client, ana)
     for fan in fans:
+
         async def arrived(fan: dict[str, Any] = fan) -> bool:
             return post in await feed_ids(api.client, fan)
 
         await eventually(arrived, timeout=5)
 
 
-async def test_follow_backfills_at_least_the_last_20_posts_and_unfollow_removes_them(api: Api) -> None:
+async def test_follow_backfills_at_least_the_last_20_posts_and_unfollow_removes_them(
+    api: Api,
+) -> None:
     ana = await api.signup("ana")
     posts = [await post_photo(api.client, ana) for _ in range(22)]
     await crowd(api, ana, 2, "early")  # with threshold 3 ana stays pushed until bob follows
@@ -98,7 +104,9 @@ async def test_a_deleted_post_is_404_at_once_and_gone_from_feeds(api: Api) -> No
         return doomed in await feed_ids(api.client, fans[0])
 
     await eventually(delivered)
-    assert (await api.client.delete(f"/api/post/{doomed}", headers=ana["headers"])).status_code == 204
+    assert (
+        await api.client.delete(f"/api/post/{doomed}", headers=ana["headers"])
+    ).status_code == 204
     assert (await api.client.get(f"/api/post/{doomed}", headers=ana["headers"])).status_code == 404
     for reader in (ana, *fans):
         assert doomed not in await feed_ids(api.client, reader)  # filtered at once on read

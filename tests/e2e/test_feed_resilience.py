@@ -9,17 +9,18 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
-
 from helpers import Api, eventually, feed_ids, post_photo
 from photogram_common.bus import OutgoingMessage
 from photogram_common.events import Envelope
 from photogram_common.timelines import member, timeline_key
 from photogram_common.timeutil import utcnow
+from sqlalchemy import select, update
 
 
 async def follow(api: Api, follower: dict[str, Any], followee: dict[str, Any]) -> None:
-    response = await api.client.post(f"/api/users/{followee['id']}/follow", headers=follower["headers"])
+    response = await api.client.post(
+        f"/api/users/{followee['id']}/follow", headers=follower["headers"]
+    )
     assert response.status_code == 200
 
 
@@ -35,15 +36,20 @@ def timelines(system: Any) -> Any:
     return system.services["feed-service"].state.feed.timelines
 
 
-async def settle(api: Api, system: Any, readers_: list[dict[str, Any]], expected: list[str]) -> None:
+async def settle(
+    api: Api, system: Any, readers_: list[dict[str, Any]], expected: list[str]
+) -> None:
     for reader in readers_:
+
         async def ok(reader: dict[str, Any] = reader) -> bool:
             return await feed_ids(api.client, reader) == expected
 
         await eventually(ok, timeout=10)
 
 
-async def test_each_event_delivered_twice_leaves_feeds_and_counts_unchanged(api: Api, system: Any) -> None:
+async def test_each_event_delivered_twice_leaves_feeds_and_counts_unchanged(
+    api: Api, system: Any
+) -> None:
     ana = await api.signup("ana")
     fans = await readers(api, ana, 3, "fan")
     posts = [await post_photo(api.client, ana) for _ in range(3)]
@@ -120,7 +126,11 @@ async def test_a_worker_killed_mid_fan_out_delivers_exactly_once_after_restart(
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    reached = [f for f in fans if await timelines(system).redis.zscore(timeline_key(int(f["id"])), member(int(post)))]
+    reached = [
+        f
+        for f in fans
+        if await timelines(system).redis.zscore(timeline_key(int(f["id"])), member(int(post)))
+    ]
     assert 0 < len(reached) < len(fans)  # it really died part-way
 
     handlers.timelines.push = original_push
@@ -143,7 +153,9 @@ def _topics() -> tuple[str, ...]:
     return ALL_TOPICS
 
 
-@pytest.mark.parametrize("system_overrides", [{"celebrity_threshold": 3}, {}], ids=["three", "default"])
+@pytest.mark.parametrize(
+    "system_overrides", [{"celebrity_threshold": 3}, {}], ids=["three", "default"]
+)
 async def test_feeds_come_back_complete_after_redis_loses_everything(api: Api, system: Any) -> None:
     star = await api.signup("star")
     ana = await api.signup("ana")
@@ -160,7 +172,9 @@ async def test_feeds_come_back_complete_after_redis_loses_everything(api: Api, s
     await settle(api, system, fans, [newer, *expected])
 
 
-async def test_an_inactive_reader_is_not_pushed_to_and_is_rebuilt_on_return(api: Api, system: Any) -> None:
+async def test_an_inactive_reader_is_not_pushed_to_and_is_rebuilt_on_return(
+    api: Api, system: Any
+) -> None:
     ana = await api.signup("ana")
     active, idle = await readers(api, ana, 2, "fan")
     old = await post_photo(api.client, ana)
@@ -169,8 +183,11 @@ async def test_an_inactive_reader_is_not_pushed_to_and_is_rebuilt_on_return(api:
     from user_service.models import users as users_table
 
     async with users.database.transaction() as session:
-        await session.execute(update(users_table).where(users_table.c.id == int(idle["id"]))
-                              .values(last_active_at=utcnow() - timedelta(days=30)))
+        await session.execute(
+            update(users_table)
+            .where(users_table.c.id == int(idle["id"]))
+            .values(last_active_at=utcnow() - timedelta(days=30))
+        )
     store = timelines(system)
     # Eight days without a read: the timeline has expired and the seen-throttle with it.
     await store.redis.delete(timeline_key(int(idle["id"])), f"seen:{idle['id']}")
@@ -196,8 +213,11 @@ async def test_crossing_the_threshold_either_way_loses_and_duplicates_nothing(
     await settle(api, system, everyone, [pulled, pushed])
     store = timelines(system)
     assert await store.redis.zscore(timeline_key(int(fans[0]["id"])), member(int(pulled))) is None
-    await api.client.delete(f"/api/users/{ana['id']}/follow", headers=third["headers"])  # back to two
+    await api.client.delete(
+        f"/api/users/{ana['id']}/follow", headers=third["headers"]
+    )  # back to two
     await settle(api, system, fans, [pulled, pushed])
+
     async def backfilled() -> bool:
         score = await store.redis.zscore(timeline_key(int(fans[0]["id"])), member(int(pulled)))
         return score is not None
