@@ -9,7 +9,12 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Integer, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.sql.dml import Insert
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, so big keys are INTEGER there.

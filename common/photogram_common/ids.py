@@ -44,7 +44,9 @@ class IdGenerator:
             else:
                 self._last_ms = now
                 self._sequence = 0
-            return (self._last_ms << _TIME_SHIFT) | (self._worker_id << SEQUENCE_BITS) | self._sequence
+            return (
+                (self._last_ms << _TIME_SHIFT) | (self._worker_id << SEQUENCE_BITS) | self._sequence
+            )
 
 
 def id_to_unix_ms(snowflake: int) -> int:

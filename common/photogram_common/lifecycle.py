@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ def service_lifespan(
     owns_bus: bool,
     database: Database | None = None,
     migrations: Path | None = None,
-    tasks: Sequence[Callable[[], Awaitable[None]]] = (),
+    tasks: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
     consumers: Sequence[Consumer] = (),
     on_start: Sequence[Callable[[], Awaitable[None]]] = (),
     on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
@@ -45,7 +45,7 @@ def service_lifespan(
             await bus.start()
         for start in on_start:
             await start()
-        running = [asyncio.create_task(t()) for t in tasks]
+        running: list[asyncio.Task[None]] = [asyncio.create_task(t()) for t in tasks]
         running += [asyncio.create_task(c.run()) for c in consumers]
         try:
             yield

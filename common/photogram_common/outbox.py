@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import zlib
+from datetime import timedelta
 
-from sqlalchemy import Column, DateTime, Index, LargeBinary, MetaData, String, Table, select, text, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from photogram_common.bus import EventBus, OutgoingMessage
@@ -59,14 +74,24 @@ class OutboxRelay:
     """Publishes unsent outbox rows in order, then marks them sent (at least once)."""
 
     def __init__(
-        self, *, database: Database, outbox: Outbox, bus: EventBus,
-        batch_size: int = 200, poll_interval: float = 0.5,
+        self,
+        *,
+        database: Database,
+        outbox: Outbox,
+        bus: EventBus,
+        batch_size: int = 200,
+        poll_interval: float = 0.5,
+        keep_sent: timedelta = timedelta(days=1),
+        purge_every_seconds: float = 600,
     ) -> None:
         self._database = database
         self._outbox = outbox
         self._bus = bus
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._keep_sent = keep_sent
+        self._purge_every = purge_every_seconds
+        self._next_purge = 0.0
         # One relay per database publishes at a time, so per-key order survives replicas.
         self._lock_id = zlib.crc32(outbox.table.name.encode() + database.url.encode()) & 0x7FFFFFFF
 
@@ -98,9 +123,24 @@ class OutboxRelay:
             )
         return len(rows)
 
+    async def purge_sent(self) -> int:
+        """Delete rows sent longer ago than the retention (kept a while for replays)."""
+        table = self._outbox.table
+        async with self._database.transaction() as session:
+            result = await session.execute(
+                delete(table).where(table.c.sent_at < utcnow() - self._keep_sent)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def run(self) -> None:
         """Publish until cancelled, woken by new rows or the poll interval."""
         while True:
+            if time.monotonic() >= self._next_purge:
+                self._next_purge = time.monotonic() + self._purge_every
+                try:
+                    await self.purge_sent()
+                except Exception:
+                    log.exception("outbox purge failed")
             # Cleared before reading, so a row committed meanwhile wakes the next wait.
             self._outbox.written.clear()
             try:
@@ -113,7 +153,5 @@ class OutboxRelay:
                 await asyncio.sleep(self._poll_interval)
             if sent:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._outbox.written.wait(), self._poll_interval)
-            except TimeoutError:
-                pass

@@ -19,8 +19,10 @@ def make_bus(platform: PlatformSettings, *, client_id: str) -> EventBus:
     """Kafka when a bootstrap is configured, else the in-process bus."""
     if platform.kafka_bootstrap:
         return KafkaEventBus(
-            bootstrap=platform.kafka_bootstrap, topics=ALL_TOPICS,
-            partitions=platform.kafka_partitions, client_id=client_id,
+            bootstrap=platform.kafka_bootstrap,
+            topics=ALL_TOPICS,
+            partitions=platform.kafka_partitions,
+            client_id=client_id,
             prefix=platform.kafka_prefix,
         )
     return InProcessEventBus()
@@ -52,6 +54,10 @@ def serve(app: Any, *, host: str, port: int) -> None:
     import uvicorn
 
     uvicorn.run(
-        app, host=host, port=port, log_config=None, access_log=False,
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
         timeout_graceful_shutdown=int(os.environ.get("PHOTOGRAM_GRACEFUL_SECONDS", "20")),
     )

@@ -1,4 +1,4 @@
-"""The public resources of the API (api.md), shared by the gateway and the services that make them."""
+"""The public resources of the API, shared by the gateway and the services that make them."""
 
 from __future__ import annotations
 
@@ -47,8 +47,6 @@ class LoginCreate(BaseModel):
     password: str = Field(min_length=1, max_length=128)
 
 
-
-
 class UserRead(BaseModel):
     user_id: str
     username: str
@@ -68,7 +66,7 @@ class UserMeRead(UserRead):
 class AuthRead(BaseModel):
     user: UserMeRead
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105  (the OAuth token type, not a secret)
     expires_in: int
 
 

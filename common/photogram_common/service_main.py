@@ -15,8 +15,12 @@ from photogram_common.settings import PlatformSettings, resolve_secrets
 
 
 def service_main(
-    *, name: str, settings_type: type[Any], create_app: Callable[..., Any],
-    database_for: Callable[..., Any] | None = None, migrations: Path | None = None,
+    *,
+    name: str,
+    settings_type: type[Any],
+    create_app: Callable[..., Any],
+    database_for: Callable[..., Any] | None = None,
+    migrations: Path | None = None,
 ) -> None:
     """Parse argv, load settings (refusing bad ones), then serve or migrate."""
     configure_logging(name)

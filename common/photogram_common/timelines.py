@@ -66,8 +66,13 @@ class TimelineStore:
     """Home timelines and per-author recent-post lists: capped, trimmed on write, built or not."""
 
     def __init__(
-        self, redis: Any, *, cap: int = 800, recent_cap: int = 100,
-        ttl_seconds: int = 6 * 86400, recent_ttl_seconds: int = 30 * 86400,
+        self,
+        redis: Any,
+        *,
+        cap: int = 800,
+        recent_cap: int = 100,
+        ttl_seconds: int = 6 * 86400,
+        recent_ttl_seconds: int = 30 * 86400,
     ) -> None:
         self.redis = redis
         self.cap = cap
@@ -78,7 +83,7 @@ class TimelineStore:
         self._cluster = isinstance(redis, RedisCluster)
 
     async def push(self, user_ids: Iterable[int], post_id: int) -> int:
-        """Add one post to each built home timeline, in pipelined chunks; return how many took it."""
+        """Add one post to each built timeline, in pipelined chunks; return how many took it."""
         score, name = id_to_unix_ms(post_id), member(post_id)
         batch = list(user_ids)
         added = 0
@@ -99,7 +104,10 @@ class TimelineStore:
         if self._cluster:
             # Redis Cluster clients refuse scripts in pipelines: send them concurrently.
             replies = await asyncio.gather(
-                *(self._add_if_built(keys=[key], args=[score, name, cap]) for key, score, name, cap in calls)
+                *(
+                    self._add_if_built(keys=[key], args=[score, name, cap])
+                    for key, score, name, cap in calls
+                )
             )
             return [int(r) for r in replies]
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -189,8 +197,9 @@ class TimelineStore:
         """Recent posts of several authors older than `before`, merged newest first."""
         merged: set[int] = set()
         for author_id in author_ids:
-            merged.update(await older_than(self.redis, recent_key(author_id), before=before,
-                                           limit=limit))
+            merged.update(
+                await older_than(self.redis, recent_key(author_id), before=before, limit=limit)
+            )
         return sorted(merged, reverse=True)[:limit]
 
 
@@ -201,11 +210,13 @@ async def older_than(redis: Any, key: str, *, before: int | None, limit: int) ->
     if before is not None:
         # The cursor's own millisecond, whole: some of it is older than the cursor.
         millisecond = id_to_unix_ms(before)
-        found = [p for p in map(int, await redis.zrangebyscore(key, millisecond, millisecond))
-                 if p < before]
+        found = [
+            p
+            for p in map(int, await redis.zrangebyscore(key, millisecond, millisecond))
+            if p < before
+        ]
         upper = f"({millisecond}"
-    window = await redis.zrevrangebyscore(key, upper, "(0", start=0, num=limit + 1,
-                                          withscores=True)
+    window = await redis.zrevrangebyscore(key, upper, "(0", start=0, num=limit + 1, withscores=True)
     if window:
         # Complete the last millisecond of the window, which the limit may have cut.
         last = window[-1][1]

@@ -14,7 +14,9 @@ def to_rfc3339(moment: datetime) -> str:
     """Format a datetime as 2026-11-25T10:00:00.000Z."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def from_unix_ms(unix_ms: int) -> datetime:

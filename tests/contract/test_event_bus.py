@@ -229,3 +229,20 @@ async def test_outbox_relay_dying_after_send_redelivers_with_the_same_event_id(
         await eventually(lambda: _at_least(ids, 2), timeout=30)
     # At least once: the copy carries the same ID, which consumers use to deduplicate.
     assert len(ids) == 2 and ids[0] == ids[1]
+
+
+async def test_sent_outbox_rows_are_purged_after_the_retention(
+    bus: EventBus, outbox_db: Database
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    outbox = Outbox(users_outbox)
+    await _commit_event(outbox_db, outbox)
+    relay = OutboxRelay(database=outbox_db, outbox=outbox, bus=bus, keep_sent=timedelta(0))
+    assert await relay.purge_sent() == 0  # unsent rows are never purged
+    assert await relay.publish_pending() == 1
+    assert await relay.purge_sent() == 1
+    async with outbox_db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(users_outbox)) == 0

@@ -74,9 +74,7 @@ class InProcessEventBus:
         async with self._appended:
             await self._appended.wait_for(lambda: bool(self.pending(group, topics)))
 
-    def consumer(
-        self, *, group: str, topics: Sequence[str], handler: Handler
-    ) -> InProcessConsumer:
+    def consumer(self, *, group: str, topics: Sequence[str], handler: Handler) -> InProcessConsumer:
         return InProcessConsumer(self, group=group, topics=list(topics), handler=handler)
 
 
@@ -96,7 +94,9 @@ class InProcessConsumer:
         while not self._stopped.is_set():
             heads = self._bus.pending(self._group, self._topics)
             if not heads:
-                waiter = asyncio.ensure_future(self._bus.wait_for_messages(self._group, self._topics))
+                waiter = asyncio.ensure_future(
+                    self._bus.wait_for_messages(self._group, self._topics)
+                )
                 stopper = asyncio.ensure_future(self._stopped.wait())
                 await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()

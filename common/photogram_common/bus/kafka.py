@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -20,8 +21,13 @@ class KafkaEventBus:
     """Publishes with acks=all and idempotence; makes the topics it is given on start."""
 
     def __init__(
-        self, *, bootstrap: str, topics: Sequence[str] = (), partitions: int = 8,
-        client_id: str = "photogram", prefix: str = "",
+        self,
+        *,
+        bootstrap: str,
+        topics: Sequence[str] = (),
+        partitions: int = 8,
+        client_id: str = "photogram",
+        prefix: str = "",
     ) -> None:
         self._bootstrap = bootstrap
         # A prefix on every topic and group keeps separate deployments (or test runs) apart.
@@ -55,10 +61,8 @@ class KafkaEventBus:
                 if t not in existing
             ]
             if missing:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass
         finally:
             await admin.close()
 
@@ -84,12 +88,15 @@ class KafkaEventBus:
 
     def consumer(self, *, group: str, topics: Sequence[str], handler: Handler) -> KafkaConsumer:
         return KafkaConsumer(
-            bootstrap=self._bootstrap, group=self._prefix + group,
-            topics=[self._prefix + t for t in topics], handler=handler, prefix=self._prefix,
+            bootstrap=self._bootstrap,
+            group=self._prefix + group,
+            topics=[self._prefix + t for t in topics],
+            handler=handler,
+            prefix=self._prefix,
         )
 
 
-class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+class _CommitOnRevoke(ConsumerRebalanceListener):
     """Commits what was handled before a partition moves to another member."""
 
     def __init__(self, owner: KafkaConsumer) -> None:
@@ -106,8 +113,14 @@ class KafkaConsumer:
     """A consumer-group member: hands each message to the handler, commits after success."""
 
     def __init__(
-        self, *, bootstrap: str, group: str, topics: list[str], handler: Handler,
-        retry_delay: float = 0.5, prefix: str = "",
+        self,
+        *,
+        bootstrap: str,
+        group: str,
+        topics: list[str],
+        handler: Handler,
+        retry_delay: float = 0.5,
+        prefix: str = "",
     ) -> None:
         self._prefix = prefix
         self._bootstrap = bootstrap
