@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -10,11 +11,16 @@ from photogram_common.identity import INTERNAL_HEADER, Identity, issue_internal_
 from photogram_common.logs import request_id_var
 from photogram_common.problems import Problem
 
+log = logging.getLogger(__name__)
+
 
 class ServiceUnavailable(Problem):
+    """A peer is down, slow or failing; the client sees no name of it (it is an internal host)."""
+
     def __init__(self, service: str) -> None:
-        super().__init__(503, f"The {service} is unavailable; try again shortly.",
+        super().__init__(503, "A service is unavailable; try again shortly.",
                          title="Service unavailable", headers={"Retry-After": "1"})
+        self.service = service
 
 
 def make_transport(asgi_app: Any | None) -> httpx.AsyncBaseTransport:
@@ -24,7 +30,9 @@ def make_transport(asgi_app: Any | None) -> httpx.AsyncBaseTransport:
     concurrency (docs/decisions.md), and keeps the httpx API for callers and tests.
     """
     if asgi_app is not None:
-        return httpx.ASGITransport(app=asgi_app)
+        # A peer's crash must reach the caller as a 500 response, as it would over the
+        # network, not as the peer's exception raised inside the caller.
+        return httpx.ASGITransport(app=asgi_app, raise_app_exceptions=False)
     from httpx_aiohttp import AiohttpTransport
 
     return AiohttpTransport(limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
@@ -60,6 +68,7 @@ class ServiceClient:
         try:
             return await self.http.request(method, path, headers=headers, **kwargs)
         except (httpx.TransportError, OSError) as exc:
+            log.warning("peer unreachable", extra={"peer": self.name, "error": type(exc).__name__})
             raise ServiceUnavailable(self.name) from exc
 
     async def call(
@@ -83,6 +92,7 @@ def raise_for_problem(service: str, response: httpx.Response) -> None:
     if response.status_code < 400:
         return
     if response.status_code >= 500:
+        log.warning("peer failed", extra={"peer": service, "status": response.status_code})
         raise ServiceUnavailable(service)
     try:
         body = response.json()

@@ -51,12 +51,16 @@ def _decode(token: str, *, secret: str, audience: str) -> Identity:
             audience=audience,
             options={"require": ["exp", "iat", "sub", "aud"]},
         )
-        user_id = int(claims["sub"])
+        subject = claims["sub"]
         username = str(claims.get("name", ""))
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise InvalidToken(str(exc)) from exc
+    # Only the canonical decimal form: int() would also take " 12", "+12", "1_2" or "١٢".
+    if not (isinstance(subject, str) and subject.isascii() and subject.isdigit()):
+        raise InvalidToken("bad subject")
+    user_id = int(subject)
     # 0 is a service calling another service; only internal tokens may carry it.
-    if user_id < 0 or (user_id == 0 and audience != INTERNAL_AUDIENCE):
+    if user_id >= 1 << 63 or (user_id == 0 and audience != INTERNAL_AUDIENCE):
         raise InvalidToken("bad subject")
     return Identity(user_id=user_id, username=username)
 

@@ -10,10 +10,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photogram_common.logs import request_id_var
-from photogram_common.problems import install_problem_handlers
+from photogram_common.problems import Problem, install_problem_handlers, problem_response
 
 REQUEST_ID_HEADER = "x-request-id"
 ReadinessCheck = Callable[[], Awaitable[Any]]
@@ -43,11 +44,12 @@ class RequestIdMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        responded = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     (k, v) for k, v in message["headers"] if k.lower() != REQUEST_ID_HEADER.encode()
@@ -56,10 +58,18 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Starlette answers an unhandled error outside this middleware, without the ID:
+            # answer here (its handler still logs the error, then the server does).
+            if not responded:
+                generic = Problem(500, "Something went wrong on our side.")
+                await problem_response(generic)(scope, receive, send_with_id)
+            raise
         finally:
             log.info(
                 "request",
                 extra={
+                    "request_id": request_id,
                     "method": scope.get("method"),
                     "path": scope.get("path"),
                     "status": status,
@@ -81,14 +91,29 @@ async def check_readiness(checks: Mapping[str, ReadinessCheck]) -> tuple[bool, d
     return all(v == "ok" for v in report.values()), report
 
 
-def add_health_routes(app: FastAPI, checks: Callable[[], Mapping[str, ReadinessCheck]]) -> None:
+class HealthRead(BaseModel):
+    status: str
+
+
+class ReadinessRead(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+def add_health_routes(
+    app: FastAPI, checks: Callable[[], Mapping[str, ReadinessCheck]], *,
+    include_in_schema: bool = False,
+) -> None:
     """Add /healthz (the process is alive) and /readyz (its dependencies answer)."""
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", include_in_schema=include_in_schema)
+    async def healthz() -> HealthRead:
+        return HealthRead(status="ok")
 
-    @app.get("/readyz", include_in_schema=False)
+    @app.get(
+        "/readyz", include_in_schema=include_in_schema, response_model=ReadinessRead,
+        responses={503: {"model": ReadinessRead, "description": "A dependency is unreachable"}},
+    )
     async def readyz() -> JSONResponse:
         ready, report = await check_readiness(checks())
         return JSONResponse(

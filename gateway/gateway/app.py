@@ -7,16 +7,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-
-from gateway.bodylimit import BodyLimitMiddleware
-from gateway.deps import EdgePolicy, Peers
-from gateway.ratelimit import RateLimiter
-from gateway.routes import posts, users
-from gateway.settings import GatewaySettings
 from photogram_common.redis import make_redis
 from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import add_health_routes, create_service_app
+from starlette.middleware import Middleware
+
+from gateway.bodylimit import BodyLimitMiddleware
+from gateway.deps import EdgePolicy, Peers
+from gateway.openapi import public_openapi
+from gateway.ratelimit import RateLimiter
+from gateway.routes import posts, users
+from gateway.settings import GatewaySettings
 
 
 def create_app(
@@ -57,6 +59,8 @@ def create_app(
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        # Inside the request-ID middleware, so a 413 carries the ID too.
+        middleware=[Middleware(BodyLimitMiddleware, limit=settings.max_json_body_bytes)],
     )
     app.state.peers = peers
     app.state.policy = EdgePolicy(
@@ -65,7 +69,6 @@ def create_app(
         per_minute=platform.rate_limit_per_minute,
         auth_divisor=settings.auth_rate_divisor,
     )
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_json_body_bytes)
     app.include_router(users.router)
     app.include_router(posts.router)
     app.state.max_upload_bytes = platform.max_upload_mb * 1024 * 1024
@@ -77,5 +80,6 @@ def create_app(
         "redis": redis.ping,
         "fanout-worker": fanout.ping,
     }
-    add_health_routes(app, lambda: checks)
+    add_health_routes(app, lambda: checks, include_in_schema=True)
+    app.openapi = public_openapi(app)  # type: ignore[method-assign]
     return app

@@ -7,11 +7,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-
-from gateway.ratelimit import RateLimiter
 from photogram_common.clients import ServiceClient
 from photogram_common.identity import Identity, InvalidToken, verify_access_token
+from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
+from photogram_common.schemas import USERNAME_PATTERN
+
+from gateway.ratelimit import RateLimiter
 
 _bearer = HTTPBearer(auto_error=False, description="The access token from signup or login.")
 
@@ -54,7 +56,7 @@ async def authenticated(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Identity:
-    """Verify the bearer token (pinned algorithm, exp/iat/sub required), then rate-limit the user."""
+    """Verify the bearer token (pinned algorithm; exp, iat, sub required), then rate-limit."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("An access token is required.")
     policy: EdgePolicy = request.app.state.policy
@@ -85,5 +87,44 @@ def get_peers(request: Request) -> Peers:
     return peers
 
 
+def _not_found(what: str) -> Problem:
+    return Problem(404, f"No such {what}.", title="Not found")
+
+
+# Path parameters are checked here, before they become part of a peer's URL: an ID that is
+# not a decimal ID, or a name no account can have, names nothing (404), and nothing a client
+# sends can add a segment, a query or a fragment to the internal request.
+def user_id_path(user_id: str) -> int:
+    parsed = parse_id(user_id)
+    if parsed is None:
+        raise _not_found("user")
+    return parsed
+
+
+def post_id_path(post_id: str) -> int:
+    parsed = parse_id(post_id)
+    if parsed is None:
+        raise _not_found("post")
+    return parsed
+
+
+def media_id_path(media_id: str) -> int:
+    parsed = parse_id(media_id)
+    if parsed is None:
+        raise _not_found("media")
+    return parsed
+
+
+def username_path(username: str) -> str:
+    name = username.lower()
+    if not USERNAME_PATTERN.fullmatch(name):
+        raise _not_found("user")
+    return name
+
+
 CurrentUser = Annotated[Identity, Depends(authenticated)]
 PeerClients = Annotated[Peers, Depends(get_peers)]
+UserIdPath = Annotated[int, Depends(user_id_path)]
+PostIdPath = Annotated[int, Depends(post_id_path)]
+MediaIdPath = Annotated[int, Depends(media_id_path)]
+UsernamePath = Annotated[str, Depends(username_path)]

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-
-from gateway.deps import CurrentUser, PeerClients, anonymous
-from gateway.routes.problems import problems
 from photogram_common.clients import raise_for_problem
 from photogram_common.problems import Problem
 from photogram_common.schemas import MediaRead, PostRead, PostsPage
+
+from gateway.deps import (
+    CurrentUser,
+    MediaIdPath,
+    PeerClients,
+    PostIdPath,
+    UserIdPath,
+    anonymous,
+)
+from gateway.routes.problems import problems
 
 router = APIRouter(prefix="/api")
 log = logging.getLogger(__name__)
 Limit = Annotated[int, Query(ge=1, le=100)]
 MAX_FILES = 10
+# media-service knows the variant names; anything else cannot name one.
+VARIANT_NAME = re.compile(r"[a-z]{1,32}")
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -41,6 +51,11 @@ _UPLOAD_BODY = {
 }
 
 
+_JPEG = {"description": "The JPEG bytes",
+         "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
+_REDIRECT = {"description": "A redirect to a time-limited object-store URL"}
+
+
 @router.post(
     "/upload", status_code=201, response_model=PostRead, openapi_extra=_UPLOAD_BODY,
     responses=problems(400, 401, 413, 415, 422, 429, 503),
@@ -58,7 +73,8 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
     raise_for_problem("media-service", response)
     uploaded = response.json()
     media_ids = [m["media_id"] for m in uploaded["media"]]
-    body = {"caption": uploaded["caption"], "location": uploaded["location"], "media_ids": media_ids}
+    body = {"caption": uploaded["caption"], "location": uploaded["location"],
+            "media_ids": media_ids}
     try:
         post = await peers.posts.call("POST", "/posts", identity=caller, json=body)
     except BaseException:
@@ -71,13 +87,13 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
 
 
 @router.get("/post/{post_id}", response_model=PostRead, responses=problems(401, 404, 429, 503))
-async def get_post(post_id: str, caller: CurrentUser, peers: PeerClients) -> Any:
+async def get_post(caller: CurrentUser, post_id: PostIdPath, peers: PeerClients) -> Any:
     return await peers.posts.call("GET", f"/posts/{post_id}", identity=caller)
 
 
 @router.delete("/post/{post_id}", status_code=204, response_class=Response,
                responses=problems(401, 403, 404, 429, 503))
-async def delete_post(post_id: str, caller: CurrentUser, peers: PeerClients) -> Response:
+async def delete_post(caller: CurrentUser, post_id: PostIdPath, peers: PeerClients) -> Response:
     await peers.posts.call("DELETE", f"/posts/{post_id}", identity=caller)
     # Feeds drop it at once; the fan-out removes it from timelines shortly after.
     try:
@@ -90,7 +106,7 @@ async def delete_post(post_id: str, caller: CurrentUser, peers: PeerClients) -> 
 @router.get("/users/{user_id}/posts", response_model=PostsPage,
             responses=problems(400, 401, 404, 422, 429, 503))
 async def user_posts(
-    user_id: str, caller: CurrentUser, peers: PeerClients, limit: Limit = 20,
+    caller: CurrentUser, user_id: UserIdPath, peers: PeerClients, limit: Limit = 20,
     cursor: str | None = None,
 ) -> Any:
     await peers.users.call("GET", f"/users/{user_id}", identity=caller)
@@ -110,18 +126,18 @@ async def feed(
 
 
 @router.get("/media/{media_id}", response_model=MediaRead, responses=problems(401, 404, 429, 503))
-async def get_media(media_id: str, caller: CurrentUser, peers: PeerClients) -> Any:
+async def get_media(caller: CurrentUser, media_id: MediaIdPath, peers: PeerClients) -> Any:
     return await peers.media.call("GET", f"/media/{media_id}", identity=caller)
 
 
 @router.get(
     "/media/{media_id}/{variant}.jpg", dependencies=[Depends(anonymous)],
-    response_class=Response, responses={200: {"content": {"image/jpeg": {}}},
-                                        307: {"description": "Redirect to the object store"},
-                                        **problems(404, 429, 503)},
+    response_class=Response, responses={200: _JPEG, 307: _REDIRECT, **problems(404, 429, 503)},
 )
-async def media_bytes(media_id: str, variant: str, peers: PeerClients) -> Response:
+async def media_bytes(media_id: MediaIdPath, variant: str, peers: PeerClients) -> Response:
     """A variant's JPEG bytes (no auth), or a redirect to a time-limited object-store URL."""
+    if not VARIANT_NAME.fullmatch(variant):
+        raise Problem(404, "No such media variant.", title="Not found")
     response = await peers.media.request("GET", f"/media/{media_id}/{variant}.jpg")
     raise_for_problem("media-service", response)
     passed = {k: v for k, v in response.headers.items()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from photogram_common.problems import PROBLEM_JSON
 from pydantic import BaseModel
 
 
@@ -20,7 +21,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {
             "model": ProblemRead,
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemRead"}}},
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemRead"}}},
         }
         for status in statuses
     }

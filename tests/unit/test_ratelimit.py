@@ -1,0 +1,178 @@
+"""The fixed-window rate limiter: counts, windows, and bursts from many clients at once.
+
+In the embedded mode the limiter runs on fakeredis; with PHOTOGRAM_TEST_BACKENDS=real the same
+tests run on the real Redis, and a burst from two processes shows the limit holds across
+replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import fakeredis
+import gateway.ratelimit as ratelimit
+import pytest
+from backends import REAL, require
+from gateway.ratelimit import RateLimiter
+
+REPO = Path(__file__).resolve().parents[2]
+# Other test runs flush database 0 of the shared test Redis between tests; a flush in the
+# middle of a burst would reset the count. These tests keep to a database of their own.
+TEST_DB = 15
+
+
+def real_redis_url() -> str:
+    return require("PHOTOGRAM_REDIS_URL").rsplit("/", 1)[0] + f"/{TEST_DB}"
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Any]:
+    if REAL:
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(real_redis_url(), decode_responses=True)
+        await client.ping()
+    else:
+        client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """The limiter's clock, held still mid-window so a test never straddles two windows."""
+    now = SimpleNamespace(value=(int(time.time()) // 60) * 60 + 30.0)
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: now.value))
+    return now
+
+
+def subject() -> str:
+    return f"test:{uuid.uuid4().hex}"
+
+
+async def test_allows_the_limit_then_refuses_with_retry_after(redis: Any, clock: Any) -> None:
+    limiter, who = RateLimiter(redis), subject()
+    verdicts = [await limiter.hit(who, limit=5) for _ in range(7)]
+    assert [v.allowed for v in verdicts] == [True] * 5 + [False] * 2
+    assert all(v.retry_after == 0 for v in verdicts[:5])
+    assert all(1 <= v.retry_after <= 60 for v in verdicts[5:])
+
+
+async def test_subjects_are_counted_apart(redis: Any, clock: Any) -> None:
+    limiter, first, second = RateLimiter(redis), subject(), subject()
+    for _ in range(3):
+        await limiter.hit(first, limit=3)
+    assert not (await limiter.hit(first, limit=3)).allowed
+    assert (await limiter.hit(second, limit=3)).allowed
+
+
+async def test_a_new_window_starts_afresh(redis: Any, clock: Any) -> None:
+    limiter, who = RateLimiter(redis), subject()
+    for _ in range(2):
+        await limiter.hit(who, limit=2)
+    assert not (await limiter.hit(who, limit=2)).allowed
+    clock.value += 60
+    assert (await limiter.hit(who, limit=2)).allowed
+
+
+async def test_a_window_s_counter_expires_with_it(redis: Any, clock: Any) -> None:
+    limiter, who = RateLimiter(redis, window_seconds=60), subject()
+    await limiter.hit(who, limit=1)
+    keys = [key async for key in redis.scan_iter(match=f"rl:{who}:*")]
+    assert len(keys) == 1
+    assert 0 < await redis.ttl(keys[0]) <= 60
+
+
+def _burst_in_thread(server: fakeredis.FakeServer, who: str, *, limit: int, hits: int,
+                     start: threading.Barrier, allowed: list[int]) -> None:
+    async def burst() -> int:
+        client = fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
+        limiter = RateLimiter(client)
+        start.wait()
+        verdicts = await asyncio.gather(*(limiter.hit(who, limit=limit) for _ in range(hits)))
+        await client.aclose()
+        return sum(v.allowed for v in verdicts)
+
+    allowed.append(asyncio.run(burst()))
+
+
+async def test_a_concurrent_burst_admits_exactly_the_limit_in_process(clock: Any) -> None:
+    """Two threads, each with its own event loop and client, and concurrent tasks in each.
+
+    fakeredis has no server another process could share, so this is the embedded mode's
+    version of the two-process burst below: the script's INCR and EXPIRE run as one step.
+    """
+    server, who, limit, hits = fakeredis.FakeServer(), subject(), 30, 60
+    start, allowed = threading.Barrier(3), []
+    threads = [
+        threading.Thread(target=_burst_in_thread, args=(server, who),
+                         kwargs={"limit": limit, "hits": hits, "start": start, "allowed": allowed})
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    client = fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
+    limiter = RateLimiter(client)
+    await asyncio.to_thread(start.wait)
+    verdicts = await asyncio.gather(*(limiter.hit(who, limit=limit) for _ in range(hits)))
+    for thread in threads:
+        await asyncio.to_thread(thread.join)
+    await client.aclose()
+    assert len(allowed) == 2
+    assert sum(allowed) + sum(v.allowed for v in verdicts) == limit
+
+
+_BURST = """
+import asyncio, json, sys, time
+from types import SimpleNamespace
+import redis.asyncio as aioredis
+import gateway.ratelimit as ratelimit
+
+url, who = sys.argv[1], sys.argv[2]
+limit, hits, start_at = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+# Both processes count in the same window, whatever the wall clock does meanwhile.
+ratelimit.time = SimpleNamespace(time=lambda: start_at)
+
+async def main():
+    client = aioredis.from_url(url, max_connections=hits)
+    limiter = ratelimit.RateLimiter(client)
+    await client.ping()
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    verdicts = await asyncio.gather(*(limiter.hit(who, limit=limit) for _ in range(hits)))
+    await client.aclose()
+    print(json.dumps(sum(v.allowed for v in verdicts)))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.real
+@pytest.mark.skipif(not REAL, reason="needs a Redis that two processes share (real backends)")
+def test_a_concurrent_burst_from_two_processes_admits_exactly_the_limit() -> None:
+    url, who, limit, hits = real_redis_url(), subject(), 40, 100
+    start_at = time.time() + 2.0
+    processes = [
+        subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [sys.executable, "-c", _BURST, url, who, str(limit), str(hits), str(start_at)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(2)
+    ]
+    allowed = []
+    for process in processes:
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        allowed.append(json.loads(out))
+    assert sum(allowed) == limit, allowed
