@@ -375,8 +375,6 @@ async def test_openapi_describes_exactly_the_public_api(api: Api) -> None:
                 assert {"401", "429", "503"} <= set(operation["responses"]), (method, path)
 
 
-@pytest.mark.xfail(strict=True, reason="cursors.decode_cursor accepts integers past 2^63, "
-                   "which the databases cannot compare with a BIGINT: the service fails (503)")
 @pytest.mark.parametrize("path", ["/api/users/{id}/followers", "/api/users/{id}/following",
                                   "/api/users/{id}/posts", "/api/feed"])
 async def test_a_cursor_past_the_id_range_is_400(api: Api, ana: dict[str, Any], path: str) -> None:
