@@ -25,7 +25,9 @@ def decode_cursor(cursor: str, *, arity: int) -> list[Any]:
     if (
         not isinstance(parts, list)
         or len(parts) != arity
-        or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < 1 << 63 for p in parts)
+        or not all(
+            isinstance(p, int) and not isinstance(p, bool) and 0 <= p < 1 << 63 for p in parts
+        )
     ):
         raise Problem(400, "The cursor is malformed.", title="Bad cursor")
     return parts
