@@ -30,11 +30,20 @@ def require(name: str) -> str:
     return value
 
 
+REAL_BACKEND_VARIABLES = frozenset({
+    *(f"PHOTOGRAM_{s.upper()}_DATABASE_URL" for s in SERVICE_DATABASES),
+    "PHOTOGRAM_REDIS_URL", "PHOTOGRAM_REDIS_CLUSTER", "PHOTOGRAM_KAFKA_BOOTSTRAP",
+    "PHOTOGRAM_KAFKA_PREFIX", "PHOTOGRAM_S3_ENDPOINT_URL", "PHOTOGRAM_S3_BUCKET",
+    "PHOTOGRAM_MEDIA_PUBLIC_BASE_URL", "PHOTOGRAM_MODE",
+})
+
+
 @dataclass
 class TestBackends:
     """Environment for one test: fresh databases, topics, Redis keyspace and bucket."""
 
     env: dict[str, str] = field(default_factory=dict)
+    unset: list[str] = field(default_factory=list)
     databases: list[str] = field(default_factory=list)
 
 
@@ -78,6 +87,8 @@ async def isolated_backends(tmp_path: Path) -> AsyncIterator[TestBackends]:
     token = uuid.uuid4().hex[:12]
     backends = TestBackends(env={"PHOTOGRAM_DATA_DIR": str(tmp_path / "data")})
     if not REAL:
+        # Nothing from the shell may point an embedded run at a shared real backend.
+        backends.unset = [name for name in os.environ if name in REAL_BACKEND_VARIABLES]
         yield backends
         return
     try:

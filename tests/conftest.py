@@ -27,6 +27,8 @@ async def backend_env(
     for key in ("PHOTOGRAM_RATE_LIMIT_PER_MINUTE",):
         monkeypatch.setenv(key, "0")
     async with isolated_backends(tmp_path) as backends:
+        for key in backends.unset:
+            monkeypatch.delenv(key)
         for key, value in backends.env.items():
             monkeypatch.setenv(key, value)
         yield backends.env

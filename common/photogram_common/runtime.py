@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
+import signal
+from collections.abc import Iterator
 from typing import Any
+
+import uvicorn
 
 from photogram_common.bus import EventBus
 from photogram_common.bus.inprocess import InProcessEventBus
@@ -49,11 +55,28 @@ def peer_client(
     )
 
 
-def serve(app: Any, *, host: str, port: int) -> None:
-    """Run one app with uvicorn until SIGINT/SIGTERM, shutting down gracefully."""
-    import uvicorn
+class GracefulServer(uvicorn.Server):
+    """A uvicorn server whose graceful stop on SIGINT or SIGTERM is a clean exit (status 0).
 
-    uvicorn.run(
+    uvicorn re-raises the signal after its graceful shutdown, so a process that stopped
+    exactly as asked would report death by signal (143) to compose and to the tests.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+def server_for(app: Any, *, host: str, port: int) -> GracefulServer:
+    """A server for one app: no access log (ours carries the request ID), graceful stop."""
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -61,3 +84,9 @@ def serve(app: Any, *, host: str, port: int) -> None:
         access_log=False,
         timeout_graceful_shutdown=int(os.environ.get("PHOTOGRAM_GRACEFUL_SECONDS", "20")),
     )
+    return GracefulServer(config)
+
+
+def serve(app: Any, *, host: str, port: int) -> None:
+    """Run one app until SIGINT/SIGTERM, shutting down gracefully."""
+    server_for(app, host=host, port=port).run()

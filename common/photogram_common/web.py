@@ -102,9 +102,12 @@ class ReadinessRead(BaseModel):
 
 def add_health_routes(
     app: FastAPI, checks: Callable[[], Mapping[str, ReadinessCheck]], *,
-    include_in_schema: bool = False,
+    include_in_schema: bool = False, informational: frozenset[str] = frozenset(),
 ) -> None:
-    """Add /healthz (the process is alive) and /readyz (its dependencies answer)."""
+    """Add /healthz (the process is alive) and /readyz (its dependencies answer).
+
+    Checks named in `informational` are reported but do not make the app unready.
+    """
 
     @app.get("/healthz", include_in_schema=include_in_schema)
     async def healthz() -> HealthRead:
@@ -115,7 +118,8 @@ def add_health_routes(
         responses={503: {"model": ReadinessRead, "description": "A dependency is unreachable"}},
     )
     async def readyz() -> JSONResponse:
-        ready, report = await check_readiness(checks())
+        _, report = await check_readiness(checks())
+        ready = all(state == "ok" for name, state in report.items() if name not in informational)
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": report},
             status_code=200 if ready else 503,

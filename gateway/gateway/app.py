@@ -80,6 +80,8 @@ def create_app(
         "redis": redis.ping,
         "fanout-worker": fanout.ping,
     }
-    add_health_routes(app, lambda: checks, include_in_schema=True)
+    # A stopped worker delays feeds but the API still serves: reported, not gating readiness.
+    add_health_routes(app, lambda: checks, include_in_schema=True,
+                      informational=frozenset({"fanout-worker"}))
     app.openapi = public_openapi(app)  # type: ignore[method-assign]
     return app

@@ -10,21 +10,15 @@ from photogram_common.settings import PlatformSettings, resolve_secrets
 
 
 async def _embedded() -> None:
-    import uvicorn
     from gateway.settings import GatewaySettings
 
+    from photogram_common.runtime import server_for
     from photogram_runner.embedded import compose, running
 
     platform = resolve_secrets(PlatformSettings())
     async with running(compose(platform)) as system:
-        config = uvicorn.Config(
-            system.gateway,
-            host=GatewaySettings().host,
-            port=platform.port,
-            log_config=None,
-            access_log=False,
-        )
-        await uvicorn.Server(config).serve()
+        server = server_for(system.gateway, host=GatewaySettings().host, port=platform.port)
+        await server.serve()
 
 
 def main() -> None:

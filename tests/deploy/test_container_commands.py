@@ -39,6 +39,7 @@ SERVICE_URL_VARIABLES = {
     "post-service": "PHOTOGRAM_POST_SERVICE_URL",
     "media-service": "PHOTOGRAM_MEDIA_SERVICE_URL",
     "feed-service": "PHOTOGRAM_FEED_SERVICE_URL",
+    "fanout-worker": "PHOTOGRAM_FANOUT_WORKER_URL",
 }
 
 
