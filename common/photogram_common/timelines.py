@@ -195,31 +195,67 @@ class TimelineStore:
         self, author_ids: Sequence[int], *, before: int | None, limit: int
     ) -> list[int]:
         """Recent posts of several authors older than `before`, merged newest first."""
+        return await self.home_page(None, author_ids, before=before, limit=limit)
+
+    async def home_page(
+        self, user_id: int | None, pulled: Sequence[int], *, before: int | None, limit: int
+    ) -> list[int]:
+        """A home timeline merged with pulled authors' recent lists, in one round trip."""
+        keys = [recent_key(a) for a in pulled]
+        if user_id is not None:
+            keys.append(timeline_key(user_id))
         merged: set[int] = set()
-        for author_id in author_ids:
-            merged.update(
-                await older_than(self.redis, recent_key(author_id), before=before, limit=limit)
-            )
+        for found in await older_than_many(self.redis, keys, before=before, limit=limit):
+            merged.update(found)  # a post can be in both after a threshold crossing
         return sorted(merged, reverse=True)[:limit]
 
 
 async def older_than(redis: Any, key: str, *, before: int | None, limit: int) -> list[int]:
     """Up to `limit` post IDs in the list strictly older than `before`, newest first."""
-    found: list[int] = []
-    upper: str = "+inf"
-    if before is not None:
-        # The cursor's own millisecond, whole: some of it is older than the cursor.
-        millisecond = id_to_unix_ms(before)
-        found = [
-            p
-            for p in map(int, await redis.zrangebyscore(key, millisecond, millisecond))
-            if p < before
-        ]
-        upper = f"({millisecond}"
-    window = await redis.zrevrangebyscore(key, upper, "(0", start=0, num=limit + 1, withscores=True)
-    if window:
-        # Complete the last millisecond of the window, which the limit may have cut.
-        last = window[-1][1]
-        found += [int(name) for name, score in window if score > last]
-        found += map(int, await redis.zrangebyscore(key, last, last))
-    return sorted(found, reverse=True)[:limit]
+    return (await older_than_many(redis, [key], before=before, limit=limit))[0]
+
+
+async def older_than_many(
+    redis: Any, keys: Sequence[str], *, before: int | None, limit: int
+) -> list[list[int]]:
+    """For each list, up to `limit` IDs strictly older than `before`, newest first.
+
+    Pages are read by whole milliseconds and ordered here (see the module docstring): the
+    cursor's own millisecond, then a window of `limit + 1` below it. When the window is
+    full, its last millisecond may be cut; it is left out if what remains fills the page,
+    else read whole in a second round trip (rare: it takes posts sharing a millisecond).
+    """
+    if not keys:
+        return []
+    millisecond = None if before is None else id_to_unix_ms(before)
+    upper = "+inf" if millisecond is None else f"({millisecond}"
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            if millisecond is not None:
+                pipe.zrangebyscore(key, millisecond, millisecond)
+            pipe.zrevrangebyscore(key, upper, "(0", start=0, num=limit + 1, withscores=True)
+        replies = await pipe.execute()
+    step = 1 if millisecond is None else 2
+    results: list[list[int]] = []
+    cut: list[tuple[int, str, float]] = []
+    for index, key in enumerate(keys):
+        own_ms, window = (
+            replies[index * step : (index + 1) * step] if step == 2 else ([], replies[index])
+        )
+        found = [p for p in map(int, own_ms) if before is not None and p < before]
+        if len(window) > limit:
+            last = window[-1][1]
+            found += [int(name) for name, score in window if score > last]
+            if len(found) < limit:
+                cut.append((index, key, last))
+        else:
+            found += [int(name) for name, _ in window]
+        results.append(found)
+    if cut:
+        async with redis.pipeline(transaction=False) as pipe:
+            for _, key, last in cut:
+                pipe.zrangebyscore(key, last, last)
+            whole = await pipe.execute()
+        for (index, _, _), names in zip(cut, whole, strict=True):
+            results[index].extend(map(int, names))
+    return [sorted(found, reverse=True)[:limit] for found in results]

@@ -68,10 +68,7 @@ class FeedService:
     async def _merged(
         self, user_id: int, pulled: list[int], *, before: int | None, limit: int
     ) -> list[int]:
-        pushed = await self.timelines.page(user_id, before=before, limit=limit)
-        celebrity = await self.timelines.recent_many(pulled, before=before, limit=limit)
-        # A post can be in both after its author crossed the threshold: set union.
-        return sorted(set(pushed) | set(celebrity), reverse=True)[:limit]
+        return await self.timelines.home_page(user_id, pulled, before=before, limit=limit)
 
     async def ensure_built(self, user_id: int, followees: Followees) -> None:
         """Rebuild a timeline that is not built, once, while other readers wait for it."""
