@@ -14,7 +14,10 @@ class BlobNotFound(KeyError):
 
 
 class BlobStore(Protocol):
-    async def put(self, key: str, data: bytes, *, content_type: str) -> None: ...
+    async def put(
+        self, key: str, data: bytes, *, content_type: str, cache_control: str | None = None
+    ) -> None:
+        """Store the object; cache_control is served with it where the store serves objects."""
 
     async def get(self, key: str) -> bytes: ...
 
@@ -46,7 +49,10 @@ class LocalBlobStore:
     def _path(self, key: str) -> Path:
         return self.root / _check_key(key)
 
-    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+    async def put(
+        self, key: str, data: bytes, *, content_type: str, cache_control: str | None = None
+    ) -> None:
+        # Files carry no headers: whoever serves them sets the type and caching.
         await asyncio.to_thread(self._write, self._path(key), data)
 
     @staticmethod
@@ -118,9 +124,13 @@ class S3BlobStore:
         except ClientError:
             await self._client.create_bucket(Bucket=self.bucket)
 
-    async def put(self, key: str, data: bytes, *, content_type: str) -> None:
+    async def put(
+        self, key: str, data: bytes, *, content_type: str, cache_control: str | None = None
+    ) -> None:
+        # Presigned and CDN reads are answered by the store, with the headers kept here.
+        extra = {"CacheControl": cache_control} if cache_control else {}
         await self._client.put_object(
-            Bucket=self.bucket, Key=_check_key(key), Body=data, ContentType=content_type
+            Bucket=self.bucket, Key=_check_key(key), Body=data, ContentType=content_type, **extra
         )
 
     async def get(self, key: str) -> bytes:

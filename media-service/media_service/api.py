@@ -6,19 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, Field
-
-from media_service.service import VARIANT_NAMES, MediaService
-from media_service.uploads import parse_upload
 from photogram_common.blobs import BlobNotFound
 from photogram_common.callers import Caller, CurrentUser
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
 from photogram_common.schemas import MediaRead
+from pydantic import BaseModel, Field
+
+from media_service.service import IMMUTABLE, VARIANT_NAMES, MediaService
+from media_service.uploads import parse_upload
 
 router = APIRouter()
-# Keys are content-derived, so a variant's bytes never change under its URL.
-IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 class UploadRead(BaseModel):
@@ -57,7 +55,8 @@ async def upload(request: Request, service: Media, caller: CurrentUser) -> Uploa
         body=request.stream(),
         max_file_bytes=request.app.state.max_upload_bytes,
     )
-    caption, location = upload.fields.get("caption"), upload.fields.get("location")
+    # A form sends an empty field for an empty box: that is no caption, not an empty one.
+    caption, location = upload.fields.get("caption") or None, upload.fields.get("location") or None
     media = await service.ingest(user_id=caller.user_id, upload=upload)
     return UploadRead(media=media, caption=caption, location=location)
 
@@ -86,7 +85,9 @@ async def variant_bytes(media_id: str, variant: str, service: Media) -> Response
         raise Problem(404, "No such media variant.", title="Not found")
     key, presigned = await service.variant_location(_media_id(media_id), variant)
     if presigned is not None:
-        return RedirectResponse(presigned, status_code=307, headers={"Cache-Control": "no-store"})
+        # The URL expires, so the redirect itself must not be cached.
+        return RedirectResponse(presigned, status_code=307, headers={
+            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
     try:
         data = await service.blobs.get(key)
     except BlobNotFound as exc:

@@ -9,10 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-
-from media_service.api import router
-from media_service.service import MediaService
-from media_service.settings import MediaServiceSettings, S3Settings
 from photogram_common.blobs import LocalBlobStore, S3BlobStore
 from photogram_common.bus import EventBus
 from photogram_common.db import Database
@@ -21,6 +17,10 @@ from photogram_common.lifecycle import service_lifespan
 from photogram_common.runtime import make_id_generator
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import add_health_routes, create_service_app
+
+from media_service.api import router
+from media_service.service import MediaService
+from media_service.settings import MediaServiceSettings, S3Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -48,6 +48,7 @@ def create_app(
         database=database, blobs=blobs, ids=make_id_generator(platform, default_worker=3),
         executor=None, max_image_pixels=platform.max_image_pixels,
         public_base_url=settings.public_base_url,
+        presigned_url_seconds=settings.presigned_url_seconds,
     )
     pool: dict[str, Any] = {}
 

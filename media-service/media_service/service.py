@@ -10,20 +10,22 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
-
-from media_service.imaging import ImageRejected, ProcessedImage, process_image
-from media_service.models import media
-from media_service.uploads import ParsedUpload, discard
 from photogram_common.blobs import BlobStore
 from photogram_common.db import Database
 from photogram_common.ids import IdGenerator
 from photogram_common.problems import Problem
 from photogram_common.schemas import MediaRead, VariantRead
 from photogram_common.timeutil import utcnow
+from sqlalchemy import delete, select
+
+from media_service.imaging import ImageRejected, ProcessedImage, process_image
+from media_service.models import media
+from media_service.uploads import ParsedUpload, discard
 
 log = logging.getLogger(__name__)
 VARIANT_NAMES = ("thumbnail", "small", "medium", "large")
+# Keys are content-derived, so a variant's bytes never change under its URL.
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def variant_key(media_id: int, name: str, data: bytes) -> str:
@@ -39,6 +41,7 @@ class MediaService:
     executor: Executor | None
     max_image_pixels: int
     public_base_url: str | None = None
+    presigned_url_seconds: int = 3600
 
     def media_read(self, row: Any) -> MediaRead:
         variants = {
@@ -77,7 +80,8 @@ class MediaService:
                 variants: dict[str, Any] = {}
                 for variant in result.variants:
                     key = variant_key(media_id, variant.name, variant.data)
-                    await self.blobs.put(key, variant.data, content_type="image/jpeg")
+                    await self.blobs.put(key, variant.data, content_type="image/jpeg",
+                                         cache_control=IMMUTABLE)
                     stored.append(key)
                     variants[variant.name] = {"key": key, "width": variant.width,
                                               "height": variant.height}
@@ -121,11 +125,12 @@ class MediaService:
     async def variant_location(self, media_id: int, name: str) -> tuple[str, str | None]:
         """The variant's key and, when the store can give one, a presigned URL to it."""
         async with self.database.transaction() as session:
-            row = (await session.execute(select(media.c.variants).where(media.c.id == media_id))).first()
+            query = select(media.c.variants).where(media.c.id == media_id)
+            row = (await session.execute(query)).first()
         if row is None or name not in row.variants:
             raise Problem(404, "No such media variant.", title="Not found")
         key: str = row.variants[name]["key"]
-        return key, await self.blobs.presigned_get_url(key, expires_in=3600)
+        return key, await self.blobs.presigned_get_url(key, expires_in=self.presigned_url_seconds)
 
     async def remove(self, *, user_id: int, media_ids: Sequence[int]) -> int:
         """Delete the caller's media and their objects (an orphan clean-up after a failed post)."""

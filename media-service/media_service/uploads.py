@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from photogram_common.problems import Problem
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from media_service.imaging import SNIFF_BYTES, sniff_image_type
-from photogram_common.problems import Problem
 
 MAX_FILES = 10
 MAX_FIELD_CHARS = {"caption": 2200, "location": 100}
@@ -116,9 +116,12 @@ async def parse_upload(
 ) -> ParsedUpload:
     """Parse the upload into a temp directory; the caller removes it (see discard)."""
     kind, options = parse_options_header(content_type.encode("latin-1"))
+    if kind != b"multipart/form-data":
+        raise Problem(415, "Send the upload as multipart/form-data.",
+                      title="Unsupported media type")
     boundary = options.get(b"boundary")
-    if kind != b"multipart/form-data" or not boundary:
-        raise Problem(415, "Send the upload as multipart/form-data.", title="Unsupported media type")
+    if not boundary:
+        raise Problem(400, "The multipart body has no boundary.", title="Bad request")
     directory = Path(tempfile.mkdtemp(prefix="photogram-upload-"))
     handler = _UploadParser(directory, max_file_bytes=max_file_bytes)
     parser = MultipartParser(boundary, callbacks={  # type: ignore[arg-type]
