@@ -81,6 +81,22 @@ async def flush_redis() -> None:
         await client.aclose()
 
 
+async def drop_bucket(bucket: str) -> None:
+    """Delete a test bucket and its objects (SeaweedFS gives each bucket its own volumes)."""
+    from photogram_common.blobs import S3BlobStore
+
+    store = S3BlobStore(
+        endpoint_url=require("PHOTOGRAM_S3_ENDPOINT_URL"), bucket=bucket,
+        access_key=require("PHOTOGRAM_S3_ACCESS_KEY"), secret_key=require("PHOTOGRAM_S3_SECRET_KEY"),
+        region=os.environ.get("PHOTOGRAM_S3_REGION", "us-east-1"),
+    )
+    await store.open()
+    try:
+        await store.drop_bucket()
+    finally:
+        await store.close()
+
+
 @asynccontextmanager
 async def isolated_backends(tmp_path: Path) -> AsyncIterator[TestBackends]:
     """Per-test backends: a data directory always; fresh real resources in the real mode."""
@@ -115,3 +131,5 @@ async def isolated_backends(tmp_path: Path) -> AsyncIterator[TestBackends]:
     finally:
         for name in backends.databases:
             await drop_database(name)
+        if "PHOTOGRAM_S3_BUCKET" in backends.env:
+            await drop_bucket(backends.env["PHOTOGRAM_S3_BUCKET"])

@@ -166,6 +166,20 @@ class S3BlobStore:
     async def ping(self) -> None:
         await self._client.head_bucket(Bucket=self.bucket)
 
+    async def drop_bucket(self) -> None:
+        """Delete every object and then the bucket (tests and tear-downs; missing is fine)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            paginator = self._client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.bucket):
+                for item in page.get("Contents", []):
+                    await self._client.delete_object(Bucket=self.bucket, Key=item["Key"])
+            await self._client.delete_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchBucket", "404"):
+                raise
+
     async def count(self) -> int:
         paginator = self._client.get_paginator("list_objects_v2")
         total = 0

@@ -32,6 +32,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     try:
         yield s3
     finally:
+        await s3.drop_bucket()
         await s3.close()
 
 
