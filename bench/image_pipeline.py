@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pillow_heif
-from media_service.imaging import process_image
 from PIL import Image, ImageChops, ImageDraw, features
+
+from media_service.imaging import process_image
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "docs" / "benchmarks-images.md"

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from alembic import command
+
 from photogram_common.migrations import alembic_config
 
 

@@ -30,12 +30,19 @@ def require(name: str) -> str:
     return value
 
 
-REAL_BACKEND_VARIABLES = frozenset({
-    *(f"PHOTOGRAM_{s.upper()}_DATABASE_URL" for s in SERVICE_DATABASES),
-    "PHOTOGRAM_REDIS_URL", "PHOTOGRAM_REDIS_CLUSTER", "PHOTOGRAM_KAFKA_BOOTSTRAP",
-    "PHOTOGRAM_KAFKA_PREFIX", "PHOTOGRAM_S3_ENDPOINT_URL", "PHOTOGRAM_S3_BUCKET",
-    "PHOTOGRAM_MEDIA_PUBLIC_BASE_URL", "PHOTOGRAM_MODE",
-})
+REAL_BACKEND_VARIABLES = frozenset(
+    {
+        *(f"PHOTOGRAM_{s.upper()}_DATABASE_URL" for s in SERVICE_DATABASES),
+        "PHOTOGRAM_REDIS_URL",
+        "PHOTOGRAM_REDIS_CLUSTER",
+        "PHOTOGRAM_KAFKA_BOOTSTRAP",
+        "PHOTOGRAM_KAFKA_PREFIX",
+        "PHOTOGRAM_S3_ENDPOINT_URL",
+        "PHOTOGRAM_S3_BUCKET",
+        "PHOTOGRAM_MEDIA_PUBLIC_BASE_URL",
+        "PHOTOGRAM_MODE",
+    }
+)
 
 
 @dataclass
@@ -86,8 +93,10 @@ async def drop_bucket(bucket: str) -> None:
     from photogram_common.blobs import S3BlobStore
 
     store = S3BlobStore(
-        endpoint_url=require("PHOTOGRAM_S3_ENDPOINT_URL"), bucket=bucket,
-        access_key=require("PHOTOGRAM_S3_ACCESS_KEY"), secret_key=require("PHOTOGRAM_S3_SECRET_KEY"),
+        endpoint_url=require("PHOTOGRAM_S3_ENDPOINT_URL"),
+        bucket=bucket,
+        access_key=require("PHOTOGRAM_S3_ACCESS_KEY"),
+        secret_key=require("PHOTOGRAM_S3_SECRET_KEY"),
         region=os.environ.get("PHOTOGRAM_S3_REGION", "us-east-1"),
     )
     await store.open()

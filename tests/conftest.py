@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import photogram_common.redis as redis_module
 import pytest
+
+import photogram_common.redis as redis_module
 from backends import MODE, isolated_backends
 from helpers import Api
 from photogram_common.settings import PlatformSettings, resolve_secrets

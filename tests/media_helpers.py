@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
+
 from helpers import Api
 from media_service.models import media
 from post_service.models import post_media, posts
-from sqlalchemy import func, select
 
 PROBLEM = "application/problem+json"
 File = tuple[str, bytes, str]  # (filename, bytes, the content type the client claims)

@@ -92,8 +92,13 @@ class S3BlobStore:
     """Objects in an S3 bucket; one client for the store's lifetime (open/close)."""
 
     def __init__(
-        self, *, endpoint_url: str | None, bucket: str, access_key: str | None,
-        secret_key: str | None, region: str = "us-east-1",
+        self,
+        *,
+        endpoint_url: str | None,
+        bucket: str,
+        access_key: str | None,
+        secret_key: str | None,
+        region: str = "us-east-1",
     ) -> None:
         import aioboto3
         from botocore.config import Config
@@ -158,7 +163,8 @@ class S3BlobStore:
 
     async def presigned_get_url(self, key: str, *, expires_in: int) -> str | None:
         url: str = await self._client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": _check_key(key)},
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": _check_key(key)},
             ExpiresIn=expires_in,
         )
         return url

@@ -11,8 +11,12 @@ from photogram_common.problems import Problem
 
 
 def _unauthorized() -> Problem:
-    return Problem(401, "Missing or invalid internal identity.", title="Unauthorized",
-                   headers={"WWW-Authenticate": "Bearer"})
+    return Problem(
+        401,
+        "Missing or invalid internal identity.",
+        title="Unauthorized",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def caller_identity(request: Request) -> Identity:

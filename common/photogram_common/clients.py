@@ -18,8 +18,12 @@ class ServiceUnavailable(Problem):
     """A peer is down, slow or failing; the client sees no name of it (it is an internal host)."""
 
     def __init__(self, service: str) -> None:
-        super().__init__(503, "A service is unavailable; try again shortly.",
-                         title="Service unavailable", headers={"Retry-After": "1"})
+        super().__init__(
+            503,
+            "A service is unavailable; try again shortly.",
+            title="Service unavailable",
+            headers={"Retry-After": "1"},
+        )
         self.service = service
 
 
@@ -42,7 +46,12 @@ class ServiceClient:
     """Calls one peer service, carrying the request ID and an internal identity token."""
 
     def __init__(
-        self, *, name: str, base_url: str, internal_secret: str, timeout: float,
+        self,
+        *,
+        name: str,
+        base_url: str,
+        internal_secret: str,
+        timeout: float,
         transport: httpx.AsyncBaseTransport,
     ) -> None:
         self.name = name
@@ -100,7 +109,11 @@ def raise_for_problem(service: str, response: httpx.Response) -> None:
         body = {}
     detail = body.get("detail") if isinstance(body, dict) else None
     extra = {"errors": body["errors"]} if isinstance(body, dict) and "errors" in body else None
-    headers = {k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "www-authenticate")}
+    headers = {
+        k: v
+        for k, v in response.headers.items()
+        if k.lower() in ("retry-after", "www-authenticate")
+    }
     raise Problem(
         response.status_code,
         detail if isinstance(detail, str) else "The request failed.",

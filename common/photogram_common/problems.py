@@ -56,8 +56,11 @@ def problem_response(problem: Problem) -> JSONResponse:
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Only location, message and kind: the raw input may be large or sensitive.
     return [
-        {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""),
-         "type": err.get("type", "")}
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "msg": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
         for err in exc.errors()
     ]
 

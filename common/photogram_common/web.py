@@ -101,8 +101,11 @@ class ReadinessRead(BaseModel):
 
 
 def add_health_routes(
-    app: FastAPI, checks: Callable[[], Mapping[str, ReadinessCheck]], *,
-    include_in_schema: bool = False, informational: frozenset[str] = frozenset(),
+    app: FastAPI,
+    checks: Callable[[], Mapping[str, ReadinessCheck]],
+    *,
+    include_in_schema: bool = False,
+    informational: frozenset[str] = frozenset(),
 ) -> None:
     """Add /healthz (the process is alive) and /readyz (its dependencies answer).
 
@@ -114,7 +117,9 @@ def add_health_routes(
         return HealthRead(status="ok")
 
     @app.get(
-        "/readyz", include_in_schema=include_in_schema, response_model=ReadinessRead,
+        "/readyz",
+        include_in_schema=include_in_schema,
+        response_model=ReadinessRead,
         responses={503: {"model": ReadinessRead, "description": "A dependency is unreachable"}},
     )
     async def readyz() -> JSONResponse:

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
+
+from fanout_worker.handlers import FanoutHandlers
+from fanout_worker.settings import FanoutSettings
 from photogram_common.bus import EventBus, Message
 from photogram_common.events import ALL_TOPICS, Envelope
 from photogram_common.lifecycle import service_lifespan
@@ -15,9 +18,6 @@ from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.timelines import timeline_store_for
 from photogram_common.web import add_health_routes, create_service_app
-
-from fanout_worker.handlers import FanoutHandlers
-from fanout_worker.settings import FanoutSettings
 
 log = logging.getLogger(__name__)
 

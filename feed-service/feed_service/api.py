@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+
+from feed_service.service import FeedService
 from photogram_common.callers import Caller, CurrentUser
 from photogram_common.ids import parse_id
 from photogram_common.schemas import PostsPage
-
-from feed_service.service import FeedService
 
 router = APIRouter()
 

@@ -6,6 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
+
+from feed_service.api import router
+from feed_service.hydration import PostHydrator
+from feed_service.service import FeedService
+from feed_service.settings import FeedServiceSettings
 from photogram_common.bus import EventBus
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.redis import make_redis
@@ -13,11 +18,6 @@ from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.timelines import timeline_store_for
 from photogram_common.web import add_health_routes, create_service_app
-
-from feed_service.api import router
-from feed_service.hydration import PostHydrator
-from feed_service.service import FeedService
-from feed_service.settings import FeedServiceSettings
 
 
 def create_app(

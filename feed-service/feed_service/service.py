@@ -7,12 +7,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from feed_service.hydration import PostHydrator
 from photogram_common.clients import ServiceClient
 from photogram_common.cursors import decode_cursor, encode_cursor
 from photogram_common.identity import Identity
 from photogram_common.timelines import TimelineStore, rebuild_lock_key, timeline_key
-
-from feed_service.hydration import PostHydrator
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
 from photogram_common.logs import configure_logging
 from photogram_common.runtime import serve
 from photogram_common.settings import PlatformSettings, resolve_secrets
-
-from gateway.app import create_app
-from gateway.settings import GatewaySettings
 
 if __name__ == "__main__":
     configure_logging("gateway")

@@ -7,10 +7,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from photogram_common.redis import make_redis
-from photogram_common.runtime import peer_client
-from photogram_common.settings import PlatformSettings
-from photogram_common.web import add_health_routes, create_service_app
 from starlette.middleware import Middleware
 
 from gateway.bodylimit import BodyLimitMiddleware
@@ -19,27 +15,53 @@ from gateway.openapi import public_openapi
 from gateway.ratelimit import RateLimiter
 from gateway.routes import posts, users
 from gateway.settings import GatewaySettings
+from photogram_common.redis import make_redis
+from photogram_common.runtime import peer_client
+from photogram_common.settings import PlatformSettings
+from photogram_common.web import add_health_routes, create_service_app
 
 
 def create_app(
-    platform: PlatformSettings, settings: GatewaySettings, *,
+    platform: PlatformSettings,
+    settings: GatewaySettings,
+    *,
     in_process: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """Build the gateway; `in_process` maps service names to ASGI apps in the embedded mode."""
     local = in_process or {}
     peers = Peers(
-        users=peer_client(platform, name="user-service", base_url=platform.user_service_url,
-                          asgi_app=local.get("user-service")),
-        posts=peer_client(platform, name="post-service", base_url=platform.post_service_url,
-                          asgi_app=local.get("post-service")),
-        media=peer_client(platform, name="media-service", base_url=platform.media_service_url,
-                          asgi_app=local.get("media-service")),
-        feed=peer_client(platform, name="feed-service", base_url=platform.feed_service_url,
-                         asgi_app=local.get("feed-service")),
+        users=peer_client(
+            platform,
+            name="user-service",
+            base_url=platform.user_service_url,
+            asgi_app=local.get("user-service"),
+        ),
+        posts=peer_client(
+            platform,
+            name="post-service",
+            base_url=platform.post_service_url,
+            asgi_app=local.get("post-service"),
+        ),
+        media=peer_client(
+            platform,
+            name="media-service",
+            base_url=platform.media_service_url,
+            asgi_app=local.get("media-service"),
+        ),
+        feed=peer_client(
+            platform,
+            name="feed-service",
+            base_url=platform.feed_service_url,
+            asgi_app=local.get("feed-service"),
+        ),
     )
     # Only its health is asked: the worker serves no API.
-    fanout = peer_client(platform, name="fanout-worker", base_url=platform.fanout_worker_url,
-                         asgi_app=local.get("fanout-worker"))
+    fanout = peer_client(
+        platform,
+        name="fanout-worker",
+        base_url=platform.fanout_worker_url,
+        asgi_app=local.get("fanout-worker"),
+    )
     redis = make_redis(platform.redis_url)
 
     @asynccontextmanager
@@ -81,7 +103,8 @@ def create_app(
         "fanout-worker": fanout.ping,
     }
     # A stopped worker delays feeds but the API still serves: reported, not gating readiness.
-    add_health_routes(app, lambda: checks, include_in_schema=True,
-                      informational=frozenset({"fanout-worker"}))
-    app.openapi = public_openapi(app)  # type: ignore[method-assign]
+    add_health_routes(
+        app, lambda: checks, include_in_schema=True, informational=frozenset({"fanout-worker"})
+    )
+    app.openapi = public_openapi(app)  # type: ignore[method-assign,unused-ignore]
     return app

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from photogram_common.problems import Problem, problem_response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from photogram_common.problems import Problem, problem_response
 
 
 class BodyLimitMiddleware:
@@ -51,6 +52,7 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        problem = Problem(413, f"The request body is over {self.limit} bytes.",
-                          title="Content too large")
+        problem = Problem(
+            413, f"The request body is over {self.limit} bytes.", title="Content too large"
+        )
         await problem_response(problem)(scope, receive, send)

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gateway.ratelimit import RateLimiter
 from photogram_common.clients import ServiceClient
 from photogram_common.identity import Identity, InvalidToken, verify_access_token
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
 from photogram_common.schemas import USERNAME_PATTERN
-
-from gateway.ratelimit import RateLimiter
 
 _bearer = HTTPBearer(auto_error=False, description="The access token from signup or login.")
 
@@ -44,8 +44,12 @@ async def _limit(request: Request, subject: str, limit: int) -> None:
         return
     verdict = await policy.limiter.hit(subject, limit=limit)
     if not verdict.allowed:
-        raise Problem(429, "Too many requests; slow down.", title="Too many requests",
-                      headers={"Retry-After": str(verdict.retry_after)})
+        raise Problem(
+            429,
+            "Too many requests; slow down.",
+            title="Too many requests",
+            headers={"Retry-After": str(verdict.retry_after)},
+        )
 
 
 def client_ip(request: Request) -> str:
@@ -78,8 +82,9 @@ async def credential_endpoint(request: Request) -> None:
     """Signup and login: the address's general limit and a stricter one of their own."""
     policy: EdgePolicy = request.app.state.policy
     await anonymous(request)
-    await _limit(request, f"auth:{client_ip(request)}",
-                 max(1, policy.per_minute // policy.auth_divisor))
+    await _limit(
+        request, f"auth:{client_ip(request)}", max(1, policy.per_minute // policy.auth_divisor)
+    )
 
 
 def get_peers(request: Request) -> Peers:

@@ -8,6 +8,9 @@ from photogram_common.service_main import service_main
 
 if __name__ == "__main__":
     service_main(
-        name="media-service", settings_type=MediaServiceSettings, create_app=create_app,
-        database_for=database_for, migrations=MIGRATIONS,
+        name="media-service",
+        settings_type=MediaServiceSettings,
+        create_app=create_app,
+        database_for=database_for,
+        migrations=MIGRATIONS,
     )

@@ -6,15 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, Field
+
+from media_service.service import IMMUTABLE, VARIANT_NAMES, MediaService
+from media_service.uploads import parse_upload
 from photogram_common.blobs import BlobNotFound
 from photogram_common.callers import Caller, CurrentUser
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
 from photogram_common.schemas import MediaRead
-from pydantic import BaseModel, Field
-
-from media_service.service import IMMUTABLE, VARIANT_NAMES, MediaService
-from media_service.uploads import parse_upload
 
 router = APIRouter()
 
@@ -86,14 +86,21 @@ async def variant_bytes(media_id: str, variant: str, service: Media) -> Response
     key, presigned = await service.variant_location(_media_id(media_id), variant)
     if presigned is not None:
         # The URL expires, so the redirect itself must not be cached.
-        return RedirectResponse(presigned, status_code=307, headers={
-            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+        return RedirectResponse(
+            presigned,
+            status_code=307,
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+        )
     try:
         data = await service.blobs.get(key)
     except BlobNotFound as exc:
         raise Problem(404, "No such media variant.", title="Not found") from exc
     return Response(
-        data, media_type="image/jpeg",
-        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": IMMUTABLE,
-                 "Content-Security-Policy": "default-src 'none'"},
+        data,
+        media_type="image/jpeg",
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": IMMUTABLE,
+            "Content-Security-Policy": "default-src 'none'",
+        },
     )

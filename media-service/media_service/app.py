@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+
+from media_service.api import router
+from media_service.service import MediaService
+from media_service.settings import MediaServiceSettings, S3Settings
 from photogram_common.blobs import LocalBlobStore, S3BlobStore
 from photogram_common.bus import EventBus
 from photogram_common.db import Database
@@ -17,10 +21,6 @@ from photogram_common.lifecycle import service_lifespan
 from photogram_common.runtime import make_id_generator
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import add_health_routes, create_service_app
-
-from media_service.api import router
-from media_service.service import MediaService
-from media_service.settings import MediaServiceSettings, S3Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -32,21 +32,33 @@ def database_for(platform: PlatformSettings, settings: MediaServiceSettings) -> 
 def blob_store_for(platform: PlatformSettings, s3: S3Settings) -> LocalBlobStore | S3BlobStore:
     """S3 when a bucket is configured, else files under the data directory."""
     if s3.bucket:
-        return S3BlobStore(endpoint_url=s3.endpoint_url, bucket=s3.bucket,
-                           access_key=s3.access_key, secret_key=s3.secret_key, region=s3.region)
+        return S3BlobStore(
+            endpoint_url=s3.endpoint_url,
+            bucket=s3.bucket,
+            access_key=s3.access_key,
+            secret_key=s3.secret_key,
+            region=s3.region,
+        )
     return LocalBlobStore(platform.data_dir / "media")
 
 
 def create_app(
-    platform: PlatformSettings, settings: MediaServiceSettings, *, bus: EventBus | None = None,
-    owns_bus: bool = False, s3: S3Settings | None = None,
+    platform: PlatformSettings,
+    settings: MediaServiceSettings,
+    *,
+    bus: EventBus | None = None,
+    owns_bus: bool = False,
+    s3: S3Settings | None = None,
 ) -> FastAPI:
     """Build the app; media-service publishes no events, so it takes no bus of its own."""
     database = database_for(platform, settings)
     blobs = blob_store_for(platform, s3 or S3Settings())
     service = MediaService(
-        database=database, blobs=blobs, ids=make_id_generator(platform, default_worker=3),
-        executor=None, max_image_pixels=platform.max_image_pixels,
+        database=database,
+        blobs=blobs,
+        ids=make_id_generator(platform, default_worker=3),
+        executor=None,
+        max_image_pixels=platform.max_image_pixels,
         public_base_url=settings.public_base_url,
         presigned_url_seconds=settings.presigned_url_seconds,
     )
@@ -70,8 +82,13 @@ def create_app(
             await blobs.close()
 
     lifespan = service_lifespan(
-        platform=platform, bus=None, owns_bus=False, database=database, migrations=MIGRATIONS,
-        on_start=[open_resources], on_stop=[close_resources],
+        platform=platform,
+        bus=None,
+        owns_bus=False,
+        database=database,
+        migrations=MIGRATIONS,
+        on_start=[open_resources],
+        on_stop=[close_resources],
     )
     app = create_service_app(title="media-service", lifespan=lifespan)
     app.state.media = service

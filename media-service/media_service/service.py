@@ -10,17 +10,17 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import delete, select
+
+from media_service.imaging import ImageRejected, ProcessedImage, process_image
+from media_service.models import media
+from media_service.uploads import ParsedUpload, discard
 from photogram_common.blobs import BlobStore
 from photogram_common.db import Database
 from photogram_common.ids import IdGenerator
 from photogram_common.problems import Problem
 from photogram_common.schemas import MediaRead, VariantRead
 from photogram_common.timeutil import utcnow
-from sqlalchemy import delete, select
-
-from media_service.imaging import ImageRejected, ProcessedImage, process_image
-from media_service.models import media
-from media_service.uploads import ParsedUpload, discard
 
 log = logging.getLogger(__name__)
 VARIANT_NAMES = ("thumbnail", "small", "medium", "large")
@@ -45,14 +45,21 @@ class MediaService:
 
     def media_read(self, row: Any) -> MediaRead:
         variants = {
-            name: VariantRead(url=self.variant_url(row["id"], name, spec), width=spec["width"],
-                              height=spec["height"])
+            name: VariantRead(
+                url=self.variant_url(row["id"], name, spec),
+                width=spec["width"],
+                height=spec["height"],
+            )
             for name, spec in row["variants"].items()
         }
         return MediaRead(
-            media_id=str(row["id"]), user_id=str(row["user_id"]),
-            content_type=row["content_type"], width=row["width"], height=row["height"],
-            blurhash=row["blurhash"], variants=variants,
+            media_id=str(row["id"]),
+            user_id=str(row["user_id"]),
+            content_type=row["content_type"],
+            width=row["width"],
+            height=row["height"],
+            blurhash=row["blurhash"],
+            variants=variants,
         )
 
     def variant_url(self, media_id: int, name: str, spec: dict[str, Any]) -> str:
@@ -60,7 +67,7 @@ class MediaService:
             return f"{self.public_base_url.rstrip('/')}/{spec['key']}"
         return f"/api/media/{media_id}/{name}.jpg"
 
-    async def _process(self, path: str) -> ProcessedImage:
+    async def _process(self, path: str) -> ProcessedImage | ImageRejected:
         loop = asyncio.get_running_loop()
         # CPU work runs in a process pool so one large photo does not stall other requests.
         return await loop.run_in_executor(
@@ -80,16 +87,28 @@ class MediaService:
                 variants: dict[str, Any] = {}
                 for variant in result.variants:
                     key = variant_key(media_id, variant.name, variant.data)
-                    await self.blobs.put(key, variant.data, content_type="image/jpeg",
-                                         cache_control=IMMUTABLE)
+                    await self.blobs.put(
+                        key, variant.data, content_type="image/jpeg", cache_control=IMMUTABLE
+                    )
                     stored.append(key)
-                    variants[variant.name] = {"key": key, "width": variant.width,
-                                              "height": variant.height}
-                rows.append({
-                    "id": media_id, "user_id": user_id, "content_type": result.content_type,
-                    "width": result.width, "height": result.height, "blurhash": result.blurhash,
-                    "status": "ready", "variants": variants, "created_at": utcnow(),
-                })
+                    variants[variant.name] = {
+                        "key": key,
+                        "width": variant.width,
+                        "height": variant.height,
+                    }
+                rows.append(
+                    {
+                        "id": media_id,
+                        "user_id": user_id,
+                        "content_type": result.content_type,
+                        "width": result.width,
+                        "height": result.height,
+                        "blurhash": result.blurhash,
+                        "status": "ready",
+                        "variants": variants,
+                        "created_at": utcnow(),
+                    }
+                )
             async with self.database.transaction() as session:
                 await session.execute(media.insert(), rows)
         except BaseException:
@@ -111,9 +130,15 @@ class MediaService:
         if not media_ids:
             return []
         async with self.database.transaction() as session:
-            rows = (await session.execute(
-                select(media).where(media.c.id.in_(media_ids), media.c.status == "ready")
-            )).mappings().all()
+            rows = (
+                (
+                    await session.execute(
+                        select(media).where(media.c.id.in_(media_ids), media.c.status == "ready")
+                    )
+                )
+                .mappings()
+                .all()
+            )
         return [self.media_read(row) for row in rows]
 
     async def get(self, media_id: int) -> MediaRead:
@@ -135,10 +160,13 @@ class MediaService:
     async def remove(self, *, user_id: int, media_ids: Sequence[int]) -> int:
         """Delete the caller's media and their objects (an orphan clean-up after a failed post)."""
         async with self.database.transaction() as session:
-            rows = (await session.execute(
-                select(media.c.id, media.c.variants)
-                .where(media.c.id.in_(media_ids), media.c.user_id == user_id)
-            )).all()
+            rows = (
+                await session.execute(
+                    select(media.c.id, media.c.variants).where(
+                        media.c.id.in_(media_ids), media.c.user_id == user_id
+                    )
+                )
+            ).all()
             await session.execute(delete(media).where(media.c.id.in_([r.id for r in rows])))
         await self._delete_blobs([v["key"] for r in rows for v in r.variants.values()])
         return len(rows)

@@ -7,11 +7,12 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
-from photogram_common.problems import Problem
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from media_service.imaging import SNIFF_BYTES, sniff_image_type
+from photogram_common.problems import Problem
 
 MAX_FILES = 10
 MAX_FIELD_CHARS = {"caption": 2200, "location": 100}
@@ -35,8 +36,12 @@ class ParsedUpload:
 
 
 def _invalid(detail: str, loc: str) -> Problem:
-    return Problem(422, detail, title="Validation failed",
-                   extra={"errors": [{"loc": ["body", loc], "msg": detail, "type": "value_error"}]})
+    return Problem(
+        422,
+        detail,
+        title="Validation failed",
+        extra={"errors": [{"loc": ["body", loc], "msg": detail, "type": "value_error"}]},
+    )
 
 
 class _UploadParser:
@@ -49,7 +54,7 @@ class _UploadParser:
         self._header_value = b""
         self._headers: dict[bytes, bytes] = {}
         self._file: UploadedFile | None = None
-        self._handle: object | None = None
+        self._handle: BinaryIO | None = None
         self._field: str | None = None
         self._field_bytes = bytearray()
 
@@ -89,11 +94,15 @@ class _UploadParser:
         if self._file is not None:
             self._file.size += len(chunk)
             if self._file.size > self._max_file_bytes:
-                raise Problem(413, f"A file is over {self._max_file_bytes // (1024 * 1024)} MB.",
-                              title="Content too large")
+                raise Problem(
+                    413,
+                    f"A file is over {self._max_file_bytes // (1024 * 1024)} MB.",
+                    title="Content too large",
+                )
             if len(self._file.head) < SNIFF_BYTES:
                 self._file.head += chunk[: SNIFF_BYTES - len(self._file.head)]
-            self._handle.write(chunk)  # type: ignore[attr-defined]
+            assert self._handle is not None  # opened with the part's headers
+            self._handle.write(chunk)
         elif self._field is not None:
             self._field_bytes += chunk
             if len(self._field_bytes) > _MAX_FIELD_BYTES:
@@ -101,14 +110,14 @@ class _UploadParser:
 
     def on_part_end(self) -> None:
         if self._file is not None and self._handle is not None:
-            self._handle.close()  # type: ignore[attr-defined]
+            self._handle.close()
             self._handle = None
         elif self._field is not None:
             self.result.fields[self._field] = self._field_bytes.decode("utf-8", "replace")
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()  # type: ignore[attr-defined]
+            self._handle.close()
 
 
 async def parse_upload(
@@ -117,22 +126,26 @@ async def parse_upload(
     """Parse the upload into a temp directory; the caller removes it (see discard)."""
     kind, options = parse_options_header(content_type.encode("latin-1"))
     if kind != b"multipart/form-data":
-        raise Problem(415, "Send the upload as multipart/form-data.",
-                      title="Unsupported media type")
+        raise Problem(
+            415, "Send the upload as multipart/form-data.", title="Unsupported media type"
+        )
     boundary = options.get(b"boundary")
     if not boundary:
         raise Problem(400, "The multipart body has no boundary.", title="Bad request")
     directory = Path(tempfile.mkdtemp(prefix="photogram-upload-"))
     handler = _UploadParser(directory, max_file_bytes=max_file_bytes)
-    parser = MultipartParser(boundary, callbacks={  # type: ignore[arg-type]
-        "on_part_begin": handler.on_part_begin,
-        "on_header_field": handler.on_header_field,
-        "on_header_value": handler.on_header_value,
-        "on_header_end": handler.on_header_end,
-        "on_headers_finished": handler.on_headers_finished,
-        "on_part_data": handler.on_part_data,
-        "on_part_end": handler.on_part_end,
-    })
+    parser = MultipartParser(
+        boundary,
+        callbacks={
+            "on_part_begin": handler.on_part_begin,
+            "on_header_field": handler.on_header_field,
+            "on_header_value": handler.on_header_value,
+            "on_header_end": handler.on_header_end,
+            "on_headers_finished": handler.on_headers_finished,
+            "on_part_data": handler.on_part_data,
+            "on_part_end": handler.on_part_end,
+        },
+    )
     try:
         async for chunk in body:
             parser.write(chunk)
@@ -158,8 +171,11 @@ def _validated(upload: ParsedUpload) -> ParsedUpload:
         for item in upload.files:
             item.content_type = sniff_image_type(item.head)
             if item.content_type is None:
-                raise Problem(415, "Only JPEG, PNG, WebP and HEIC images are accepted.",
-                              title="Unsupported image type")
+                raise Problem(
+                    415,
+                    "Only JPEG, PNG, WebP and HEIC images are accepted.",
+                    title="Unsupported image type",
+                )
     except Problem:
         discard(upload.directory)
         raise

@@ -8,6 +8,9 @@ from post_service.settings import PostServiceSettings
 
 if __name__ == "__main__":
     service_main(
-        name="post-service", settings_type=PostServiceSettings, create_app=create_app,
-        database_for=database_for, migrations=MIGRATIONS,
+        name="post-service",
+        settings_type=PostServiceSettings,
+        create_app=create_app,
+        database_for=database_for,
+        migrations=MIGRATIONS,
     )

@@ -10,7 +10,12 @@ from photogram_common.callers import Caller, CurrentUser
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
 from post_service.schemas import (
-    PostCreate, PostIdsRead, PostRead, PostsBatchCreate, PostsPage, RebuildCreate,
+    PostCreate,
+    PostIdsRead,
+    PostRead,
+    PostsBatchCreate,
+    PostsPage,
+    RebuildCreate,
 )
 from post_service.service import PostService
 
@@ -53,8 +58,11 @@ async def delete_post(post_id: PostIdPath, posts: Posts, caller: CurrentUser) ->
 
 @router.get("/users/{user_id}/posts")
 async def user_posts(
-    user_id: str, posts: Posts, _: Caller,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: str | None = None,
+    user_id: str,
+    posts: Posts,
+    _: Caller,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
 ) -> PostsPage:
     parsed = parse_id(user_id)
     if parsed is None:

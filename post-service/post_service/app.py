@@ -29,19 +29,36 @@ def database_for(platform: PlatformSettings, settings: PostServiceSettings) -> D
 
 
 def create_app(
-    platform: PlatformSettings, settings: PostServiceSettings, *, bus: EventBus,
-    owns_bus: bool = True, in_process: Mapping[str, Any] | None = None,
+    platform: PlatformSettings,
+    settings: PostServiceSettings,
+    *,
+    bus: EventBus,
+    owns_bus: bool = True,
+    in_process: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     database = database_for(platform, settings)
     outbox = Outbox(outbox_table)
-    media = peer_client(platform, name="media-service", base_url=platform.media_service_url,
-                        asgi_app=(in_process or {}).get("media-service"))
-    posts = PostService(database=database, outbox=outbox, media=media,
-                        ids=make_id_generator(platform, default_worker=2))
+    media = peer_client(
+        platform,
+        name="media-service",
+        base_url=platform.media_service_url,
+        asgi_app=(in_process or {}).get("media-service"),
+    )
+    posts = PostService(
+        database=database,
+        outbox=outbox,
+        media=media,
+        ids=make_id_generator(platform, default_worker=2),
+    )
     relay = OutboxRelay(database=database, outbox=outbox, bus=bus)
     lifespan = service_lifespan(
-        platform=platform, bus=bus, owns_bus=owns_bus, database=database, migrations=MIGRATIONS,
-        tasks=[relay.run], on_stop=[media.close],
+        platform=platform,
+        bus=bus,
+        owns_bus=owns_bus,
+        database=database,
+        migrations=MIGRATIONS,
+        tasks=[relay.run],
+        on_stop=[media.close],
     )
     app = create_service_app(title="post-service", lifespan=lifespan)
     app.state.posts = posts

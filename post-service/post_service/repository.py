@@ -36,7 +36,9 @@ async def get_post(session: AsyncSession, post_id: int) -> RowMapping | None:
     return (await session.execute(query)).mappings().first()
 
 
-async def media_of(session: AsyncSession, post_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+async def media_of(
+    session: AsyncSession, post_ids: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
     query = (
         select(post_media.c.post_id, post_media.c.media)
         .where(post_media.c.post_id.in_(post_ids))
@@ -50,7 +52,9 @@ async def media_of(session: AsyncSession, post_ids: Sequence[int]) -> dict[int, 
 
 async def mark_deleted(session: AsyncSession, *, post_id: int, at: datetime) -> bool:
     result: Any = await session.execute(
-        update(posts).where(posts.c.id == post_id, posts.c.deleted_at.is_(None)).values(deleted_at=at)
+        update(posts)
+        .where(posts.c.id == post_id, posts.c.deleted_at.is_(None))
+        .values(deleted_at=at)
     )
     return bool(result.rowcount == 1)
 
@@ -69,7 +73,9 @@ async def user_posts(
     return list((await session.execute(query)).mappings().all())
 
 
-async def newest_by_author(session: AsyncSession, author_ids: Sequence[int]) -> list[tuple[int, int]]:
+async def newest_by_author(
+    session: AsyncSession, author_ids: Sequence[int]
+) -> list[tuple[int, int]]:
     """(author, newest live post id) for the authors who have posts, newest first."""
     query = (
         select(posts.c.user_id, func.max(posts.c.id).label("newest"))
@@ -80,7 +86,9 @@ async def newest_by_author(session: AsyncSession, author_ids: Sequence[int]) -> 
     return sorted(((r.user_id, r.newest) for r in rows), key=lambda r: r[1], reverse=True)
 
 
-async def post_ids_of(session: AsyncSession, *, user_id: int, newer_than: int, limit: int) -> list[int]:
+async def post_ids_of(
+    session: AsyncSession, *, user_id: int, newer_than: int, limit: int
+) -> list[int]:
     query = (
         select(posts.c.id)
         .where(posts.c.user_id == user_id, posts.c.deleted_at.is_(None), posts.c.id > newer_than)

@@ -6,7 +6,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from photogram_common.schemas import PostRead, PostsPage
 
-__all__ = ["PostCreate", "PostIdsRead", "PostRead", "PostsBatchCreate", "PostsPage", "RebuildCreate"]
+__all__ = [
+    "PostCreate",
+    "PostIdsRead",
+    "PostRead",
+    "PostsBatchCreate",
+    "PostsPage",
+    "RebuildCreate",
+]
 
 MAX_CAPTION = 2200
 MAX_LOCATION = 100

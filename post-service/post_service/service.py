@@ -39,9 +39,12 @@ def _not_found() -> Problem:
 
 
 def _invalid_media(detail: str) -> Problem:
-    return Problem(422, detail, title="Validation failed",
-                   extra={"errors": [{"loc": ["body", "media_ids"], "msg": detail,
-                                      "type": "value_error"}]})
+    return Problem(
+        422,
+        detail,
+        title="Validation failed",
+        extra={"errors": [{"loc": ["body", "media_ids"], "msg": detail, "type": "value_error"}]},
+    )
 
 
 @dataclass
@@ -51,7 +54,9 @@ class PostService:
     ids: IdGenerator
     media: ServiceClient
 
-    async def _owned_ready_media(self, caller: Identity, media_ids: Sequence[str]) -> list[dict[str, Any]]:
+    async def _owned_ready_media(
+        self, caller: Identity, media_ids: Sequence[str]
+    ) -> list[dict[str, Any]]:
         parsed = [parse_id(m) for m in media_ids]
         if None in parsed or len(set(parsed)) != len(parsed):
             raise _invalid_media("Media IDs must be distinct, valid IDs.")
@@ -77,7 +82,9 @@ class PostService:
         }
         async with self.database.transaction() as session:
             await repo.insert_post(session, values=values, media=media)
-            await self.outbox.add(session, PostCreated(post_id=values["id"], author_id=caller.user_id))
+            await self.outbox.add(
+                session, PostCreated(post_id=values["id"], author_id=caller.user_id)
+            )
             row = await repo.get_post(session, values["id"])
         self.outbox.notify()
         assert row is not None
@@ -134,7 +141,10 @@ class PostService:
                 floor = min(kept) if len(kept) >= limit else 0
                 if newest <= floor:
                     break
-                kept.extend(await repo.post_ids_of(session, user_id=author_id, newer_than=floor,
-                                                   limit=limit))
+                kept.extend(
+                    await repo.post_ids_of(
+                        session, user_id=author_id, newer_than=floor, limit=limit
+                    )
+                )
                 kept = sorted(kept, reverse=True)[:limit]
         return kept

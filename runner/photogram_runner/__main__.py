@@ -11,7 +11,6 @@ from photogram_common.settings import PlatformSettings, resolve_secrets
 
 async def _embedded() -> None:
     from gateway.settings import GatewaySettings
-
     from photogram_common.runtime import server_for
     from photogram_runner.embedded import compose, running
 

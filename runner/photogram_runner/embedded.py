@@ -7,6 +7,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import FastAPI
+
 import fanout_worker.app as fanout_app
 import feed_service.app as feed_app
 import gateway.app as gateway_app
@@ -14,7 +16,6 @@ import media_service.app as media_app
 import post_service.app as post_app
 import user_service.app as user_app
 from fanout_worker.settings import FanoutSettings
-from fastapi import FastAPI
 from feed_service.settings import FeedServiceSettings
 from gateway.settings import GatewaySettings
 from media_service.settings import MediaServiceSettings

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from backends import REAL, require
 from photogram_common.blobs import BlobNotFound, BlobStore, LocalBlobStore, S3BlobStore
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+
 from backends import REAL, create_database, drop_database, require
 from helpers import eventually
 from photogram_common.bus import EventBus, Message, OutgoingMessage

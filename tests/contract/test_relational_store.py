@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, func, inspect, select
+
 from backends import REAL, create_database, drop_database
 from photogram_common.db import Database, insert_ignoring_conflicts, sqlite_url
 from photogram_common.migrations import upgrade_to_head
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, func, inspect, select
 
 STORES = ["sqlite", *(["postgresql"] if REAL else [])]
 MIGRATIONS = {

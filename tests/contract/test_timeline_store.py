@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import fakeredis
 import pytest
 import redis.asyncio as aioredis
+
 from backends import REAL, flush_redis, require
 from photogram_common.ids import EPOCH_MS, IdGenerator, id_to_unix_ms
 from photogram_common.timelines import SENTINEL, TimelineStore, member, timeline_key

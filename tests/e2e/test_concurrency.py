@@ -26,10 +26,12 @@ PLANS: list[list[tuple[str, int]]] = [
 async def act(api: Api, fan: dict[str, Any], star_id: str, plan: list[tuple[str, int]]) -> None:
     for action, times in plan:
         method = "POST" if action == "follow" else "DELETE"
-        responses = await asyncio.gather(*(
-            api.client.request(method, f"/api/users/{star_id}/follow", headers=fan["headers"])
-            for _ in range(times)
-        ))
+        responses = await asyncio.gather(
+            *(
+                api.client.request(method, f"/api/users/{star_id}/follow", headers=fan["headers"])
+                for _ in range(times)
+            )
+        )
         expected = 200 if action == "follow" else 204
         assert [r.status_code for r in responses] == [expected] * times, responses[0].text
 
@@ -39,8 +41,11 @@ async def followers_of(api: Api, star: dict[str, Any]) -> list[str]:
     cursor = None
     while True:
         params: dict[str, Any] = {"limit": 7, **({"cursor": cursor} if cursor else {})}
-        page = (await api.client.get(f"/api/users/{star['id']}/followers", params=params,
-                                     headers=star["headers"])).json()
+        page = (
+            await api.client.get(
+                f"/api/users/{star['id']}/followers", params=params, headers=star["headers"]
+            )
+        ).json()
         ids += [user["user_id"] for user in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -70,8 +75,11 @@ async def test_parallel_follows_and_unfollows_end_exact(api: Api) -> None:
 async def test_parallel_follows_of_many_accounts_by_one_user(api: Api) -> None:
     fan = await api.signup("fan")
     stars = await asyncio.gather(*(api.signup(f"star{i:02d}") for i in range(20)))
-    requests = [api.client.post(f"/api/users/{star['id']}/follow", headers=fan["headers"])
-                for star in stars for _ in range(2)]
+    requests = [
+        api.client.post(f"/api/users/{star['id']}/follow", headers=fan["headers"])
+        for star in stars
+        for _ in range(2)
+    ]
     assert {r.status_code for r in await asyncio.gather(*requests)} == {200}
     me = (await api.client.get("/api/users/me", headers=fan["headers"])).json()
     assert me["following_count"] == 20

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from helpers import tiny_jpeg
 
 

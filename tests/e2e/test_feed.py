@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from helpers import Api, eventually, feed_ids, post_photo
 
 THRESHOLDS = {"default": 10_000, "three": 3}

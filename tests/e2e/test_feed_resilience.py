@@ -9,12 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select, update
+
 from helpers import Api, eventually, feed_ids, post_photo
 from photogram_common.bus import OutgoingMessage
 from photogram_common.events import Envelope
 from photogram_common.timelines import member, timeline_key
 from photogram_common.timeutil import utcnow
-from sqlalchemy import select, update
 
 
 async def follow(api: Api, follower: dict[str, Any], followee: dict[str, Any]) -> None:

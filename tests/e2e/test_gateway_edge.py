@@ -12,17 +12,30 @@ from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
-import gateway.ratelimit as ratelimit
 import httpx
 import pytest
+
+import gateway.ratelimit as ratelimit
 from helpers import Api
 from photogram_common.clients import ServiceClient, make_transport
 from photogram_common.cursors import encode_cursor
 
 PROBLEM = "application/problem+json"
 # What an error body must never show: a stack, SQL, internal hosts or exception names.
-LEAKS = ("Traceback", "SELECT", "INSERT", "postgres", "sqlite", "user-service", "post-service",
-         "media-service", "feed-service", "RuntimeError", "Exception", "File \"")
+LEAKS = (
+    "Traceback",
+    "SELECT",
+    "INSERT",
+    "postgres",
+    "sqlite",
+    "user-service",
+    "post-service",
+    "media-service",
+    "feed-service",
+    "RuntimeError",
+    "Exception",
+    'File "',
+)
 MB = 1024 * 1024
 
 
@@ -66,8 +79,9 @@ async def test_wrong_method_is_a_problem_405(api: Api, ana: dict[str, Any]) -> N
 
 
 async def test_validation_errors_are_a_problem_422(api: Api, ana: dict[str, Any]) -> None:
-    response = await api.client.get(f"/api/users/{ana['id']}/followers", params={"limit": 0},
-                                    headers=ana["headers"])
+    response = await api.client.get(
+        f"/api/users/{ana['id']}/followers", params={"limit": 0}, headers=ana["headers"]
+    )
     body = assert_problem(response, 422)
     assert body["errors"] and body["errors"][0]["loc"] == ["query", "limit"]
     body = assert_problem(await api.client.post("/api/auth/login", json={"login": "ana"}), 422)
@@ -75,21 +89,52 @@ async def test_validation_errors_are_a_problem_422(api: Api, ana: dict[str, Any]
 
 
 async def test_bodies_that_are_not_json(api: Api) -> None:
-    assert_problem(await api.client.post("/api/auth/login", content=b"{",
-                                          headers={"content-type": "application/json"}), 422)
-    assert_problem(await api.client.post("/api/auth/login", content=b"{\"login\": \"\x80\"}",
-                                          headers={"content-type": "application/json"}), 400)
+    assert_problem(
+        await api.client.post(
+            "/api/auth/login", content=b"{", headers={"content-type": "application/json"}
+        ),
+        422,
+    )
+    assert_problem(
+        await api.client.post(
+            "/api/auth/login",
+            content=b'{"login": "\x80"}',
+            headers={"content-type": "application/json"},
+        ),
+        400,
+    )
     assert_problem(await api.client.post("/api/auth/login", content=b"login=ana"), 422)
 
 
-@pytest.mark.parametrize("raw", ["abc", "-1", "0", "1.5", "1e9", "99999999999999999999",
-                                 "1%3Fx%3D1", "1%23x", "%0A", "%2E%2E", "1%20", "%EF%BC%91"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "abc",
+        "-1",
+        "0",
+        "1.5",
+        "1e9",
+        "99999999999999999999",
+        "1%3Fx%3D1",
+        "1%23x",
+        "%0A",
+        "%2E%2E",
+        "1%20",
+        "%EF%BC%91",
+    ],
+)
 async def test_ids_that_are_not_ids_are_404(api: Api, ana: dict[str, Any], raw: str) -> None:
     """Nothing from a path segment reaches a service's URL unless it is a decimal ID."""
-    for method, path in [("GET", "/api/users/{}"), ("POST", "/api/users/{}/follow"),
-                         ("DELETE", "/api/users/{}/follow"), ("GET", "/api/users/{}/followers"),
-                         ("GET", "/api/users/{}/posts"), ("GET", "/api/post/{}"),
-                         ("DELETE", "/api/post/{}"), ("GET", "/api/media/{}")]:
+    for method, path in [
+        ("GET", "/api/users/{}"),
+        ("POST", "/api/users/{}/follow"),
+        ("DELETE", "/api/users/{}/follow"),
+        ("GET", "/api/users/{}/followers"),
+        ("GET", "/api/users/{}/posts"),
+        ("GET", "/api/post/{}"),
+        ("DELETE", "/api/post/{}"),
+        ("GET", "/api/media/{}"),
+    ]:
         url = path.format(raw)
         assert_problem(await api.client.request(method, url, headers=ana["headers"]), 404)
     assert_problem(await api.client.get(f"/api/media/{raw}/small.jpg"), 404)
@@ -114,8 +159,9 @@ async def test_unknown_media_variant_is_404(api: Api) -> None:
 async def test_request_id_is_echoed_on_success_and_error(api: Api, ana: dict[str, Any]) -> None:
     ok = await api.client.get("/api/users/me", headers={**ana["headers"], "X-Request-ID": "abc-1"})
     assert ok.status_code == 200 and ok.headers["x-request-id"] == "abc-1"
-    missing = await api.client.get("/api/users/999999999", headers={**ana["headers"],
-                                                                    "X-Request-ID": "abc-2"})
+    missing = await api.client.get(
+        "/api/users/999999999", headers={**ana["headers"], "X-Request-ID": "abc-2"}
+    )
     assert missing.status_code == 404 and missing.headers["x-request-id"] == "abc-2"
     unauthorized = await api.client.get("/api/users/me", headers={"X-Request-ID": "abc-3"})
     assert unauthorized.status_code == 401 and unauthorized.headers["x-request-id"] == "abc-3"
@@ -140,13 +186,17 @@ async def test_services_see_the_gateway_s_request_id(
     api: Api, ana: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="photogram.request")
-    sent = await api.client.get("/api/users/me",
-                                headers={**ana["headers"], "X-Request-ID": "trace-me"})
+    sent = await api.client.get(
+        "/api/users/me", headers={**ana["headers"], "X-Request-ID": "trace-me"}
+    )
     generated = await api.client.get(f"/api/users/{ana['id']}/posts", headers=ana["headers"])
     generated_id = generated.headers["x-request-id"]
     assert sent.status_code == 200 and generated.status_code == 200
-    lines = [(r.path, r.request_id) for r in caplog.records  # type: ignore[attr-defined]
-             if r.name == "photogram.request"]
+    lines = [
+        (r.path, r.request_id)
+        for r in caplog.records  # type: ignore[attr-defined]
+        if r.name == "photogram.request"
+    ]
     # The gateway's own line, and the line of each service it called for the request.
     assert ("/api/users/me", "trace-me") in lines and ("/users/me", "trace-me") in lines
     assert (f"/users/{ana['id']}", generated_id) in lines
@@ -158,8 +208,9 @@ async def test_services_see_the_gateway_s_request_id(
 
 async def test_json_body_over_1_mb_with_content_length_is_413(api: Api) -> None:
     body = b'{"login": "' + b"a" * (MB + 1) + b'", "password": "x"}'
-    response = await api.client.post("/api/auth/login", content=body,
-                                     headers={"content-type": "application/json"})
+    response = await api.client.post(
+        "/api/auth/login", content=body, headers={"content-type": "application/json"}
+    )
     assert_problem(response, 413)
 
 
@@ -176,8 +227,9 @@ async def test_json_body_over_1_mb_without_content_length_is_413_before_it_is_re
             sent += len(chunk)
             yield chunk
 
-    response = await api.client.post("/api/auth/login", content=chunks(),
-                                     headers={"content-type": "application/json"})
+    response = await api.client.post(
+        "/api/auth/login", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert "content-length" not in response.request.headers
     assert_problem(response, 413)
     assert sent <= MB + 2 * len(chunk)
@@ -199,7 +251,10 @@ def _closed_port() -> int:
 
 def _peer_at(system: Any, url: str, *, timeout: float) -> ServiceClient:
     return ServiceClient(
-        name="user-service", base_url=url, timeout=timeout, transport=make_transport(None),
+        name="user-service",
+        base_url=url,
+        timeout=timeout,
+        transport=make_transport(None),
         internal_secret=system.services["user-service"].state.internal_secret,
     )
 
@@ -234,8 +289,9 @@ async def test_a_peer_that_is_down_is_a_503(
         response = await api.client.get("/api/users/me", headers=ana["headers"])
         assert_problem(response, 503)
         assert response.headers["retry-after"].isdigit()
-        login = await api.client.post("/api/auth/login",
-                                      json={"login": "ana", "password": "correct horse battery"})
+        login = await api.client.post(
+            "/api/auth/login", json={"login": "ana", "password": "correct horse battery"}
+        )
         assert_problem(login, 503)
     finally:
         await down.close()
@@ -262,8 +318,9 @@ async def test_a_peer_that_raises_is_a_generic_503(
         raise RuntimeError("SELECT password_hash FROM users -- postgresql://user-service:5432")
 
     monkeypatch.setattr(system.services["user-service"].state.users, "get", broken)
-    response = await api.client.get(f"/api/users/{ana['id']}", headers={
-        **ana["headers"], "X-Request-ID": "peer-broke"})
+    response = await api.client.get(
+        f"/api/users/{ana['id']}", headers={**ana["headers"], "X-Request-ID": "peer-broke"}
+    )
     body = assert_problem(response, 503)
     assert body["detail"] == "A service is unavailable; try again shortly."
     assert response.headers["x-request-id"] == "peer-broke"
@@ -278,8 +335,9 @@ async def test_a_gateway_fault_is_a_generic_500_with_the_request_id(
         raise RuntimeError("Traceback: SELECT * FROM users at http://user-service/users/me")
 
     monkeypatch.setattr(system.gateway.state.peers.users, "call", broken)
-    response = await lenient_client.get("/api/users/me", headers={
-        **ana["headers"], "X-Request-ID": "gw-broke"})
+    response = await lenient_client.get(
+        "/api/users/me", headers={**ana["headers"], "X-Request-ID": "gw-broke"}
+    )
     body = assert_problem(response, 500)
     assert body["detail"] == "Something went wrong on our side."
     assert response.headers["x-request-id"] == "gw-broke"
@@ -313,11 +371,14 @@ async def test_the_sixth_request_in_a_window_is_429(api: Api, frozen_window: Non
 async def test_signup_and_login_get_a_tenth_of_the_limit(api: Api, frozen_window: None) -> None:
     ana = await api.signup("ana")
     await api.signup("bob")  # max(1, 20 // 10) = 2 per address and window
-    third = await api.client.post("/api/auth/signup", json={
-        "username": "cyd", "email": "cyd@example.com", "password": "long enough"})
+    third = await api.client.post(
+        "/api/auth/signup",
+        json={"username": "cyd", "email": "cyd@example.com", "password": "long enough"},
+    )
     assert_limited(third)
-    login = await api.client.post("/api/auth/login",
-                                  json={"login": "ana", "password": "correct horse battery"})
+    login = await api.client.post(
+        "/api/auth/login", json={"login": "ana", "password": "correct horse battery"}
+    )
     assert_limited(login)
     # The user's own budget is untouched by the address's credential attempts.
     assert (await api.client.get("/api/users/me", headers=ana["headers"])).status_code == 200
@@ -344,14 +405,24 @@ async def test_zero_turns_the_limits_off(api: Api, system: Any) -> None:
 # The OpenAPI document
 
 PUBLIC_OPERATIONS = {
-    ("post", "/api/auth/signup"), ("post", "/api/auth/login"), ("get", "/api/users/me"),
-    ("get", "/api/users/{user_id}"), ("get", "/api/users/by-username/{username}"),
-    ("post", "/api/users/{user_id}/follow"), ("delete", "/api/users/{user_id}/follow"),
-    ("get", "/api/users/{user_id}/followers"), ("get", "/api/users/{user_id}/following"),
-    ("get", "/api/users/{user_id}/posts"), ("post", "/api/upload"),
-    ("get", "/api/post/{post_id}"), ("delete", "/api/post/{post_id}"), ("get", "/api/feed"),
-    ("get", "/api/media/{media_id}"), ("get", "/api/media/{media_id}/{variant}.jpg"),
-    ("get", "/healthz"), ("get", "/readyz"),
+    ("post", "/api/auth/signup"),
+    ("post", "/api/auth/login"),
+    ("get", "/api/users/me"),
+    ("get", "/api/users/{user_id}"),
+    ("get", "/api/users/by-username/{username}"),
+    ("post", "/api/users/{user_id}/follow"),
+    ("delete", "/api/users/{user_id}/follow"),
+    ("get", "/api/users/{user_id}/followers"),
+    ("get", "/api/users/{user_id}/following"),
+    ("get", "/api/users/{user_id}/posts"),
+    ("post", "/api/upload"),
+    ("get", "/api/post/{post_id}"),
+    ("delete", "/api/post/{post_id}"),
+    ("get", "/api/feed"),
+    ("get", "/api/media/{media_id}"),
+    ("get", "/api/media/{media_id}/{variant}.jpg"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
 }
 
 
@@ -366,8 +437,15 @@ async def test_openapi_describes_exactly_the_public_api(api: Api) -> None:
     for path, item in document["paths"].items():
         for method, operation in item.items():
             needs_token = "security" in operation
-            assert needs_token == (path.startswith("/api/") and path not in (
-                "/api/auth/signup", "/api/auth/login", "/api/media/{media_id}/{variant}.jpg")), path
+            assert needs_token == (
+                path.startswith("/api/")
+                and path
+                not in (
+                    "/api/auth/signup",
+                    "/api/auth/login",
+                    "/api/media/{media_id}/{variant}.jpg",
+                )
+            ), path
             for status, described in operation["responses"].items():
                 if int(status) >= 400 and path != "/readyz":
                     assert list(described["content"]) == [PROBLEM], (method, path, status)
@@ -375,10 +453,18 @@ async def test_openapi_describes_exactly_the_public_api(api: Api) -> None:
                 assert {"401", "429", "503"} <= set(operation["responses"]), (method, path)
 
 
-@pytest.mark.parametrize("path", ["/api/users/{id}/followers", "/api/users/{id}/following",
-                                  "/api/users/{id}/posts", "/api/feed"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/users/{id}/followers",
+        "/api/users/{id}/following",
+        "/api/users/{id}/posts",
+        "/api/feed",
+    ],
+)
 async def test_a_cursor_past_the_id_range_is_400(api: Api, ana: dict[str, Any], path: str) -> None:
     cursor = encode_cursor(10**30)
-    response = await api.client.get(path.format(id=ana["id"]), params={"cursor": cursor},
-                                    headers=ana["headers"])
+    response = await api.client.get(
+        path.format(id=ana["id"]), params={"cursor": cursor}, headers=ana["headers"]
+    )
     assert_problem(response, 400)

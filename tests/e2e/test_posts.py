@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import imagefactory as make
 import pytest
+
+import imagefactory as make
 from helpers import Api, eventually
 from media_helpers import assert_problem, fetch_variant, stored, upload
 
@@ -13,8 +14,9 @@ from media_helpers import assert_problem, fetch_variant, stored, upload
 async def post_photo(
     api: Api, user: dict[str, Any], caption: str, width: int = 64
 ) -> dict[str, Any]:
-    response = await upload(api, user["headers"], [("p.jpg", make.jpeg(width, 48), "image/jpeg")],
-                            caption=caption)
+    response = await upload(
+        api, user["headers"], [("p.jpg", make.jpeg(width, 48), "image/jpeg")], caption=caption
+    )
     assert response.status_code == 201, response.text
     post: dict[str, Any] = response.json()
     return post
@@ -62,10 +64,12 @@ async def test_unknown_posts_are_404(api: Api, post_id: str) -> None:
 async def test_posts_need_a_token(api: Api) -> None:
     ana = await api.signup("ana")
     post = await post_photo(api, ana, "private api")
-    for method, path in [("GET", f"/api/post/{post['post_id']}"),
-                         ("DELETE", f"/api/post/{post['post_id']}"),
-                         ("GET", f"/api/users/{ana['id']}/posts"),
-                         ("GET", f"/api/media/{post['media'][0]['media_id']}")]:
+    for method, path in [
+        ("GET", f"/api/post/{post['post_id']}"),
+        ("DELETE", f"/api/post/{post['post_id']}"),
+        ("GET", f"/api/users/{ana['id']}/posts"),
+        ("GET", f"/api/media/{post['media'][0]['media_id']}"),
+    ]:
         response = await api.client.request(method, path)
         assert_problem(response, 401)
         assert response.headers["www-authenticate"] == "Bearer"
@@ -83,8 +87,9 @@ async def test_a_users_posts_newest_first_every_post_once_whatever_the_limit(api
         seen, cursor = [], None
         while True:
             params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-            response = await api.client.get(f"/api/users/{ana['id']}/posts", params=params,
-                                            headers=bob["headers"])
+            response = await api.client.get(
+                f"/api/users/{ana['id']}/posts", params=params, headers=bob["headers"]
+            )
             assert response.status_code == 200, response.text
             page = response.json()
             assert len(page["items"]) <= limit
@@ -105,8 +110,9 @@ async def test_a_users_posts_errors(api: Api) -> None:
         response = await api.client.get(f"/api/users/{user_id}/posts", headers=ana["headers"])
         assert_problem(response, 404)
     for params, status in [({"limit": 0}, 422), ({"limit": 101}, 422), ({"cursor": "!!!"}, 400)]:
-        response = await api.client.get(f"/api/users/{ana['id']}/posts", params=params,
-                                        headers=ana["headers"])
+        response = await api.client.get(
+            f"/api/users/{ana['id']}/posts", params=params, headers=ana["headers"]
+        )
         assert_problem(response, status)
 
 

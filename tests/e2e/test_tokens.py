@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+
 from helpers import Api
 from photogram_common.identity import (
     ACCESS_AUDIENCE,
@@ -137,10 +138,27 @@ async def test_right_secret_but_another_algorithm(
     assert_unauthorized(await me_with(api, token))
 
 
-@pytest.mark.parametrize("sub", [
-    "ana", "", "1e3", "-{id}", "0", " {id}", "{id} ", "+{id}", "{id}.0", "0x{id}",
-    "{id}_1", "\u0661\u0662", "9" * 25, 12, ["{id}"], {"id": "{id}"},
-])
+@pytest.mark.parametrize(
+    "sub",
+    [
+        "ana",
+        "",
+        "1e3",
+        "-{id}",
+        "0",
+        " {id}",
+        "{id} ",
+        "+{id}",
+        "{id}.0",
+        "0x{id}",
+        "{id}_1",
+        "\u0661\u0662",
+        "9" * 25,
+        12,
+        ["{id}"],
+        {"id": "{id}"},
+    ],
+)
 async def test_subject_that_is_not_a_user_id(
     api: Api, system: Any, ana: dict[str, Any], sub: Any
 ) -> None:
@@ -162,13 +180,12 @@ async def test_internal_token_is_not_an_access_token(
     assert_unauthorized(await me_with(api, token))
 
 
-async def test_access_token_is_not_an_internal_identity(
-    system: Any, ana: dict[str, Any]
-) -> None:
+async def test_access_token_is_not_an_internal_identity(system: Any, ana: dict[str, Any]) -> None:
     """A client that reaches a service directly cannot pass its access token as the identity."""
     app = system.services["user-service"]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://user-service") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://user-service"
+    ) as client:
         response = await client.get("/users/me", headers={INTERNAL_HEADER: ana["access_token"]})
         assert_unauthorized(response)
         # Even signed with the internal secret, the access audience is refused.
@@ -226,8 +243,9 @@ async def test_a_service_called_directly_needs_the_gateway_s_identity(
             response = await client.request(method, path, **body)
             assert response.status_code == 401, (method, path, response.text)
             for token in forged:
-                response = await client.request(method, path, headers={INTERNAL_HEADER: token},
-                                                **body)
+                response = await client.request(
+                    method, path, headers={INTERNAL_HEADER: token}, **body
+                )
                 assert response.status_code == 401, (method, path, token, response.text)
             # The old habit of trusting a user-id header gets nothing either.
             response = await client.request(method, path, headers={"x-user-id": ana["id"]}, **body)

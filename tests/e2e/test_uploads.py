@@ -9,11 +9,12 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import httpx
-import imagefactory as make
 import pytest
+from PIL import Image
+
+import imagefactory as make
 from helpers import Api, eventually
 from media_helpers import assert_problem, fetch_variant, stored, upload
-from PIL import Image
 
 SIZES = {"thumbnail": (150, 150), "small": (320, 427), "medium": (640, 853), "large": (900, 1200)}
 
@@ -36,8 +37,13 @@ async def test_exif_orientation_is_applied_and_metadata_stripped_in_every_varian
     ana = await api.signup("ana")
     # Stored 1200 wide and 900 high, shown turned a quarter by orientation 6.
     photo = make.jpeg(1200, 900, exif_orientation=6, gps=True, xmp=True, comment=True)
-    response = await upload(api, ana["headers"], [("photo.jpg", photo, "image/jpeg")],
-                            caption="upright", location="Lisbon")
+    response = await upload(
+        api,
+        ana["headers"],
+        [("photo.jpg", photo, "image/jpeg")],
+        caption="upright",
+        location="Lisbon",
+    )
     assert response.status_code == 201, response.text
     post = response.json()
     assert response.headers["location"] == f"/api/post/{post['post_id']}"
@@ -80,26 +86,53 @@ REFUSED = {
     "empty-file": (415, _files(("empty.jpg", b"", "image/jpeg")), {}),
     "truncated": (422, _files(("cut.jpg", make.truncated_jpeg(), "image/jpeg")), {}),
     "eleven-files": (422, [(f"{i}.jpg", make.jpeg(64, 48), "image/jpeg") for i in range(11)], {}),
-    "21-mb": (413, _files(("big.jpg", make.jpeg(64, 48) + b"\0" * (21 * 1024 * 1024),
-                           "image/jpeg")), {}),
-    "long-caption": (422, _files(("ok.jpg", make.jpeg(64, 48), "image/jpeg")),
-                     {"caption": "c" * 2201}),
-    "long-emoji-caption": (422, _files(("ok.jpg", make.jpeg(64, 48), "image/jpeg")),
-                           {"caption": "\U0001f600" * 2201}),
-    "long-location": (422, _files(("ok.jpg", make.jpeg(64, 48), "image/jpeg")),
-                      {"location": "l" * 101}),
+    "21-mb": (
+        413,
+        _files(("big.jpg", make.jpeg(64, 48) + b"\0" * (21 * 1024 * 1024), "image/jpeg")),
+        {},
+    ),
+    "long-caption": (
+        422,
+        _files(("ok.jpg", make.jpeg(64, 48), "image/jpeg")),
+        {"caption": "c" * 2201},
+    ),
+    "long-emoji-caption": (
+        422,
+        _files(("ok.jpg", make.jpeg(64, 48), "image/jpeg")),
+        {"caption": "\U0001f600" * 2201},
+    ),
+    "long-location": (
+        422,
+        _files(("ok.jpg", make.jpeg(64, 48), "image/jpeg")),
+        {"location": "l" * 101},
+    ),
     "no-file": (422, [], {"caption": "nothing attached"}),
-    "good-then-corrupt": (422, _files(("a.jpg", make.jpeg(400, 300), "image/jpeg"),
-                                      ("b.png", make.png(300, 200), "image/png"),
-                                      ("c.jpg", make.garbage_jpeg(), "image/jpeg")), {}),
-    "good-then-bomb": (413, _files(("a.jpg", make.jpeg(400, 300), "image/jpeg"),
-                                   ("b.png", make.bomb_png(), "image/png")), {}),
+    "good-then-corrupt": (
+        422,
+        _files(
+            ("a.jpg", make.jpeg(400, 300), "image/jpeg"),
+            ("b.png", make.png(300, 200), "image/png"),
+            ("c.jpg", make.garbage_jpeg(), "image/jpeg"),
+        ),
+        {},
+    ),
+    "good-then-bomb": (
+        413,
+        _files(
+            ("a.jpg", make.jpeg(400, 300), "image/jpeg"), ("b.png", make.bomb_png(), "image/png")
+        ),
+        {},
+    ),
 }
 
 
 # Refusals of the form itself (not of an image) list what was wrong, as any 422 does.
 VALIDATION_CASES = {
-    "eleven-files", "long-caption", "long-emoji-caption", "long-location", "no-file",
+    "eleven-files",
+    "long-caption",
+    "long-emoji-caption",
+    "long-location",
+    "no-file",
 }
 
 
@@ -123,8 +156,12 @@ async def test_refused_upload_stores_nothing_and_leaves_the_service_healthy(
         response = await upload(api, ana["headers"], files, **fields)
     else:
         # A form with fields only is still multipart: force it with an unrelated part.
-        response = await api.client.post("/api/upload", headers=ana["headers"], data=fields,
-                                         files={"other": ("x.txt", b"x", "text/plain")})
+        response = await api.client.post(
+            "/api/upload",
+            headers=ana["headers"],
+            data=fields,
+            files={"other": ("x.txt", b"x", "text/plain")},
+        )
     body = assert_problem(response, status)
     if case in VALIDATION_CASES:
         assert body["errors"]
@@ -134,21 +171,25 @@ async def test_refused_upload_stores_nothing_and_leaves_the_service_healthy(
     assert (await api.client.get("/api/users/me", headers=ana["headers"])).status_code == 200
 
 
-@pytest.mark.parametrize(("content_type", "body", "status"), [
-    ("application/json", b'{"file": "x"}', 415),
-    ("image/jpeg", make.jpeg(64, 48), 415),
-    ("application/x-www-form-urlencoded", b"caption=hi", 415),
-    ("multipart/form-data", b"--x--\r\n", 400),
-    ("multipart/form-data; boundary=x", b"not multipart at all", 400),
-    ("multipart/form-data; boundary=x", b"", 422),
-])
+@pytest.mark.parametrize(
+    ("content_type", "body", "status"),
+    [
+        ("application/json", b'{"file": "x"}', 415),
+        ("image/jpeg", make.jpeg(64, 48), 415),
+        ("application/x-www-form-urlencoded", b"caption=hi", 415),
+        ("multipart/form-data", b"--x--\r\n", 400),
+        ("multipart/form-data; boundary=x", b"not multipart at all", 400),
+        ("multipart/form-data; boundary=x", b"", 422),
+    ],
+)
 async def test_a_body_that_is_not_a_multipart_form_is_refused(
     api: Api, system: Any, upload_tmp: Any, content_type: str, body: bytes, status: int
 ) -> None:
     ana = await api.signup("ana")
     before = await stored(system)
-    response = await api.client.post("/api/upload", content=body,
-                                     headers={**ana["headers"], "content-type": content_type})
+    response = await api.client.post(
+        "/api/upload", content=body, headers={**ana["headers"], "content-type": content_type}
+    )
     assert_problem(response, status)
     assert await stored(system) == before
     assert list(upload_tmp.iterdir()) == []
@@ -160,8 +201,13 @@ async def test_limits_are_inclusive(api: Api, upload_tmp: Any) -> None:
     exactly_20_mb = make.jpeg(64, 48)
     exactly_20_mb += b"\0" * (20 * 1024 * 1024 - len(exactly_20_mb))
     caption = "\U0001f600" * 2200  # 2,200 characters of four UTF-8 bytes each
-    response = await upload(api, ana["headers"], [("big.jpg", exactly_20_mb, "image/jpeg")],
-                            caption=caption, location="l" * 100)
+    response = await upload(
+        api,
+        ana["headers"],
+        [("big.jpg", exactly_20_mb, "image/jpeg")],
+        caption=caption,
+        location="l" * 100,
+    )
     assert response.status_code == 201, response.text
     assert response.json()["caption"] == caption
     assert list(upload_tmp.iterdir()) == []
@@ -169,8 +215,9 @@ async def test_limits_are_inclusive(api: Api, upload_tmp: Any) -> None:
 
 async def test_empty_caption_and_location_are_none(api: Api) -> None:
     ana = await api.signup("ana")
-    response = await upload(api, ana["headers"], [("a.jpg", make.jpeg(64, 48), "image/jpeg")],
-                            caption="", location="")
+    response = await upload(
+        api, ana["headers"], [("a.jpg", make.jpeg(64, 48), "image/jpeg")], caption="", location=""
+    )
     assert response.status_code == 201, response.text
     assert (response.json()["caption"], response.json()["location"]) == (None, None)
 
@@ -254,8 +301,10 @@ async def test_a_failed_post_removes_the_media_it_was_made_of(
         raise RuntimeError("the posts database went away")
 
     monkeypatch.setattr(post_service, "create", broken_create)
-    files = [("a.jpg", make.jpeg(400, 300), "image/jpeg"),
-             ("b.webp", make.webp(300, 200), "image/webp")]
+    files = [
+        ("a.jpg", make.jpeg(400, 300), "image/jpeg"),
+        ("b.webp", make.webp(300, 200), "image/webp"),
+    ]
     response = await upload(api, ana["headers"], files, caption="lost")
     body = assert_problem(response, 503)
     assert "database" not in body["detail"] and "Traceback" not in response.text
@@ -314,13 +363,17 @@ async def media_over_the_network(system: Any, monkeypatch: pytest.MonkeyPatch) -
     import socket
 
     import uvicorn
+
     from photogram_common.clients import make_transport
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(system.services["media-service"], lifespan="off",
-                                           log_config=None, access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            system.services["media-service"], lifespan="off", log_config=None, access_log=False
+        )
+    )
     serving = asyncio.create_task(server.serve(sockets=[sock]))
 
     async def started() -> bool:

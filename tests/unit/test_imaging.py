@@ -11,6 +11,8 @@ from pathlib import Path
 
 import blurhash
 import pytest
+from PIL import Image, ImageFile
+
 from media_service.imaging import (
     CorruptImage,
     ImageRejected,
@@ -21,7 +23,6 @@ from media_service.imaging import (
     sniff_image_type,
 )
 from media_service.imaging.decode import request_draft
-from PIL import Image, ImageFile
 
 # tests/ is a plain folder rather than a package, so put it on the path to share the
 # image factory with the other test tiers.

@@ -8,10 +8,11 @@ import threading
 from typing import Any
 
 import pytest
-import user_service.passwords as passwords
 from argon2 import Type, extract_parameters
-from photogram_common.settings import PlatformSettings
 from pydantic import ValidationError
+
+import user_service.passwords as passwords
+from photogram_common.settings import PlatformSettings
 from user_service.passwords import hash_password, verify_password
 
 GOOD_SECRET = secrets.token_urlsafe(48)
@@ -80,8 +81,9 @@ async def test_hashing_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize("field", ["jwt_secret", "internal_secret"])
-@pytest.mark.parametrize("value", ["", "changeme", "secret", "photogram", "x" * 31,
-                                   "é" * 15, "development-secret"])
+@pytest.mark.parametrize(
+    "value", ["", "changeme", "secret", "photogram", "x" * 31, "é" * 15, "development-secret"]
+)
 def test_distributed_mode_refuses_a_short_or_default_secret(field: str, value: str) -> None:
     secrets_ = {"jwt_secret": GOOD_SECRET, "internal_secret": GOOD_SECRET, field: value}
     with pytest.raises(ValidationError, match=field.upper()):
@@ -99,8 +101,9 @@ def test_distributed_mode_refuses_a_secret_from_the_environment_too(
 
 
 def test_distributed_mode_takes_long_random_secrets() -> None:
-    settings = PlatformSettings(mode="distributed", jwt_secret=GOOD_SECRET,
-                                internal_secret=secrets.token_hex(16))
+    settings = PlatformSettings(
+        mode="distributed", jwt_secret=GOOD_SECRET, internal_secret=secrets.token_hex(16)
+    )
     assert not settings.embedded
 
 

@@ -8,6 +8,9 @@ from user_service.settings import UserServiceSettings
 
 if __name__ == "__main__":
     service_main(
-        name="user-service", settings_type=UserServiceSettings, create_app=create_app,
-        database_for=database_for, migrations=MIGRATIONS,
+        name="user-service",
+        settings_type=UserServiceSettings,
+        create_app=create_app,
+        database_for=database_for,
+        migrations=MIGRATIONS,
     )

@@ -10,8 +10,15 @@ from photogram_common.callers import Caller, CurrentUser
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
 from user_service.schemas import (
-    AuthRead, FolloweesRead, FollowerIdsPage, FollowRead, LoginCreate, SignupCreate,
-    UserMeRead, UserRead, UsersPage,
+    AuthRead,
+    FolloweesRead,
+    FollowerIdsPage,
+    FollowRead,
+    LoginCreate,
+    SignupCreate,
+    UserMeRead,
+    UserRead,
+    UsersPage,
 )
 from user_service.service import UserService
 
@@ -84,19 +91,26 @@ async def unfollow(user_id: UserIdPath, users: Users, caller: CurrentUser) -> Re
 async def followers(
     user_id: UserIdPath, users: Users, _: Caller, limit: Limit = 20, cursor: str | None = None
 ) -> UsersPage:
-    return await users.follow_page(user_id=user_id, direction="followers", cursor=cursor, limit=limit)
+    return await users.follow_page(
+        user_id=user_id, direction="followers", cursor=cursor, limit=limit
+    )
 
 
 @router.get("/users/{user_id}/following")
 async def following(
     user_id: UserIdPath, users: Users, _: Caller, limit: Limit = 20, cursor: str | None = None
 ) -> UsersPage:
-    return await users.follow_page(user_id=user_id, direction="following", cursor=cursor, limit=limit)
+    return await users.follow_page(
+        user_id=user_id, direction="following", cursor=cursor, limit=limit
+    )
 
 
 @router.get("/internal/users/{user_id}/active-followers")
 async def active_followers(
-    request: Request, user_id: UserIdPath, users: Users, _: Caller,
+    request: Request,
+    user_id: UserIdPath,
+    users: Users,
+    _: Caller,
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     active_days: Annotated[int | None, Query(ge=0, description="0: every follower")] = None,

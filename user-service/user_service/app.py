@@ -29,14 +29,18 @@ def database_for(platform: PlatformSettings, settings: UserServiceSettings) -> D
 
 
 def create_app(
-    platform: PlatformSettings, settings: UserServiceSettings, *, bus: EventBus,
+    platform: PlatformSettings,
+    settings: UserServiceSettings,
+    *,
+    bus: EventBus,
     owns_bus: bool = True,
 ) -> FastAPI:
     """Build the app; the bus is shared in the embedded mode, so its owner starts it."""
     database = database_for(platform, settings)
     outbox = Outbox(outbox_table)
     users = UserService(
-        database=database, outbox=outbox,
+        database=database,
+        outbox=outbox,
         ids=make_id_generator(platform, default_worker=1),
         jwt_secret=platform.jwt_secret,
         token_ttl_seconds=platform.access_token_ttl_seconds,
@@ -50,9 +54,15 @@ def create_app(
 
     relay = OutboxRelay(database=database, outbox=outbox, bus=bus)
     lifespan = service_lifespan(
-        platform=platform, bus=bus, owns_bus=owns_bus, database=database, migrations=MIGRATIONS,
+        platform=platform,
+        bus=bus,
+        owns_bus=owns_bus,
+        database=database,
+        migrations=MIGRATIONS,
         tasks=[relay.run],
-        consumers=[bus.consumer(group=POST_COUNTER_GROUP, topics=[POSTS_TOPIC], handler=on_post_event)],
+        consumers=[
+            bus.consumer(group=POST_COUNTER_GROUP, topics=[POSTS_TOPIC], handler=on_post_event)
+        ],
     )
     app = create_service_app(title="user-service", lifespan=lifespan)
     app.state.users = users

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger, Column, DateTime, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
 )
 
 from photogram_common.outbox import outbox_table

@@ -8,8 +8,9 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 # OWASP Password Storage Cheat Sheet: argon2id, m = 19 MiB, t = 2, p = 1.
-HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32,
-                        salt_len=16, type=Type.ID)
+HASHER = PasswordHasher(
+    time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16, type=Type.ID
+)
 # Compared against when the login names nobody, so both cases cost the same time.
 _DUMMY_HASH = HASHER.hash("photogram-no-such-user")
 

@@ -63,11 +63,13 @@ async def add_to_counts(
 ) -> int:
     """Move both counts in the database (no read-modify-write); return the followee's new count."""
     await session.execute(
-        update(users).where(users.c.id == follower_id)
+        update(users)
+        .where(users.c.id == follower_id)
         .values(following_count=users.c.following_count + delta)
     )
     count = await session.scalar(
-        update(users).where(users.c.id == followee_id)
+        update(users)
+        .where(users.c.id == followee_id)
         .values(followers_count=users.c.followers_count + delta)
         .returning(users.c.followers_count)
     )
@@ -76,10 +78,13 @@ async def add_to_counts(
 
 async def add_to_posts_count(session: AsyncSession, *, user_id: int, delta: int) -> None:
     await session.execute(
-        update(users).where(users.c.id == user_id)
-        .values(posts_count=func.max(users.c.posts_count + delta, 0)
-                if session.get_bind().dialect.name == "sqlite"
-                else func.greatest(users.c.posts_count + delta, 0))
+        update(users)
+        .where(users.c.id == user_id)
+        .values(
+            posts_count=func.max(users.c.posts_count + delta, 0)
+            if session.get_bind().dialect.name == "sqlite"
+            else func.greatest(users.c.posts_count + delta, 0)
+        )
     )
 
 
@@ -134,8 +139,9 @@ async def followees(session: AsyncSession, *, user_id: int) -> list[tuple[int, i
     return [(row.id, row.followers_count) for row in (await session.execute(query)).all()]
 
 
-async def touch_last_active(session: AsyncSession, *, user_id: int, at: datetime,
-                            older_than: datetime) -> None:
+async def touch_last_active(
+    session: AsyncSession, *, user_id: int, at: datetime, older_than: datetime
+) -> None:
     await session.execute(
         update(users)
         .where(users.c.id == user_id, users.c.last_active_at < older_than)

@@ -5,8 +5,15 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from photogram_common.schemas import (  # noqa: F401  (re-exported for the routes)
-    AuthRead, FollowRead, LoginCreate, SignupCreate, UserMeRead, UserRead, UsersPage,
+    AuthRead,
+    FollowRead,
+    LoginCreate,
+    SignupCreate,
+    UserMeRead,
+    UserRead,
+    UsersPage,
 )
+
 
 class FollowerIdsPage(BaseModel):
     """Internal: a page of follower IDs for the fan-out."""

@@ -20,8 +20,15 @@ from photogram_common.timeutil import to_rfc3339, utcnow
 from user_service import repository as repo
 from user_service.passwords import hash_password, verify_password
 from user_service.schemas import (
-    AuthRead, FolloweeRead, FolloweesRead, FollowerIdsPage, LoginCreate, SignupCreate,
-    UserMeRead, UserRead, UsersPage,
+    AuthRead,
+    FolloweeRead,
+    FolloweesRead,
+    FollowerIdsPage,
+    LoginCreate,
+    SignupCreate,
+    UserMeRead,
+    UserRead,
+    UsersPage,
 )
 
 
@@ -62,7 +69,9 @@ class UserService:
             identity=Identity(user_id=row["id"], username=row["username"]),
             ttl_seconds=self.token_ttl_seconds,
         )
-        return AuthRead(user=user_me_read(row), access_token=token, expires_in=self.token_ttl_seconds)
+        return AuthRead(
+            user=user_me_read(row), access_token=token, expires_in=self.token_ttl_seconds
+        )
 
     async def signup(self, data: SignupCreate) -> AuthRead:
         password_hash = await hash_password(data.password)
@@ -95,8 +104,12 @@ class UserService:
         async with self.database.transaction() as session:
             row = await repo.get_user_by_login(session, data.login)
         if not await verify_password(row["password_hash"] if row else None, data.password):
-            raise Problem(401, "Wrong login or password.", title="Unauthorized",
-                          headers={"WWW-Authenticate": "Bearer"})
+            raise Problem(
+                401,
+                "Wrong login or password.",
+                title="Unauthorized",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         assert row is not None
         await self.seen(row["id"])
         return self._auth(row)
@@ -105,8 +118,12 @@ class UserService:
         async with self.database.transaction() as session:
             row = await repo.get_user(session, user_id)
         if row is None:
-            raise Problem(401, "The account no longer exists.", title="Unauthorized",
-                          headers={"WWW-Authenticate": "Bearer"})
+            raise Problem(
+                401,
+                "The account no longer exists.",
+                title="Unauthorized",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return user_me_read(row)
 
     async def get(self, user_id: int) -> UserRead:
@@ -125,24 +142,36 @@ class UserService:
 
     async def follow(self, *, follower_id: int, followee_id: int) -> None:
         if follower_id == followee_id:
-            raise Problem(422, "You cannot follow yourself.", title="Validation failed",
-                          extra={"errors": [{"loc": ["path", "user_id"], "msg": "self",
-                                             "type": "value_error"}]})
+            raise Problem(
+                422,
+                "You cannot follow yourself.",
+                title="Validation failed",
+                extra={
+                    "errors": [{"loc": ["path", "user_id"], "msg": "self", "type": "value_error"}]
+                },
+            )
         async with self.database.transaction() as session:
             if await repo.get_user(session, followee_id) is None:
                 raise _not_found()
             created = await repo.insert_follow(
-                session, follower_id=follower_id, followee_id=followee_id,
-                follow_id=self.ids.next_id(), at=utcnow(),
+                session,
+                follower_id=follower_id,
+                followee_id=followee_id,
+                follow_id=self.ids.next_id(),
+                at=utcnow(),
             )
             if created:
                 count = await repo.add_to_counts(
                     session, follower_id=follower_id, followee_id=followee_id, delta=1
                 )
-                await self.outbox.add(session, FollowCreated(
-                    follower_id=follower_id, followee_id=followee_id,
-                    followee_followers_count=count,
-                ))
+                await self.outbox.add(
+                    session,
+                    FollowCreated(
+                        follower_id=follower_id,
+                        followee_id=followee_id,
+                        followee_followers_count=count,
+                    ),
+                )
         if created:
             self.outbox.notify()
 
@@ -157,10 +186,14 @@ class UserService:
                 count = await repo.add_to_counts(
                     session, follower_id=follower_id, followee_id=followee_id, delta=-1
                 )
-                await self.outbox.add(session, FollowDeleted(
-                    follower_id=follower_id, followee_id=followee_id,
-                    followee_followers_count=count,
-                ))
+                await self.outbox.add(
+                    session,
+                    FollowDeleted(
+                        follower_id=follower_id,
+                        followee_id=followee_id,
+                        followee_followers_count=count,
+                    ),
+                )
         if deleted:
             self.outbox.notify()
 
@@ -181,7 +214,11 @@ class UserService:
     async def active_followers(
         self, *, user_id: int, active_days: int, after: int, limit: int
     ) -> FollowerIdsPage:
-        since = utcnow() - timedelta(days=active_days) if active_days else datetime.min.replace(tzinfo=UTC)
+        since = (
+            utcnow() - timedelta(days=active_days)
+            if active_days
+            else datetime.min.replace(tzinfo=UTC)
+        )
         async with self.database.transaction() as session:
             ids = await repo.active_follower_ids(
                 session, user_id=user_id, active_since=since, after=after, limit=limit
@@ -203,7 +240,9 @@ class UserService:
         now = utcnow()
         async with self.database.transaction() as session:
             await repo.touch_last_active(
-                session, user_id=user_id, at=now,
+                session,
+                user_id=user_id,
+                at=now,
                 older_than=now - timedelta(seconds=self.seen_resolution_seconds),
             )
 

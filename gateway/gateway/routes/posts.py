@@ -9,10 +9,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from photogram_common.clients import ServiceClient, raise_for_problem
-from photogram_common.identity import Identity
-from photogram_common.problems import Problem
-from photogram_common.schemas import MediaRead, PostRead, PostsPage
 
 from gateway.deps import (
     CurrentUser,
@@ -23,6 +19,10 @@ from gateway.deps import (
     anonymous,
 )
 from gateway.routes.problems import problems
+from photogram_common.clients import ServiceClient, raise_for_problem
+from photogram_common.identity import Identity
+from photogram_common.problems import Problem
+from photogram_common.schemas import MediaRead, PostRead, PostsPage
 
 router = APIRouter(prefix="/api")
 log = logging.getLogger(__name__)
@@ -40,8 +40,12 @@ _UPLOAD_BODY = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "array", "minItems": 1, "maxItems": MAX_FILES,
-                                 "items": {"type": "string", "format": "binary"}},
+                        "file": {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": MAX_FILES,
+                            "items": {"type": "string", "format": "binary"},
+                        },
                         "caption": {"type": "string", "maxLength": 2200},
                         "location": {"type": "string", "maxLength": 100},
                     },
@@ -52,13 +56,18 @@ _UPLOAD_BODY = {
 }
 
 
-_JPEG = {"description": "The JPEG bytes",
-         "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
+_JPEG = {
+    "description": "The JPEG bytes",
+    "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+}
 _REDIRECT = {"description": "A redirect to a time-limited object-store URL"}
 
 
 @router.post(
-    "/upload", status_code=201, response_model=PostRead, openapi_extra=_UPLOAD_BODY,
+    "/upload",
+    status_code=201,
+    response_model=PostRead,
+    openapi_extra=_UPLOAD_BODY,
     responses=problems(400, 401, 413, 415, 422, 429, 503),
 )
 async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> JSONResponse:
@@ -68,21 +77,28 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
     if declared.isdigit() and int(declared) > ceiling:
         raise Problem(413, "The upload is too large.", title="Content too large")
     response = await peers.media.request(
-        "POST", "/internal/uploads", identity=caller, content=request.stream(),
+        "POST",
+        "/internal/uploads",
+        identity=caller,
+        content=request.stream(),
         headers={"content-type": request.headers.get("content-type", "")},
     )
     raise_for_problem("media-service", response)
     uploaded = response.json()
     media_ids = [m["media_id"] for m in uploaded["media"]]
-    body = {"caption": uploaded["caption"], "location": uploaded["location"],
-            "media_ids": media_ids}
+    body = {
+        "caption": uploaded["caption"],
+        "location": uploaded["location"],
+        "media_ids": media_ids,
+    }
     try:
         post = await peers.posts.call("POST", "/posts", identity=caller, json=body)
     except BaseException:
         # The media were stored but the post was not made: remove them, keep the first error.
         with contextlib.suppress(Exception):
-            await peers.media.call("POST", "/internal/media/delete", identity=caller,
-                                   json={"media_ids": media_ids})
+            await peers.media.call(
+                "POST", "/internal/media/delete", identity=caller, json={"media_ids": media_ids}
+            )
         raise
     return JSONResponse(post, status_code=201, headers={"Location": f"/api/post/{post['post_id']}"})
 
@@ -92,8 +108,12 @@ async def get_post(caller: CurrentUser, post_id: PostIdPath, peers: PeerClients)
     return await peers.posts.call("GET", f"/posts/{post_id}", identity=caller)
 
 
-@router.delete("/post/{post_id}", status_code=204, response_class=Response,
-               responses=problems(401, 403, 404, 429, 503))
+@router.delete(
+    "/post/{post_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problems(401, 403, 404, 429, 503),
+)
 async def delete_post(caller: CurrentUser, post_id: PostIdPath, peers: PeerClients) -> Response:
     await peers.posts.call("DELETE", f"/posts/{post_id}", identity=caller)
     # Feeds drop it at once; the fan-out removes it from timelines shortly after.
@@ -104,10 +124,16 @@ async def delete_post(caller: CurrentUser, post_id: PostIdPath, peers: PeerClien
     return Response(status_code=204)
 
 
-@router.get("/users/{user_id}/posts", response_model=PostsPage,
-            responses=problems(400, 401, 404, 422, 429, 503))
+@router.get(
+    "/users/{user_id}/posts",
+    response_model=PostsPage,
+    responses=problems(400, 401, 404, 422, 429, 503),
+)
 async def user_posts(
-    caller: CurrentUser, user_id: UserIdPath, peers: PeerClients, limit: Limit = 20,
+    caller: CurrentUser,
+    user_id: UserIdPath,
+    peers: PeerClients,
+    limit: Limit = 20,
     cursor: str | None = None,
 ) -> Any:
     await peers.users.call("GET", f"/users/{user_id}", identity=caller)
@@ -117,7 +143,10 @@ async def user_posts(
 
 @router.get("/feed", response_model=PostsPage, responses=problems(400, 401, 403, 422, 429, 503))
 async def feed(
-    caller: CurrentUser, peers: PeerClients, limit: Limit = 20, cursor: str | None = None,
+    caller: CurrentUser,
+    peers: PeerClients,
+    limit: Limit = 20,
+    cursor: str | None = None,
     user_id: Annotated[str | None, Query(alias="userId")] = None,
 ) -> Any:
     if user_id is not None and user_id != str(caller.user_id):
@@ -145,8 +174,10 @@ async def get_media(caller: CurrentUser, media_id: MediaIdPath, peers: PeerClien
 
 
 @router.get(
-    "/media/{media_id}/{variant}.jpg", dependencies=[Depends(anonymous)],
-    response_class=Response, responses={200: _JPEG, 307: _REDIRECT, **problems(404, 429, 503)},
+    "/media/{media_id}/{variant}.jpg",
+    dependencies=[Depends(anonymous)],
+    response_class=Response,
+    responses={200: _JPEG, 307: _REDIRECT, **problems(404, 429, 503)},
 )
 async def media_bytes(media_id: MediaIdPath, variant: str, peers: PeerClients) -> Response:
     """A variant's JPEG bytes (no auth), or a redirect to a time-limited object-store URL."""
@@ -154,7 +185,16 @@ async def media_bytes(media_id: MediaIdPath, variant: str, peers: PeerClients) -
         raise Problem(404, "No such media variant.", title="Not found")
     response = await peers.media.request("GET", f"/media/{media_id}/{variant}.jpg")
     raise_for_problem("media-service", response)
-    passed = {k: v for k, v in response.headers.items()
-              if k.lower() in ("content-type", "cache-control", "location",
-                               "x-content-type-options", "content-security-policy")}
+    passed = {
+        k: v
+        for k, v in response.headers.items()
+        if k.lower()
+        in (
+            "content-type",
+            "cache-control",
+            "location",
+            "x-content-type-options",
+            "content-security-policy",
+        )
+    }
     return Response(response.content, status_code=response.status_code, headers=passed)

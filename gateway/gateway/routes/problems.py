@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from photogram_common.problems import PROBLEM_JSON
 from pydantic import BaseModel
+
+from photogram_common.problems import PROBLEM_JSON
 
 
 class ProblemRead(BaseModel):

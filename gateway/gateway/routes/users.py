@@ -6,15 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
-from photogram_common.schemas import (
-    AuthRead,
-    FollowRead,
-    LoginCreate,
-    SignupCreate,
-    UserMeRead,
-    UserRead,
-    UsersPage,
-)
 
 from gateway.deps import (
     CurrentUser,
@@ -25,6 +16,15 @@ from gateway.deps import (
     credential_endpoint,
 )
 from gateway.routes.problems import problems
+from photogram_common.schemas import (
+    AuthRead,
+    FollowRead,
+    LoginCreate,
+    SignupCreate,
+    UserMeRead,
+    UserRead,
+    UsersPage,
+)
 
 router = APIRouter(prefix="/api")
 Limit = Annotated[int, Query(ge=1, le=100)]
@@ -32,8 +32,11 @@ _AUTH = problems(401, 429, 503)
 
 
 @router.post(
-    "/auth/signup", status_code=201, response_model=AuthRead,
-    responses=problems(400, 409, 413, 422, 429, 503), dependencies=[Depends(credential_endpoint)],
+    "/auth/signup",
+    status_code=201,
+    response_model=AuthRead,
+    responses=problems(400, 409, 413, 422, 429, 503),
+    dependencies=[Depends(credential_endpoint)],
 )
 async def signup(body: SignupCreate, peers: PeerClients) -> JSONResponse:
     data = await peers.users.call("POST", "/auth/signup", json=body.model_dump())
@@ -41,7 +44,9 @@ async def signup(body: SignupCreate, peers: PeerClients) -> JSONResponse:
 
 
 @router.post(
-    "/auth/login", response_model=AuthRead, responses=problems(400, 401, 413, 422, 429, 503),
+    "/auth/login",
+    response_model=AuthRead,
+    responses=problems(400, 401, 413, 422, 429, 503),
     dependencies=[Depends(credential_endpoint)],
 )
 async def login(body: LoginCreate, peers: PeerClients) -> Any:
@@ -53,8 +58,9 @@ async def me(caller: CurrentUser, peers: PeerClients) -> Any:
     return await peers.users.call("GET", "/users/me", identity=caller)
 
 
-@router.get("/users/by-username/{username}", response_model=UserRead,
-            responses=problems(401, 404, 429, 503))
+@router.get(
+    "/users/by-username/{username}", response_model=UserRead, responses=problems(401, 404, 429, 503)
+)
 async def by_username(caller: CurrentUser, username: UsernamePath, peers: PeerClients) -> Any:
     return await peers.users.call("GET", f"/users/by-username/{username}", identity=caller)
 
@@ -64,39 +70,60 @@ async def get_user(caller: CurrentUser, user_id: UserIdPath, peers: PeerClients)
     return await peers.users.call("GET", f"/users/{user_id}", identity=caller)
 
 
-@router.post("/users/{user_id}/follow", response_model=FollowRead,
-             responses=problems(401, 404, 422, 429, 503))
+@router.post(
+    "/users/{user_id}/follow",
+    response_model=FollowRead,
+    responses=problems(401, 404, 422, 429, 503),
+)
 async def follow(caller: CurrentUser, user_id: UserIdPath, peers: PeerClients) -> Any:
     return await peers.users.call("POST", f"/users/{user_id}/follow", identity=caller)
 
 
-@router.delete("/users/{user_id}/follow", status_code=204, response_class=Response,
-               responses=problems(401, 404, 429, 503))
+@router.delete(
+    "/users/{user_id}/follow",
+    status_code=204,
+    response_class=Response,
+    responses=problems(401, 404, 429, 503),
+)
 async def unfollow(caller: CurrentUser, user_id: UserIdPath, peers: PeerClients) -> Response:
     await peers.users.call("DELETE", f"/users/{user_id}/follow", identity=caller)
     return Response(status_code=204)
 
 
-@router.get("/users/{user_id}/followers", response_model=UsersPage,
-            responses=problems(400, 401, 404, 422, 429, 503))
+@router.get(
+    "/users/{user_id}/followers",
+    response_model=UsersPage,
+    responses=problems(400, 401, 404, 422, 429, 503),
+)
 async def followers(
-    caller: CurrentUser, user_id: UserIdPath, peers: PeerClients, limit: Limit = 20,
+    caller: CurrentUser,
+    user_id: UserIdPath,
+    peers: PeerClients,
+    limit: Limit = 20,
     cursor: str | None = None,
 ) -> Any:
     params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-    return await peers.users.call("GET", f"/users/{user_id}/followers", identity=caller,
-                                  params=params)
+    return await peers.users.call(
+        "GET", f"/users/{user_id}/followers", identity=caller, params=params
+    )
 
 
-@router.get("/users/{user_id}/following", response_model=UsersPage,
-            responses=problems(400, 401, 404, 422, 429, 503))
+@router.get(
+    "/users/{user_id}/following",
+    response_model=UsersPage,
+    responses=problems(400, 401, 404, 422, 429, 503),
+)
 async def following(
-    caller: CurrentUser, user_id: UserIdPath, peers: PeerClients, limit: Limit = 20,
+    caller: CurrentUser,
+    user_id: UserIdPath,
+    peers: PeerClients,
+    limit: Limit = 20,
     cursor: str | None = None,
 ) -> Any:
     params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-    return await peers.users.call("GET", f"/users/{user_id}/following", identity=caller,
-                                  params=params)
+    return await peers.users.call(
+        "GET", f"/users/{user_id}/following", identity=caller, params=params
+    )
 
 
 __all__ = ["anonymous", "router"]
