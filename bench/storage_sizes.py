@@ -285,6 +285,10 @@ async def postgres_sizes(row: dict[str, Any]) -> dict[str, Any]:
         finally:
             await conn.close()
     out["password_hash_chars"] = len(pw_hash)
+    start = time.process_time()
+    for _ in range(20):
+        HASHER.verify(pw_hash, "correct horse battery")
+    out["verify_cpu_ms"] = (time.process_time() - start) / 20 * 1000
     out["post_media_json_bytes"] = len(
         post_media_json.replace("@MEDIA@", str(media_id)).replace("@HASH@", "0" * 32)
     )
@@ -353,6 +357,8 @@ def render(v: dict[str, Any], r: dict[str, Any], pg: dict[str, Any], command: st
         f"Realistic rows: argon2id hash ({pg['password_hash_chars']} chars), "
         f"{USERNAME}-char usernames, captions of {CAPTION} chars, location on half the "
         f"posts, post_media JSON {pg['post_media_json_bytes']} B (1 media, 4 CDN URLs).",
+        "",
+        f"A login's argon2id verify (user-service's `HASHER`): {pg['verify_cpu_ms']:.1f} ms CPU.",
         DOCS_END,
     ]
     return "\n".join(lines)
