@@ -52,8 +52,8 @@ class Layout:
 
 
 LAYOUTS = (
-    Layout("20-digit zero-padded member (Photogram's layout)", padded=True),
-    Layout("plain decimal member (for comparison)", padded=False),
+    Layout("20-digit zero-padded member (the earlier layout)", padded=True),
+    Layout("plain decimal member (Photogram's layout)", padded=False),
 )
 
 

@@ -62,7 +62,7 @@ def create_app(
         base_url=platform.fanout_worker_url,
         asgi_app=local.get("fanout-worker"),
     )
-    redis = make_redis(platform.redis_url)
+    redis = make_redis(platform.redis_url, cluster=platform.redis_cluster)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
