@@ -7,6 +7,9 @@ from typing import Any
 import fakeredis
 import redis.asyncio as aioredis
 
+MAX_CONNECTIONS = 200
+POOL_WAIT_SECONDS = 2.0
+
 
 def make_redis(url: str | None, *, cluster: bool = False) -> Any:
     """Return an asyncio Redis client for the URL, or an in-process fakeredis when None.
@@ -17,7 +20,16 @@ def make_redis(url: str | None, *, cluster: bool = False) -> Any:
     if url and cluster:
         return aioredis.RedisCluster.from_url(url, decode_responses=True)
     if url:
-        return aioredis.from_url(url, decode_responses=True, health_check_interval=30)
+        # A burst past the pool's size waits briefly for a connection instead of failing at
+        # once (the plain pool raises "Too many connections", which surfaced as 503s).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            decode_responses=True,
+            health_check_interval=30,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT_SECONDS,
+        )
+        return aioredis.Redis(connection_pool=pool)
     # One in-process server per process: every service of the embedded mode shares it.
     return fakeredis.FakeAsyncRedis(server=_embedded_server(), decode_responses=True)
 
