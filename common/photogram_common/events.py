@@ -26,46 +26,43 @@ class Event(BaseModel):
         raise NotImplementedError
 
 
-class PostCreated(Event):
+class _PostEvent(Event):
+    """A post's life: keyed by author, so one author's events stay in order."""
+
+    topic = POSTS_TOPIC
+    post_id: int
+    author_id: int
+
+    def key(self) -> str:
+        return str(self.author_id)
+
+
+class PostCreated(_PostEvent):
     type_name = "post.created"
-    topic = POSTS_TOPIC
-    post_id: int
-    author_id: int
-
-    def key(self) -> str:
-        return str(self.author_id)
 
 
-class PostDeleted(Event):
+class PostDeleted(_PostEvent):
     type_name = "post.deleted"
-    topic = POSTS_TOPIC
-    post_id: int
-    author_id: int
+
+
+class _FollowEvent(Event):
+    """A change of the graph, keyed by follower; carries the followee's new follower count."""
+
+    topic = FOLLOWS_TOPIC
+    follower_id: int
+    followee_id: int
+    followee_followers_count: int
 
     def key(self) -> str:
-        return str(self.author_id)
+        return str(self.follower_id)
 
 
-class FollowCreated(Event):
+class FollowCreated(_FollowEvent):
     type_name = "follow.created"
-    topic = FOLLOWS_TOPIC
-    follower_id: int
-    followee_id: int
-    followee_followers_count: int
-
-    def key(self) -> str:
-        return str(self.follower_id)
 
 
-class FollowDeleted(Event):
+class FollowDeleted(_FollowEvent):
     type_name = "follow.deleted"
-    topic = FOLLOWS_TOPIC
-    follower_id: int
-    followee_id: int
-    followee_followers_count: int
-
-    def key(self) -> str:
-        return str(self.follower_id)
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

@@ -28,6 +28,18 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[TimelineStore]:
         await client.aclose()
 
 
+async def every_page(store: TimelineStore, limit: int) -> list[int]:
+    """Page through user 1's timeline with the given limit, following the cursor."""
+    seen: list[int] = []
+    before = None
+    while True:
+        page = await store.page(1, before=before, limit=limit)
+        seen += page
+        if len(page) < limit:
+            return seen
+        before = page[-1]
+
+
 def ids_in_one_millisecond(count: int, *, worker: int = 1) -> list[int]:
     """IDs made within one millisecond (a frozen clock), as a busy worker would."""
     generator = IdGenerator(worker, clock=lambda: EPOCH_MS + 1_000_000)
@@ -59,15 +71,7 @@ async def test_cursor_paging_is_exact_within_one_millisecond(
     posts = ids_in_one_millisecond(6, worker=1) + ids_in_one_millisecond(4, worker=2)
     await store.open_for_rebuild(1)
     await store.fill(1, posts)
-    seen: list[int] = []
-    before = None
-    while True:
-        page = await store.page(1, before=before, limit=limit)
-        seen += page
-        if len(page) < limit:
-            break
-        before = page[-1]
-    assert seen == sorted(posts, reverse=True)
+    assert await every_page(store, limit) == sorted(posts, reverse=True)
 
 
 async def test_scores_are_exact_milliseconds_for_64_bit_ids(store: TimelineStore) -> None:
@@ -133,12 +137,4 @@ async def test_paging_is_numeric_when_member_bytes_disagree(
     assert len({len(str(p)) for p in straddling}) == 2
     await store.open_for_rebuild(1)
     await store.fill(1, straddling)
-    seen: list[int] = []
-    before = None
-    while True:
-        page = await store.page(1, before=before, limit=limit)
-        seen += page
-        if len(page) < limit:
-            break
-        before = page[-1]
-    assert seen == sorted(straddling, reverse=True)
+    assert await every_page(store, limit) == sorted(straddling, reverse=True)
