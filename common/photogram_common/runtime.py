@@ -7,7 +7,7 @@ import contextlib
 import os
 import secrets
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import uvicorn
@@ -44,14 +44,15 @@ def make_id_generator(platform: PlatformSettings, *, default_worker: int) -> IdG
 
 
 def peer_client(
-    platform: PlatformSettings, *, name: str, base_url: str, asgi_app: Any | None = None
+    platform: PlatformSettings, name: str, in_process: Mapping[str, Any] | None = None
 ) -> ServiceClient:
+    """A client of the named peer: in-process when `in_process` has its app, else by URL."""
     return ServiceClient(
         name=name,
-        base_url=base_url,
+        base_url=platform.service_url(name),
         internal_secret=platform.internal_secret,
         timeout=platform.service_timeout_seconds,
-        transport=make_transport(asgi_app),
+        transport=make_transport((in_process or {}).get(name)),
     )
 
 

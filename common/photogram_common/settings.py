@@ -69,6 +69,11 @@ class PlatformSettings(BaseSettings):
                 )
         return self
 
+    def service_url(self, name: str) -> str:
+        """The base URL of a peer by its name, e.g. "user-service"."""
+        url: str = getattr(self, f"{name.replace('-', '_')}_url")
+        return url
+
     @property
     def embedded(self) -> bool:
         return self.mode is Mode.EMBEDDED

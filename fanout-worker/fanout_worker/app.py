@@ -31,15 +31,10 @@ def create_app(
     in_process: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """The worker consumes post and follow events while the app serves /healthz and /readyz."""
-    local = in_process or {}
     redis = make_redis(platform.redis_url, cluster=platform.redis_cluster)
     clients = {
-        name: peer_client(platform, name=name, base_url=url, asgi_app=local.get(name))
-        for name, url in (
-            ("user-service", platform.user_service_url),
-            ("post-service", platform.post_service_url),
-            ("feed-service", platform.feed_service_url),
-        )
+        name: peer_client(platform, name, in_process)
+        for name in ("user-service", "post-service", "feed-service")
     }
     handlers = FanoutHandlers(
         timelines=timeline_store_for(platform, redis),

@@ -29,20 +29,9 @@ def create_app(
     in_process: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """Build the app; feed-service reads Redis and calls peers, it takes no events."""
-    local = in_process or {}
     redis = make_redis(platform.redis_url, cluster=platform.redis_cluster)
-    users = peer_client(
-        platform,
-        name="user-service",
-        base_url=platform.user_service_url,
-        asgi_app=local.get("user-service"),
-    )
-    posts = peer_client(
-        platform,
-        name="post-service",
-        base_url=platform.post_service_url,
-        asgi_app=local.get("post-service"),
-    )
+    users = peer_client(platform, "user-service", in_process)
+    posts = peer_client(platform, "post-service", in_process)
     feed = FeedService(
         timelines=timeline_store_for(platform, redis),
         hydrator=PostHydrator(redis=redis, posts=posts, ttl_seconds=settings.post_cache_seconds),

@@ -28,40 +28,14 @@ def create_app(
     in_process: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """Build the gateway; `in_process` maps service names to ASGI apps in the embedded mode."""
-    local = in_process or {}
     peers = Peers(
-        users=peer_client(
-            platform,
-            name="user-service",
-            base_url=platform.user_service_url,
-            asgi_app=local.get("user-service"),
-        ),
-        posts=peer_client(
-            platform,
-            name="post-service",
-            base_url=platform.post_service_url,
-            asgi_app=local.get("post-service"),
-        ),
-        media=peer_client(
-            platform,
-            name="media-service",
-            base_url=platform.media_service_url,
-            asgi_app=local.get("media-service"),
-        ),
-        feed=peer_client(
-            platform,
-            name="feed-service",
-            base_url=platform.feed_service_url,
-            asgi_app=local.get("feed-service"),
-        ),
+        users=peer_client(platform, "user-service", in_process),
+        posts=peer_client(platform, "post-service", in_process),
+        media=peer_client(platform, "media-service", in_process),
+        feed=peer_client(platform, "feed-service", in_process),
     )
     # Only its health is asked: the worker serves no API.
-    fanout = peer_client(
-        platform,
-        name="fanout-worker",
-        base_url=platform.fanout_worker_url,
-        asgi_app=local.get("fanout-worker"),
-    )
+    fanout = peer_client(platform, "fanout-worker", in_process)
     redis = make_redis(platform.redis_url, cluster=platform.redis_cluster)
 
     @asynccontextmanager

@@ -38,12 +38,7 @@ def create_app(
 ) -> FastAPI:
     database = database_for(platform, settings)
     outbox = Outbox(outbox_table)
-    media = peer_client(
-        platform,
-        name="media-service",
-        base_url=platform.media_service_url,
-        asgi_app=(in_process or {}).get("media-service"),
-    )
+    media = peer_client(platform, "media-service", in_process)
     posts = PostService(
         database=database,
         outbox=outbox,

@@ -18,9 +18,9 @@ from gateway.deps import (
     UserIdPath,
     anonymous,
 )
+from gateway.relay import relay_page
 from gateway.routes.problems import problems
-from photogram_common.clients import ServiceClient, raise_for_problem
-from photogram_common.identity import Identity
+from photogram_common.clients import raise_for_problem
 from photogram_common.problems import Problem
 from photogram_common.schemas import MediaRead, PostRead, PostsPage
 
@@ -137,8 +137,9 @@ async def user_posts(
     cursor: str | None = None,
 ) -> Any:
     await peers.users.call("GET", f"/users/{user_id}", identity=caller)
-    params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-    return await relay_json(peers.posts, f"/users/{user_id}/posts", caller, params)
+    return await relay_page(
+        peers.posts, f"/users/{user_id}/posts", caller, limit=limit, cursor=cursor
+    )
 
 
 @router.get("/feed", response_model=PostsPage, responses=problems(400, 401, 403, 422, 429, 503))
@@ -151,21 +152,7 @@ async def feed(
 ) -> Any:
     if user_id is not None and user_id != str(caller.user_id):
         raise Problem(403, "You can only read your own feed.", title="Forbidden")
-    params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-    return await relay_json(peers.feed, "/feed", caller, params)
-
-
-async def relay_json(
-    client: ServiceClient, path: str, caller: Identity, params: dict[str, Any]
-) -> Response:
-    """Pass a page's JSON through as the service made it.
-
-    The services build these pages from the same shared schemas; parsing and re-validating
-    twenty posts here cost the gateway more CPU than the rest of its hop (docs/benchmarks.md).
-    """
-    response = await client.request("GET", path, identity=caller, params=params)
-    raise_for_problem(client.name, response)
-    return Response(response.content, media_type="application/json")
+    return await relay_page(peers.feed, "/feed", caller, limit=limit, cursor=cursor)
 
 
 @router.get("/media/{media_id}", response_model=MediaRead, responses=problems(401, 404, 429, 503))

@@ -12,9 +12,9 @@ from gateway.deps import (
     PeerClients,
     UserIdPath,
     UsernamePath,
-    anonymous,
     credential_endpoint,
 )
+from gateway.relay import relay_page
 from gateway.routes.problems import problems
 from photogram_common.schemas import (
     AuthRead,
@@ -102,9 +102,8 @@ async def followers(
     limit: Limit = 20,
     cursor: str | None = None,
 ) -> Any:
-    params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-    return await peers.users.call(
-        "GET", f"/users/{user_id}/followers", identity=caller, params=params
+    return await relay_page(
+        peers.users, f"/users/{user_id}/followers", caller, limit=limit, cursor=cursor
     )
 
 
@@ -120,10 +119,6 @@ async def following(
     limit: Limit = 20,
     cursor: str | None = None,
 ) -> Any:
-    params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-    return await peers.users.call(
-        "GET", f"/users/{user_id}/following", identity=caller, params=params
+    return await relay_page(
+        peers.users, f"/users/{user_id}/following", caller, limit=limit, cursor=cursor
     )
-
-
-__all__ = ["anonymous", "router"]
