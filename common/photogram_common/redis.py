@@ -11,27 +11,28 @@ MAX_CONNECTIONS = 200
 POOL_WAIT_SECONDS = 2.0
 
 
-def make_redis(url: str | None, *, cluster: bool = False) -> Any:
+def make_redis(url: str | None, *, cluster: bool = False, decode_responses: bool = True) -> Any:
     """Return an asyncio Redis client for the URL, or an in-process fakeredis when None.
 
     With `cluster`, a Redis Cluster client: every multi-key operation of ours keeps its
     keys in one slot (hash tags such as `tl:{42}`), and pipelines are non-transactional.
+    Without `decode_responses` replies are bytes (the feed joins cached JSON as bytes).
     """
     if url and cluster:
-        return aioredis.RedisCluster.from_url(url, decode_responses=True)
+        return aioredis.RedisCluster.from_url(url, decode_responses=decode_responses)
     if url:
         # A burst past the pool's size waits briefly for a connection instead of failing at
         # once (the plain pool raises "Too many connections", which surfaced as 503s).
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
-            decode_responses=True,
+            decode_responses=decode_responses,
             health_check_interval=30,
             max_connections=MAX_CONNECTIONS,
             timeout=POOL_WAIT_SECONDS,
         )
         return aioredis.Redis(connection_pool=pool)
     # One in-process server per process: every service of the embedded mode shares it.
-    return fakeredis.FakeAsyncRedis(server=_embedded_server(), decode_responses=True)
+    return fakeredis.FakeAsyncRedis(server=_embedded_server(), decode_responses=decode_responses)
 
 
 _SERVER: fakeredis.FakeServer | None = None

@@ -50,6 +50,21 @@ def rebuild_lock_key(key: str) -> str:
     return f"lock:{key}"
 
 
+def pulled_key(user_id: int) -> str:
+    """The set of a reader's followees who are pulled at read time (celebrities)."""
+    return f"pf:{{{user_id}}}"
+
+
+def seen_key(user_id: int) -> str:
+    """Throttles the reader's last-active updates; shares the timeline's slot."""
+    return f"seen:{{{user_id}}}"
+
+
+def post_cache_key(post_id: int) -> str:
+    """A post's public JSON as bytes; an empty value marks a deleted post."""
+    return f"post:{{{post_id}}}"
+
+
 def member(post_id: int) -> str:
     return str(post_id)
 

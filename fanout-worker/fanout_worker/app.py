@@ -13,6 +13,7 @@ from fanout_worker.settings import FanoutSettings
 from photogram_common.bus import EventBus, Message
 from photogram_common.events import ALL_TOPICS, Envelope
 from photogram_common.lifecycle import service_lifespan
+from photogram_common.pulled import PulledFollowees
 from photogram_common.redis import make_redis
 from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
@@ -36,8 +37,10 @@ def create_app(
         name: peer_client(platform, name, in_process)
         for name in ("user-service", "post-service", "feed-service")
     }
+    timelines = timeline_store_for(platform, redis)
     handlers = FanoutHandlers(
-        timelines=timeline_store_for(platform, redis),
+        timelines=timelines,
+        pulled=PulledFollowees(redis, ttl_seconds=timelines.ttl_seconds),
         users=clients["user-service"],
         posts=clients["post-service"],
         feed=clients["feed-service"],

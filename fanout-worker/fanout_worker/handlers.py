@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from photogram_common.clients import ServiceClient
 from photogram_common.events import Event, FollowCreated, FollowDeleted, PostCreated, PostDeleted
+from photogram_common.pulled import PulledFollowees
 from photogram_common.timelines import TimelineStore
 
 log = logging.getLogger(__name__)
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class FanoutHandlers:
     timelines: TimelineStore
+    pulled: PulledFollowees
     users: ServiceClient
     posts: ServiceClient
     feed: ServiceClient
@@ -87,17 +89,40 @@ class FanoutHandlers:
 
     async def follow_created(self, event: FollowCreated) -> None:
         if event.followee_followers_count >= self.celebrity_threshold:
-            return  # the followee is pulled: the next read merges their posts
+            # The followee is pulled: the follower's next read merges their recent posts.
+            await self.pulled.add([event.follower_id], event.followee_id)
+            if event.followee_followers_count == self.celebrity_threshold:
+                await self._crossed_up(event.followee_id)
+            return
         posts = await self._newest_posts(event.followee_id, self.backfill_posts)
         await self.timelines.push_posts(event.follower_id, posts)
 
     async def follow_deleted(self, event: FollowDeleted) -> None:
+        await self.pulled.remove([event.follower_id], event.followee_id)
         posts = await self._newest_posts(event.followee_id, self.timelines.cap)
         await self.timelines.remove([event.follower_id], posts)
         if event.followee_followers_count == self.celebrity_threshold - 1:
-            # The followee just dropped below the threshold: their recent posts were never
-            # pushed, and reads stop merging them now, so push them to every active follower.
-            recent = await self._newest_posts(event.followee_id, self.backfill_posts)
-            async for followers in self._followers(event.followee_id):
-                for post_id in recent:
-                    await self.timelines.push(followers, post_id)
+            await self._crossed_down(event.followee_id)
+
+    async def _crossed_up(self, author_id: int) -> None:
+        """The author reached the threshold: every follower's reads merge them from now on.
+
+        Follow events of different followers arrive out of order, so the author's current
+        count decides, not the event's.
+        """
+        if await self._followers_count(author_id) < self.celebrity_threshold:
+            return
+        async for followers in self._followers(author_id, active_days=0):
+            await self.pulled.add(followers, author_id)
+
+    async def _crossed_down(self, author_id: int) -> None:
+        """The author dropped below the threshold: push what reads showed, then stop pulling."""
+        if await self._followers_count(author_id) >= self.celebrity_threshold:
+            return
+        # Their posts were never pushed; reads merged up to a recent list's worth of them.
+        recent = await self._newest_posts(author_id, self.timelines.recent_cap)
+        async for followers in self._followers(author_id):
+            for post_id in recent:
+                await self.timelines.push(followers, post_id)
+        async for followers in self._followers(author_id, active_days=0):
+            await self.pulled.remove(followers, author_id)

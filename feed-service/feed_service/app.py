@@ -8,11 +8,13 @@ from typing import Any
 from fastapi import FastAPI
 
 from feed_service.api import router
-from feed_service.hydration import PostHydrator
+from feed_service.hydration import PostBodies
+from feed_service.page_read import PageRead
 from feed_service.service import FeedService
 from feed_service.settings import FeedServiceSettings
 from photogram_common.bus import EventBus
 from photogram_common.lifecycle import service_lifespan
+from photogram_common.pulled import PulledFollowees
 from photogram_common.redis import make_redis
 from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
@@ -30,22 +32,32 @@ def create_app(
 ) -> FastAPI:
     """Build the app; feed-service reads Redis and calls peers, it takes no events."""
     redis = make_redis(platform.redis_url, cluster=platform.redis_cluster)
+    # The read path's client returns bytes: cached post bodies are joined into the page as is.
+    raw = make_redis(platform.redis_url, cluster=platform.redis_cluster, decode_responses=False)
     users = peer_client(platform, "user-service", in_process)
     posts = peer_client(platform, "post-service", in_process)
+    timelines = timeline_store_for(platform, redis)
     feed = FeedService(
-        timelines=timeline_store_for(platform, redis),
-        hydrator=PostHydrator(redis=redis, posts=posts, ttl_seconds=settings.post_cache_seconds),
+        timelines=timelines,
+        pulled=PulledFollowees(redis, ttl_seconds=timelines.ttl_seconds),
+        reads=PageRead(
+            raw,
+            ttl_seconds=timelines.ttl_seconds,
+            refresh_below_seconds=timelines.ttl_seconds - settings.refresh_ttl_every_seconds,
+            seen_seconds=settings.seen_every_seconds,
+            single_node=not platform.redis_cluster,
+        ),
+        bodies=PostBodies(redis=raw, posts=posts, ttl_seconds=settings.post_cache_seconds),
         users=users,
         posts=posts,
         celebrity_threshold=platform.celebrity_threshold,
         rebuild_wait_seconds=settings.rebuild_wait_seconds,
-        seen_every_seconds=settings.seen_every_seconds,
     )
     lifespan = service_lifespan(
         platform=platform,
         bus=None,
         owns_bus=False,
-        on_stop=[users.close, posts.close, redis.aclose],
+        on_stop=[feed.drain, users.close, posts.close, redis.aclose, raw.aclose],
     )
     app = create_service_app(title="feed-service", lifespan=lifespan)
     app.state.feed = feed

@@ -1,66 +1,63 @@
-"""Post hydration: a Redis cache of post JSON, one batch call to post-service for the misses."""
+"""Post bodies as ready JSON bytes in Redis; misses come from post-service in one batch call."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from photogram_common.clients import ServiceClient
+from photogram_common.timelines import post_cache_key
 
 TOMBSTONE_SECONDS = 86400
+DELETED = b""
 
 
-# Both keys of a post share a hash tag, so they live in one Redis Cluster slot.
-def post_cache_key(post_id: int) -> str:
-    return f"post:{{{post_id}}}"
+class PostBodies:
+    """Fills a page's missing bodies and keeps deleted posts out at once.
 
-
-def tombstone_key(post_id: int) -> str:
-    return f"pd:{{{post_id}}}"
-
-
-class PostHydrator:
-    """Turns post IDs into posts, leaving out deleted ones at once (tombstones win over cache)."""
+    A deleted post's cache entry is overwritten with an empty value (a tombstone) and
+    fills are `SET NX`, so a read that fetched the post just before its deletion cannot
+    put it back. `redis` must return bytes.
+    """
 
     def __init__(self, *, redis: Any, posts: ServiceClient, ttl_seconds: int) -> None:
         self._redis = redis
         self._posts = posts
         self._ttl = ttl_seconds
 
-    async def hydrate(self, post_ids: Sequence[int]) -> list[dict[str, Any]]:
-        if not post_ids:
-            return []
-        # GETs in one pipeline rather than MGET: on Redis Cluster the keys span slots.
+    async def complete(
+        self, post_ids: Sequence[int], cached: Sequence[bytes | None]
+    ) -> list[bytes]:
+        """The bodies of the live posts among `post_ids`, in order; misses fetched once."""
+        misses = [p for p, body in zip(post_ids, cached, strict=True) if body is None]
+        fetched = await self._fetch(misses) if misses else {}
+        bodies = []
+        for post_id, body in zip(post_ids, cached, strict=True):
+            found = fetched.get(post_id) if body is None else body
+            if found:  # None: gone from post-service; DELETED: a tombstone
+                bodies.append(found)
+        return bodies
+
+    async def _fetch(self, post_ids: Sequence[int]) -> dict[int, bytes]:
+        page = await self._posts.call(
+            "POST", "/internal/posts/batch", json={"post_ids": [str(p) for p in post_ids]}
+        )
+        found = {int(item["post_id"]): orjson.dumps(item) for item in page["items"]}
         async with self._redis.pipeline(transaction=False) as pipe:
-            for post_id in post_ids:
-                pipe.get(post_cache_key(post_id))
-                pipe.get(tombstone_key(post_id))
-            replies = await pipe.execute()
-        cached, tombstones = replies[0::2], replies[1::2]
-        found: dict[int, dict[str, Any]] = {}
-        misses: list[int] = []
-        for post_id, raw, dead in zip(post_ids, cached, tombstones, strict=True):
-            if dead:
-                continue
-            if raw:
-                found[post_id] = json.loads(raw)
-            else:
-                misses.append(post_id)
-        if misses:
-            page = await self._posts.call(
-                "POST", "/internal/posts/batch", json={"post_ids": [str(p) for p in misses]}
-            )
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for item in page["items"]:
-                    found[int(item["post_id"])] = item
-                    pipe.set(post_cache_key(int(item["post_id"])), json.dumps(item), ex=self._ttl)
-                await pipe.execute()
-        return [found[p] for p in post_ids if p in found]
+            for post_id, body in found.items():
+                pipe.set(post_cache_key(post_id), body, ex=self._ttl, nx=True)
+            await pipe.execute()
+        return found
 
     async def forget(self, post_id: int) -> None:
-        """A post was deleted: drop it from the cache and keep it out from now on."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(tombstone_key(post_id), 1, ex=TOMBSTONE_SECONDS)
-            pipe.delete(post_cache_key(post_id))
-            await pipe.execute()
+        """A post was deleted: leave a tombstone where its body was."""
+        await self._redis.set(post_cache_key(post_id), DELETED, ex=TOMBSTONE_SECONDS)
+
+
+def page_json(bodies: Sequence[bytes], next_cursor: str | None) -> bytes:
+    """A page of posts as the API's JSON, joined from the bodies' bytes."""
+    return b"".join(
+        (b'{"items":[', b",".join(bodies), b'],"next_cursor":', orjson.dumps(next_cursor), b"}")
+    )

@@ -1,19 +1,31 @@
-"""The home feed: the pushed timeline merged with pulled celebrity posts, hydrated, paged."""
+"""The home feed: the pushed timeline merged with pulled celebrity posts, as page bytes.
+
+In steady state a page is one Redis round trip (`page_read`): no call to another service
+and no SQL. A list the read finds unbuilt (the timeline, the reader's pulled set, a pulled
+author's recent list) is rebuilt from the source of truth, then the read runs again.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
-from feed_service.hydration import PostHydrator
+from feed_service.hydration import PostBodies, page_json
+from feed_service.page_read import NotBuilt, PageRead, Slice
 from photogram_common.clients import ServiceClient
 from photogram_common.cursors import decode_cursor, encode_cursor
 from photogram_common.identity import Identity
-from photogram_common.timelines import TimelineStore, rebuild_lock_key, timeline_key
+from photogram_common.problems import Problem
+from photogram_common.pulled import PulledFollowees
+from photogram_common.timelines import TimelineStore, rebuild_lock_key, seen_key, timeline_key
 
 log = logging.getLogger(__name__)
+
+REBUILD_LOCK_SECONDS = 60
+WAIT_STEP_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -25,12 +37,58 @@ class Followees:
 @dataclass
 class FeedService:
     timelines: TimelineStore
-    hydrator: PostHydrator
+    pulled: PulledFollowees
+    reads: PageRead
+    bodies: PostBodies
     users: ServiceClient
     posts: ServiceClient
     celebrity_threshold: int
     rebuild_wait_seconds: float = 5.0
-    seen_every_seconds: int = 300
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def page(self, caller: Identity, *, cursor: str | None, limit: int) -> bytes:
+        """One page of the caller's feed as JSON bytes."""
+        before = decode_cursor(cursor, arity=1)[0] if cursor else None
+        bodies: list[bytes] = []
+        next_before: int | None = before
+        more = True
+        # Deleted posts drop out with their bodies; read on until the page is full or done.
+        while more and len(bodies) < limit:
+            want = limit - len(bodies)
+            part = await self._slice(caller, before=next_before, want=want)
+            more = len(part.ids) > want
+            page_ids = part.ids[:want]
+            if page_ids:
+                next_before = page_ids[-1]
+            bodies.extend(await self.bodies.complete(page_ids, part.bodies[: len(page_ids)]))
+        return page_json(bodies, encode_cursor(next_before) if more else None)
+
+    async def _slice(self, caller: Identity, *, before: int | None, want: int) -> Slice:
+        deadline = asyncio.get_running_loop().time() + self.rebuild_wait_seconds
+        while True:
+            try:
+                part = await self.reads.slice(caller.user_id, before=before, want=want)
+            except NotBuilt as missing:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise Problem(
+                        503,
+                        "The feed is being rebuilt; try again shortly.",
+                        title="Service unavailable",
+                        headers={"Retry-After": "1"},
+                    ) from missing
+                await self._build(caller.user_id, missing)
+                continue
+            if part.seen_due:
+                self._in_background(self._mark_seen(caller))
+            return part
+
+    async def _build(self, user_id: int, missing: NotBuilt) -> None:
+        if missing.what == "timeline":
+            await self._rebuild_timeline(user_id)
+        elif missing.what == "pulled":
+            await self.pulled.build(user_id, (await self.followees(user_id)).pulled)
+        else:
+            await self._build_recent(missing.authors)
 
     async def followees(self, user_id: int) -> Followees:
         found = await self.users.call("GET", f"/internal/users/{user_id}/followees")
@@ -41,82 +99,64 @@ class FeedService:
             target.append(int(item["user_id"]))
         return Followees(pushed=pushed, pulled=pulled)
 
-    async def page(self, caller: Identity, *, cursor: str | None, limit: int) -> dict[str, Any]:
-        before = decode_cursor(cursor, arity=1)[0] if cursor else None
-        await self._mark_seen(caller)
-        followees = await self.followees(caller.user_id)
-        await self.ensure_built(caller.user_id, followees)
-        await self._ensure_recent(followees.pulled)
-        items: list[dict[str, Any]] = []
-        next_before: int | None = before
-        more = True
-        # Deleted posts drop out at hydration; keep reading until the page is full or done.
-        while more and len(items) < limit:
-            want = limit - len(items)
-            ids = await self._merged(
-                caller.user_id, followees.pulled, before=next_before, limit=want + 1
-            )
-            more = len(ids) > want
-            page_ids = ids[:want]
-            if page_ids:
-                next_before = page_ids[-1]
-            items.extend(await self.hydrator.hydrate(page_ids))
-        await self.timelines.touch(caller.user_id)
-        return {"items": items, "next_cursor": encode_cursor(next_before) if more else None}
-
-    async def _merged(
-        self, user_id: int, pulled: list[int], *, before: int | None, limit: int
-    ) -> list[int]:
-        return await self.timelines.home_page(user_id, pulled, before=before, limit=limit)
-
-    async def ensure_built(self, user_id: int, followees: Followees) -> None:
-        """Rebuild a timeline that is not built, once, while other readers wait for it."""
+    async def _rebuild_timeline(self, user_id: int) -> None:
+        """Rebuild a timeline once; other readers of it wait (the read sees the lock)."""
         redis = self.timelines.redis
         lock = rebuild_lock_key(timeline_key(user_id))
-        deadline = asyncio.get_running_loop().time() + self.rebuild_wait_seconds
-        while True:
-            # An opened timeline is "built" for pushes, but readers wait until it is filled.
-            if await self.timelines.is_built(user_id) and not await redis.exists(lock):
-                return
-            if await redis.set(lock, 1, nx=True, ex=60):
-                try:
-                    await self._rebuild(user_id, followees)
-                finally:
-                    await redis.delete(lock)
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                return  # the rebuilder is stuck; serve what there is rather than hang
-            await asyncio.sleep(0.02)
+        if not await redis.set(lock, 1, nx=True, ex=REBUILD_LOCK_SECONDS):
+            await asyncio.sleep(WAIT_STEP_SECONDS)
+            return
+        try:
+            # Open first, so posts fanned out while we read the source of truth land too.
+            await self.timelines.open_for_rebuild(user_id)
+            try:
+                followees = await self.followees(user_id)
+                await self.pulled.build(user_id, followees.pulled)
+                post_ids = await self._newest([user_id, *followees.pushed], self.timelines.cap)
+                await self.timelines.fill(user_id, post_ids)
+            except BaseException:
+                # Never leave an opened, unfilled timeline behind: it would pass as built.
+                await redis.delete(timeline_key(user_id))
+                raise
+        finally:
+            await redis.delete(lock)
+        log.info(
+            "timeline rebuilt",
+            extra={"user_id": user_id, "posts": len(post_ids), "pushed": len(followees.pushed)},
+        )
 
-    async def _rebuild(self, user_id: int, followees: Followees) -> None:
-        # Open first, so posts fanned out while we read the source of truth land too.
-        await self.timelines.open_for_rebuild(user_id)
-        authors = [user_id, *followees.pushed]
+    async def _build_recent(self, authors: list[int]) -> None:
+        """Rebuild the recent lists of pulled authors that Redis does not hold."""
+
+        async def one(author_id: int) -> None:
+            recent = await self._newest([author_id], self.timelines.recent_cap)
+            await self.timelines.build_recent(author_id, recent)
+
+        await asyncio.gather(*(one(a) for a in authors))
+
+    async def _newest(self, authors: list[int], limit: int) -> list[int]:
         found = await self.posts.call(
             "POST",
             "/internal/posts/newest",
-            json={"author_ids": [str(a) for a in authors], "limit": self.timelines.cap},
+            json={"author_ids": [str(a) for a in authors], "limit": limit},
         )
-        post_ids = [int(p) for p in found["post_ids"]]
-        await self.timelines.fill(user_id, post_ids)
-        log.info(
-            "timeline rebuilt",
-            extra={"user_id": user_id, "posts": len(post_ids), "authors": len(authors)},
-        )
-
-    async def _ensure_recent(self, authors: list[int]) -> None:
-        """Rebuild the recent lists of pulled authors that Redis does not hold."""
-        for author_id in await self.timelines.unbuilt_recent(authors):
-            found = await self.posts.call(
-                "POST",
-                "/internal/posts/newest",
-                json={"author_ids": [str(author_id)], "limit": self.timelines.recent_cap},
-            )
-            await self.timelines.build_recent(author_id, [int(p) for p in found["post_ids"]])
+        return [int(p) for p in found["post_ids"]]
 
     async def _mark_seen(self, caller: Identity) -> None:
-        """Refresh last-active in user-service at most every few minutes (it drives fan-out)."""
-        if await self.timelines.redis.set(
-            f"seen:{caller.user_id}", 1, nx=True, ex=self.seen_every_seconds
-        ):
+        """Refresh last-active in user-service (it drives fan-out); the read does not wait."""
+        try:
             await self.users.call("POST", "/users/me/seen", identity=caller)
+        except Problem:
+            # Let the next read try again rather than wait out the throttle.
+            await self.timelines.redis.delete(seen_key(caller.user_id))
+            log.warning("could not record a reader as active", extra={"user_id": caller.user_id})
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background work (at shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -11,8 +11,12 @@ class FeedServiceSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8104
-    post_cache_seconds: int = Field(default=3600, ge=1)
+    # Post bodies stay cached for three days: nearly every feed read shows newer posts.
+    post_cache_seconds: int = Field(default=3 * 86400, ge=1)
     # A reader who finds another reader rebuilding the same timeline waits at most this long.
     rebuild_wait_seconds: float = Field(default=5.0, gt=0)
-    # How often a feed read may refresh the reader's last-active time in user-service.
-    seen_every_seconds: int = Field(default=300, ge=1)
+    # How often a feed read may refresh the reader's last-active time in user-service; the
+    # timelines' TTL keeps an hour of margin over it (timeline_store_for).
+    seen_every_seconds: int = Field(default=1800, ge=1, le=3600)
+    # A read re-arms the timeline's TTL only when this much of it has run down.
+    refresh_ttl_every_seconds: int = Field(default=3600, ge=0)

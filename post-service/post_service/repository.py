@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, func, select, update
+from sqlalchemy import RowMapping, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from post_service.models import post_media, posts
@@ -73,26 +73,39 @@ async def user_posts(
     return list((await session.execute(query)).mappings().all())
 
 
-async def newest_by_author(
-    session: AsyncSession, author_ids: Sequence[int]
-) -> list[tuple[int, int]]:
-    """(author, newest live post id) for the authors who have posts, newest first."""
-    query = (
-        select(posts.c.user_id, func.max(posts.c.id).label("newest"))
-        .where(posts.c.user_id.in_(author_ids), posts.c.deleted_at.is_(None))
-        .group_by(posts.c.user_id)
-    )
-    rows = (await session.execute(query)).all()
-    return sorted(((r.user_id, r.newest) for r in rows), key=lambda r: r[1], reverse=True)
+# PostgreSQL: each author's newest posts from the partial index, merged; one round trip.
+_NEWEST_PG = text(
+    """
+    SELECT p.id FROM unnest(CAST(:authors AS bigint[])) AS a(user_id)
+    CROSS JOIN LATERAL (
+        SELECT id FROM posts
+        WHERE posts.user_id = a.user_id AND deleted_at IS NULL
+        ORDER BY id DESC LIMIT :limit
+    ) AS p
+    ORDER BY p.id DESC LIMIT :limit
+    """
+)
 
 
-async def post_ids_of(
-    session: AsyncSession, *, user_id: int, newer_than: int, limit: int
+async def newest_of_authors(
+    session: AsyncSession, author_ids: Sequence[int], *, limit: int
 ) -> list[int]:
-    query = (
-        select(posts.c.id)
-        .where(posts.c.user_id == user_id, posts.c.deleted_at.is_(None), posts.c.id > newer_than)
-        .order_by(posts.c.id.desc())
-        .limit(limit)
+    """The newest `limit` live post IDs across the authors, newest first, in one query."""
+    if not author_ids:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        found = await session.execute(_NEWEST_PG, {"authors": list(author_ids), "limit": limit})
+        return [row.id for row in found]
+    # SQLite has no LATERAL: the same answer by a window over the authors' posts.
+    ranked = (
+        select(
+            posts.c.id,
+            func.row_number()
+            .over(partition_by=posts.c.user_id, order_by=posts.c.id.desc())
+            .label("rank"),
+        )
+        .where(posts.c.user_id.in_(author_ids), posts.c.deleted_at.is_(None))
+        .subquery()
     )
-    return list((await session.scalars(query)).all())
+    query = select(ranked.c.id).where(ranked.c.rank <= limit).order_by(ranked.c.id.desc())
+    return list((await session.scalars(query.limit(limit))).all())

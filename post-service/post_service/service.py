@@ -130,21 +130,6 @@ class PostService:
         )
 
     async def newest_posts_of(self, author_ids: Sequence[int], *, limit: int) -> list[int]:
-        """The newest `limit` live posts across authors, one bounded query per author.
-
-        Authors are visited newest-post first; once `limit` posts are held, an author whose
-        newest post is older than the oldest one held cannot contribute, nor can any after.
-        """
-        kept: list[int] = []
+        """The newest `limit` live posts across authors (a timeline's rebuild), one query."""
         async with self.database.transaction() as session:
-            for author_id, newest in await repo.newest_by_author(session, author_ids):
-                floor = min(kept) if len(kept) >= limit else 0
-                if newest <= floor:
-                    break
-                kept.extend(
-                    await repo.post_ids_of(
-                        session, user_id=author_id, newer_than=floor, limit=limit
-                    )
-                )
-                kept = sorted(kept, reverse=True)[:limit]
-        return kept
+            return await repo.newest_of_authors(session, author_ids, limit=limit)

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from helpers import Api, eventually, feed_ids, post_photo
 from photogram_common.bus import OutgoingMessage
 from photogram_common.events import Envelope
-from photogram_common.timelines import member, timeline_key
+from photogram_common.timelines import member, seen_key, timeline_key
 from photogram_common.timeutil import utcnow
 
 
@@ -191,7 +191,7 @@ async def test_an_inactive_reader_is_not_pushed_to_and_is_rebuilt_on_return(
         )
     store = timelines(system)
     # Eight days without a read: the timeline has expired and the seen-throttle with it.
-    await store.redis.delete(timeline_key(int(idle["id"])), f"seen:{idle['id']}")
+    await store.redis.delete(timeline_key(int(idle["id"])), seen_key(int(idle["id"])))
     new = await post_photo(api.client, ana)
     await settle(api, system, [active], [new, old])
     assert not await store.is_built(int(idle["id"]))  # the fan-out skipped the inactive reader

@@ -1,0 +1,217 @@
+"""One feed page in one Redis round trip: the page's post IDs and the posts' JSON bytes.
+
+A Lua script reads the reader's timeline, the reader's set of pulled followees, those
+authors' recent lists and the cached bodies of the page's posts, and refreshes the
+timeline's TTL and the last-active throttle on the way. Paging is that of
+`photogram_common.timelines.older_than_many` (whole milliseconds, the post ID as an exact
+cursor), done inside Redis. Lua numbers are doubles, so IDs are compared as decimal
+strings (a longer string is a larger ID).
+
+On a single Redis (and the embedded stand-in) the script reads other authors' keys than
+the ones it declares; Redis Cluster forbids that, so there the script reads only the
+reader's own slot and the rest follows in one pipeline (`PageRead.partial`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from photogram_common.ids import id_to_unix_ms
+from photogram_common.timelines import (
+    SENTINEL,
+    older_than_many,
+    post_cache_key,
+    pulled_key,
+    rebuild_lock_key,
+    recent_key,
+    seen_key,
+    timeline_key,
+)
+
+# KEYS: timeline, pulled set, rebuild lock, seen throttle.
+# ARGV: before ID ('' for the first page), its millisecond, want, TTL, refresh when the
+# TTL is below this, seen throttle seconds, '1' to read the pulled lists and bodies too.
+# Replies: {'timeline'} not built or being rebuilt; {'pulled'} pulled set not built;
+# {'recent', authors...} pulled authors whose recent list is not built;
+# {'ok', seen, n, ids..., bodies...} (up to want+1 IDs, bodies of the first `want`);
+# {'partial', seen, n, ids..., authors...} (the reader's own slot only).
+_PAGE = """
+local tl, pf = KEYS[1], KEYS[2]
+if redis.call('EXISTS', tl) == 0 or redis.call('EXISTS', KEYS[3]) == 1 then
+  return {'timeline'}
+end
+local pulled = redis.call('SMEMBERS', pf)
+if #pulled == 0 then return {'pulled'} end
+local before, before_ms, want = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local full = ARGV[7] == '1'
+local authors = {}
+for _, a in ipairs(pulled) do
+  if a ~= '0' then authors[#authors + 1] = a end
+end
+if full then
+  local missing = {'recent'}
+  for _, a in ipairs(authors) do
+    if redis.call('EXISTS', 'rp:{' .. a .. '}') == 0 then missing[#missing + 1] = a end
+  end
+  if #missing > 1 then return missing end
+end
+local seen = redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[6]) and 1 or 0
+if redis.call('TTL', tl) < tonumber(ARGV[5]) then
+  redis.call('EXPIRE', tl, ARGV[4])
+  redis.call('EXPIRE', pf, ARGV[4])
+end
+
+local function lt(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+local function gt(a, b) return lt(b, a) end
+
+local limit = want + 1
+local found, seen_ids = {}, {}
+local function older(key)
+  local out = {}
+  if before ~= '' then
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, before_ms, before_ms)) do
+      if lt(m, before) then out[#out + 1] = m end
+    end
+  end
+  local upper = before == '' and '+inf' or ('(' .. before_ms)
+  local window = redis.call('ZREVRANGEBYSCORE', key, upper, '(0', 'WITHSCORES', 'LIMIT', 0, limit)
+  if #window / 2 > limit - 1 then
+    local last = window[#window]
+    for i = 1, #window, 2 do
+      if window[i + 1] ~= last then out[#out + 1] = window[i] end
+    end
+    if #out < limit then
+      for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, last, last)) do out[#out + 1] = m end
+    end
+  else
+    for i = 1, #window, 2 do out[#out + 1] = window[i] end
+  end
+  for _, m in ipairs(out) do
+    if not seen_ids[m] then
+      seen_ids[m] = true
+      found[#found + 1] = m
+    end
+  end
+end
+
+older(tl)
+if full then
+  for _, a in ipairs(authors) do older('rp:{' .. a .. '}') end
+end
+table.sort(found, gt)
+local reply = {full and 'ok' or 'partial', seen, 0}
+local n = math.min(#found, limit)
+reply[3] = n
+for i = 1, n do reply[#reply + 1] = found[i] end
+if full then
+  for i = 1, math.min(n, want) do
+    reply[#reply + 1] = redis.call('GET', 'post:{' .. found[i] .. '}')
+  end
+else
+  for _, a in ipairs(authors) do reply[#reply + 1] = a end
+end
+return reply
+"""
+
+
+class NotBuilt(Exception):
+    """A list the read needs is not built; `what` says which."""
+
+    def __init__(self, what: str, authors: list[int] | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.authors = authors or []
+
+
+@dataclass
+class Slice:
+    """Up to want+1 post IDs, newest first, with the cached bodies of the first `want`."""
+
+    ids: list[int]
+    bodies: list[bytes | None]
+    seen_due: bool
+    authors: list[int] = field(default_factory=list)
+
+
+class PageRead:
+    """Runs the page script; `redis` must return bytes (decode_responses=False)."""
+
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        ttl_seconds: int,
+        refresh_below_seconds: int,
+        seen_seconds: int,
+        single_node: bool,
+    ) -> None:
+        self.redis = redis
+        self.ttl_seconds = ttl_seconds
+        self.refresh_below_seconds = refresh_below_seconds
+        self.seen_seconds = seen_seconds
+        self.single_node = single_node
+        self._script = redis.register_script(_PAGE)
+
+    async def slice(self, reader_id: int, *, before: int | None, want: int) -> Slice:
+        """Read one slice of the reader's feed; raise NotBuilt for a list to rebuild first."""
+        tl = timeline_key(reader_id)
+        reply = await self._script(
+            keys=[tl, pulled_key(reader_id), rebuild_lock_key(tl), seen_key(reader_id)],
+            args=[
+                "" if before is None else str(before),
+                0 if before is None else id_to_unix_ms(before),
+                want,
+                self.ttl_seconds,
+                self.refresh_below_seconds,
+                self.seen_seconds,
+                "1" if self.single_node else "0",
+            ],
+        )
+        status = reply[0].decode()
+        if status in ("timeline", "pulled"):
+            raise NotBuilt(status)
+        if status == "recent":
+            raise NotBuilt(status, [int(a) for a in reply[1:]])
+        seen_due, count = bool(reply[1]), int(reply[2])
+        ids = [int(i) for i in reply[3 : 3 + count]]
+        rest = reply[3 + count :]
+        if status == "ok":
+            return Slice(ids=ids, bodies=list(rest), seen_due=seen_due)
+        return await self._complete(
+            Slice(ids=ids, bodies=[], seen_due=seen_due, authors=[int(a) for a in rest]),
+            before=before,
+            want=want,
+        )
+
+    async def _complete(self, part: Slice, *, before: int | None, want: int) -> Slice:
+        """The pulled authors' lists and the bodies, where the script could not read them."""
+        if part.authors:
+            unbuilt = await self._unbuilt([recent_key(a) for a in part.authors])
+            if unbuilt:
+                raise NotBuilt("recent", [part.authors[i] for i in unbuilt])
+            lists = await older_than_many(
+                self.redis, [recent_key(a) for a in part.authors], before=before, limit=want + 1
+            )
+            merged = set(part.ids)
+            for found in lists:
+                merged.update(found)
+            part.ids = sorted(merged, reverse=True)[: want + 1]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for post_id in part.ids[:want]:
+                pipe.get(post_cache_key(post_id))
+            part.bodies = list(await pipe.execute()) if part.ids else []
+        return part
+
+    async def _unbuilt(self, keys: list[str]) -> list[int]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.exists(key)
+            present = await pipe.execute()
+        return [i for i, here in enumerate(present) if not here]
+
+
+__all__ = ["SENTINEL", "NotBuilt", "PageRead", "Slice"]
