@@ -46,6 +46,8 @@ class PlatformSettings(BaseSettings):
     feed_service_url: str = "http://feed-service"
     fanout_worker_url: str = "http://fanout-worker"
     service_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Requests in flight per process before it answers a fast 503 (0: no bound).
+    max_in_flight: int = Field(default=64, ge=0)
 
     celebrity_threshold: int = Field(default=10_000, ge=1)
     active_days: int = Field(default=7, ge=1)

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photogram_common.logs import request_id_var
 from photogram_common.problems import Problem, install_problem_handlers, problem_response
+from photogram_common.shedding import InFlightLimitMiddleware
 
 REQUEST_ID_HEADER = "x-request-id"
 ReadinessCheck = Callable[[], Awaitable[Any]]
@@ -131,9 +132,15 @@ def add_health_routes(
         )
 
 
-def create_service_app(*, title: str, lifespan: Any, **kwargs: Any) -> FastAPI:
-    """Make a FastAPI app with problem JSON errors and request IDs."""
+def create_service_app(
+    *, title: str, lifespan: Any, max_in_flight: int = 0, **kwargs: Any
+) -> FastAPI:
+    """Make a FastAPI app with problem JSON errors, request IDs and, when `max_in_flight`
+    is set, a bound on the requests in flight (a fast 503 past it)."""
     app = FastAPI(title=title, lifespan=lifespan, **kwargs)
     install_problem_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    if max_in_flight:
+        # Outermost, so a refused request costs no logging, routing or validation.
+        app.add_middleware(InFlightLimitMiddleware, limit=max_in_flight)
     return app

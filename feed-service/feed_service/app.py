@@ -59,7 +59,9 @@ def create_app(
         owns_bus=False,
         on_stop=[feed.drain, users.close, posts.close, redis.aclose, raw.aclose],
     )
-    app = create_service_app(title="feed-service", lifespan=lifespan)
+    app = create_service_app(
+        title="feed-service", lifespan=lifespan, max_in_flight=platform.max_in_flight
+    )
     app.state.feed = feed
     app.state.internal_secret = platform.internal_secret
     app.include_router(router)

@@ -90,7 +90,9 @@ def create_app(
         on_start=[open_resources],
         on_stop=[close_resources],
     )
-    app = create_service_app(title="media-service", lifespan=lifespan)
+    app = create_service_app(
+        title="media-service", lifespan=lifespan, max_in_flight=platform.max_in_flight
+    )
     app.state.media = service
     app.state.database = database
     app.state.internal_secret = platform.internal_secret

@@ -55,7 +55,9 @@ def create_app(
         tasks=[relay.run],
         on_stop=[media.close],
     )
-    app = create_service_app(title="post-service", lifespan=lifespan)
+    app = create_service_app(
+        title="post-service", lifespan=lifespan, max_in_flight=platform.max_in_flight
+    )
     app.state.posts = posts
     app.state.relay = relay
     app.state.database = database

@@ -64,7 +64,9 @@ def create_app(
             bus.consumer(group=POST_COUNTER_GROUP, topics=[POSTS_TOPIC], handler=on_post_event)
         ],
     )
-    app = create_service_app(title="user-service", lifespan=lifespan)
+    app = create_service_app(
+        title="user-service", lifespan=lifespan, max_in_flight=platform.max_in_flight
+    )
     app.state.users = users
     app.state.relay = relay
     app.state.database = database
