@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
+
+import uvloop
 
 from photogram_common.logs import configure_logging
 from photogram_common.settings import PlatformSettings, resolve_secrets
@@ -24,7 +25,8 @@ def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else "embedded"
     if command == "embedded":
         configure_logging("photogram")
-        asyncio.run(_embedded())
+        # The loop uvicorn picks for a service process (uvloop), here too.
+        uvloop.run(_embedded())
         return
     from photogram_runner import distributed
 
