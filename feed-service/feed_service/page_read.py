@@ -66,50 +66,68 @@ local function lt(a, b)
   if #a ~= #b then return #a < #b end
   return a < b
 end
-local function gt(a, b) return lt(b, a) end
 
 local limit = want + 1
-local found, seen_ids = {}, {}
+-- One list's newest `limit` IDs older than the cursor, newest first, by whole milliseconds.
 local function older(key)
-  local out = {}
+  local out, width, uniform = {}, nil, true
+  local function add(m)
+    out[#out + 1] = m
+    if width == nil then width = #m elseif #m ~= width then uniform = false end
+  end
   if before ~= '' then
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, before_ms, before_ms)) do
-      if lt(m, before) then out[#out + 1] = m end
+    local own = redis.call('ZRANGEBYSCORE', key, before_ms, before_ms)
+    for i = #own, 1, -1 do
+      if lt(own[i], before) then add(own[i]) end
     end
   end
   local upper = before == '' and '+inf' or ('(' .. before_ms)
-  local window = redis.call('ZREVRANGEBYSCORE', key, upper, '(0', 'WITHSCORES', 'LIMIT', 0, limit)
-  if #window / 2 > limit - 1 then
-    local last = window[#window]
-    for i = 1, #window, 2 do
-      if window[i + 1] ~= last then out[#out + 1] = window[i] end
-    end
-    if #out < limit then
-      for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, last, last)) do out[#out + 1] = m end
-    end
-  else
-    for i = 1, #window, 2 do out[#out + 1] = window[i] end
+  local window = redis.call('ZREVRANGEBYSCORE', key, upper, '(0', 'LIMIT', 0, limit)
+  local keep = #window
+  local whole = nil
+  if keep == limit then
+    -- The window may cut its last millisecond: leave that millisecond out, and read it
+    -- whole if what remains does not fill the page.
+    local last = redis.call('ZSCORE', key, window[keep])
+    while keep > 0 and redis.call('ZSCORE', key, window[keep]) == last do keep = keep - 1 end
+    if #out + keep < limit then whole = redis.call('ZRANGEBYSCORE', key, last, last) end
   end
-  for _, m in ipairs(out) do
-    if not seen_ids[m] then
-      seen_ids[m] = true
-      found[#found + 1] = m
-    end
+  for i = 1, keep do add(window[i]) end
+  if whole then
+    for i = #whole, 1, -1 do add(whole[i]) end
   end
+  -- Redis orders one millisecond's members as strings: exact unless their lengths differ.
+  if not uniform then table.sort(out, function(a, b) return lt(b, a) end) end
+  return out
 end
 
-older(tl)
+local lists = {older(tl)}
 if full then
-  for _, a in ipairs(authors) do older('rp:{' .. a .. '}') end
+  for _, a in ipairs(authors) do lists[#lists + 1] = older('rp:{' .. a .. '}') end
 end
-table.sort(found, gt)
-local reply = {full and 'ok' or 'partial', seen, 0}
+-- Merge the lists (each newest first), a post in several of them once.
+local found, heads = {}, {}
+for i = 1, #lists do heads[i] = 1 end
+while #found < limit do
+  local best = nil
+  for i = 1, #lists do
+    local m = lists[i][heads[i]]
+    if m and (best == nil or lt(best, m)) then best = m end
+  end
+  if best == nil then break end
+  found[#found + 1] = best
+  for i = 1, #lists do
+    if lists[i][heads[i]] == best then heads[i] = heads[i] + 1 end
+  end
+end
 local n = math.min(#found, limit)
-reply[3] = n
+local reply = {full and 'ok' or 'partial', seen, n}
 for i = 1, n do reply[#reply + 1] = found[i] end
 if full then
-  for i = 1, math.min(n, want) do
-    reply[#reply + 1] = redis.call('GET', 'post:{' .. found[i] .. '}')
+  local keys = {}
+  for i = 1, math.min(n, want) do keys[i] = 'post:{' .. found[i] .. '}' end
+  if #keys > 0 then
+    for _, body in ipairs(redis.call('MGET', unpack(keys))) do reply[#reply + 1] = body end
   end
 else
   for _, a in ipairs(authors) do reply[#reply + 1] = a end
