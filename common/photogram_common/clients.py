@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 
 from photogram_common.identity import INTERNAL_HEADER, Identity, issue_internal_token
@@ -39,7 +42,25 @@ def make_transport(asgi_app: Any | None) -> httpx.AsyncBaseTransport:
         return httpx.ASGITransport(app=asgi_app, raise_app_exceptions=False)
     from httpx_aiohttp import AiohttpTransport
 
-    return AiohttpTransport(limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
+    return AiohttpTransport(
+        limits=httpx.Limits(
+            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS // 2
+        )
+    )
+
+
+# Connections per peer and process: above the in-flight bound (PHOTOGRAM_MAX_IN_FLIGHT), so
+# an admitted request never waits for a connection (docs/operations.md).
+MAX_CONNECTIONS = 200
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    """A peer's reply as bytes, for relaying without parsing."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
 
 
 class ServiceClient:
@@ -53,9 +74,14 @@ class ServiceClient:
         internal_secret: str,
         timeout: float,
         transport: httpx.AsyncBaseTransport,
+        network: bool = False,
     ) -> None:
         self.name = name
         self._secret = internal_secret
+        self._base_url = base_url.rstrip("/")
+        self._timeout = timeout
+        self._network = network
+        self._session: aiohttp.ClientSession | None = None
         self.http = httpx.AsyncClient(
             base_url=base_url, transport=transport, timeout=httpx.Timeout(timeout)
         )
@@ -88,16 +114,57 @@ class ServiceClient:
         raise_for_problem(self.name, response)
         return response.json() if response.content else None
 
+    async def fetch(
+        self,
+        path: str,
+        *,
+        identity: Identity | None = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> RawResponse:
+        """GET a path and return the reply's bytes; the hot path of relayed pages.
+
+        Over the network this goes straight to aiohttp: the httpx layer on top of it costs
+        the gateway about as much CPU as the rest of its hop (docs/decisions.md). In-process
+        peers keep the httpx ASGI transport.
+        """
+        if not self._network:
+            response = await self.request("GET", path, identity=identity, params=params)
+            return RawResponse(response.status_code, response.headers, response.content)
+        try:
+            async with self._aiohttp().get(
+                self._base_url + path, params=params, headers=self.headers(identity)
+            ) as reply:
+                return RawResponse(reply.status, reply.headers, await reply.read())
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            log.warning("peer unreachable", extra={"peer": self.name, "error": type(exc).__name__})
+            raise ServiceUnavailable(self.name) from exc
+
+    def _aiohttp(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+            )
+        return self._session
+
     async def ping(self) -> None:
         response = await self.http.get("/readyz", timeout=2.0)
         response.raise_for_status()
 
     async def close(self) -> None:
         await self.http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
-def raise_for_problem(service: str, response: httpx.Response) -> None:
+def raise_for_problem(service: str, response: httpx.Response | RawResponse) -> None:
     """Re-raise a peer's 4xx problem as is; hide a 5xx behind a generic 503."""
+    if isinstance(response, RawResponse):
+        if response.status < 400:
+            return
+        response = httpx.Response(
+            response.status, headers=dict(response.headers), content=response.content
+        )
     if response.status_code < 400:
         return
     if response.status_code >= 500:

@@ -47,12 +47,14 @@ def peer_client(
     platform: PlatformSettings, name: str, in_process: Mapping[str, Any] | None = None
 ) -> ServiceClient:
     """A client of the named peer: in-process when `in_process` has its app, else by URL."""
+    app = (in_process or {}).get(name)
     return ServiceClient(
         name=name,
         base_url=platform.service_url(name),
         internal_secret=platform.internal_secret,
         timeout=platform.service_timeout_seconds,
-        transport=make_transport((in_process or {}).get(name)),
+        transport=make_transport(app),
+        network=app is None,
     )
 
 

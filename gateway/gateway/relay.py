@@ -19,6 +19,6 @@ async def relay_page(
     params: dict[str, str | int] = {"limit": limit}
     if cursor:
         params["cursor"] = cursor
-    response = await client.request("GET", path, identity=caller, params=params)
+    response = await client.fetch(path, identity=caller, params=params)
     raise_for_problem(client.name, response)
     return Response(response.content, media_type="application/json")
