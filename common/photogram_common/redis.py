@@ -9,6 +9,9 @@ import redis.asyncio as aioredis
 
 MAX_CONNECTIONS = 200
 POOL_WAIT_SECONDS = 2.0
+# A Redis that stopped answering fails a call within these, so callers can degrade.
+CONNECT_TIMEOUT_SECONDS = 1.0
+SOCKET_TIMEOUT_SECONDS = 2.0
 
 
 def make_redis(url: str | None, *, cluster: bool = False, decode_responses: bool = True) -> Any:
@@ -19,7 +22,12 @@ def make_redis(url: str | None, *, cluster: bool = False, decode_responses: bool
     Without `decode_responses` replies are bytes (the feed joins cached JSON as bytes).
     """
     if url and cluster:
-        return aioredis.RedisCluster.from_url(url, decode_responses=decode_responses)
+        return aioredis.RedisCluster.from_url(
+            url,
+            decode_responses=decode_responses,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        )
     if url:
         # A burst past the pool's size waits briefly for a connection instead of failing at
         # once (the plain pool raises "Too many connections", which surfaced as 503s).
@@ -27,6 +35,8 @@ def make_redis(url: str | None, *, cluster: bool = False, decode_responses: bool
             url,
             decode_responses=decode_responses,
             health_check_interval=30,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
             max_connections=MAX_CONNECTIONS,
             timeout=POOL_WAIT_SECONDS,
         )

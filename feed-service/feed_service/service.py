@@ -13,6 +13,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from feed_service.hydration import PostBodies, page_json
 from feed_service.page_read import NotBuilt, PageRead, Slice
 from photogram_common.clients import ServiceClient
@@ -49,6 +53,13 @@ class FeedService:
     async def page(self, caller: Identity, *, cursor: str | None, limit: int) -> bytes:
         """One page of the caller's feed as JSON bytes."""
         before = decode_cursor(cursor, arity=1)[0] if cursor else None
+        try:
+            return await self._page_from_redis(caller, before=before, limit=limit)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("redis unreachable: feed read from the databases", exc_info=exc)
+            return await self._page_from_databases(caller, before=before, limit=limit)
+
+    async def _page_from_redis(self, caller: Identity, *, before: int | None, limit: int) -> bytes:
         bodies: list[bytes] = []
         next_before: int | None = before
         more = True
@@ -62,6 +73,21 @@ class FeedService:
                 next_before = page_ids[-1]
             bodies.extend(await self.bodies.complete(page_ids, part.bodies[: len(page_ids)]))
         return page_json(bodies, encode_cursor(next_before) if more else None)
+
+    async def _page_from_databases(
+        self, caller: Identity, *, before: int | None, limit: int
+    ) -> bytes:
+        """The pull query through the owners, while Redis is unreachable: the same page."""
+        followees = await self.followees(caller.user_id)
+        authors = [caller.user_id, *followees.pushed, *followees.pulled]
+        ids = await self._newest(authors, limit + 1, before=before)
+        page_ids = ids[:limit]
+        found = await self.posts.call(
+            "POST", "/internal/posts/batch", json={"post_ids": [str(p) for p in page_ids]}
+        )
+        bodies = [orjson.dumps(item) for item in found["items"]]
+        more = len(ids) > limit
+        return page_json(bodies, encode_cursor(page_ids[-1]) if more else None)
 
     async def _slice(self, caller: Identity, *, before: int | None, want: int) -> Slice:
         deadline = asyncio.get_running_loop().time() + self.rebuild_wait_seconds
@@ -134,12 +160,13 @@ class FeedService:
 
         await asyncio.gather(*(one(a) for a in authors))
 
-    async def _newest(self, authors: list[int], limit: int) -> list[int]:
-        found = await self.posts.call(
-            "POST",
-            "/internal/posts/newest",
-            json={"author_ids": [str(a) for a in authors], "limit": limit},
-        )
+    async def _newest(
+        self, authors: list[int], limit: int, *, before: int | None = None
+    ) -> list[int]:
+        body: dict[str, object] = {"author_ids": [str(a) for a in authors], "limit": limit}
+        if before is not None:
+            body["before"] = str(before)
+        found = await self.posts.call("POST", "/internal/posts/newest", json=body)
         return [int(p) for p in found["post_ids"]]
 
     async def _mark_seen(self, caller: Identity) -> None:

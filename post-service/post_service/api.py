@@ -79,5 +79,6 @@ async def batch(body: PostsBatchCreate, posts: Posts, _: Caller) -> PostsPage:
 @router.post("/internal/posts/newest")
 async def newest(body: RebuildCreate, posts: Posts, _: Caller) -> PostIdsRead:
     authors = [a for a in (parse_id(i) for i in body.author_ids) if a is not None]
-    found = await posts.newest_posts_of(authors, limit=body.limit)
+    before = parse_id(body.before) if body.before is not None else None
+    found = await posts.newest_posts_of(authors, limit=body.limit, before=before)
     return PostIdsRead(post_ids=[str(p) for p in found])

@@ -79,7 +79,7 @@ _NEWEST_PG = text(
     SELECT p.id FROM unnest(CAST(:authors AS bigint[])) AS a(user_id)
     CROSS JOIN LATERAL (
         SELECT id FROM posts
-        WHERE posts.user_id = a.user_id AND deleted_at IS NULL
+        WHERE posts.user_id = a.user_id AND deleted_at IS NULL AND posts.id < :before
         ORDER BY id DESC LIMIT :limit
     ) AS p
     ORDER BY p.id DESC LIMIT :limit
@@ -88,13 +88,17 @@ _NEWEST_PG = text(
 
 
 async def newest_of_authors(
-    session: AsyncSession, author_ids: Sequence[int], *, limit: int
+    session: AsyncSession, author_ids: Sequence[int], *, limit: int, before: int | None = None
 ) -> list[int]:
-    """The newest `limit` live post IDs across the authors, newest first, in one query."""
+    """The newest `limit` live post IDs across the authors (older than `before`), newest
+    first, in one query."""
     if not author_ids:
         return []
+    below = (1 << 63) - 1 if before is None else before
     if session.get_bind().dialect.name == "postgresql":
-        found = await session.execute(_NEWEST_PG, {"authors": list(author_ids), "limit": limit})
+        found = await session.execute(
+            _NEWEST_PG, {"authors": list(author_ids), "limit": limit, "before": below}
+        )
         return [row.id for row in found]
     # SQLite has no LATERAL: the same answer by a window over the authors' posts.
     ranked = (
@@ -104,7 +108,7 @@ async def newest_of_authors(
             .over(partition_by=posts.c.user_id, order_by=posts.c.id.desc())
             .label("rank"),
         )
-        .where(posts.c.user_id.in_(author_ids), posts.c.deleted_at.is_(None))
+        .where(posts.c.user_id.in_(author_ids), posts.c.deleted_at.is_(None), posts.c.id < below)
         .subquery()
     )
     query = select(ranked.c.id).where(ranked.c.rank <= limit).order_by(ranked.c.id.desc())

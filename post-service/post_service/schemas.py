@@ -39,6 +39,8 @@ class RebuildCreate(BaseModel):
 
     author_ids: list[str] = Field(max_length=20_000)
     limit: int = Field(ge=1, le=2000)
+    # Only posts older than this one (a feed page read from the database).
+    before: str | None = Field(default=None, max_length=20)
 
 
 class PostIdsRead(BaseModel):

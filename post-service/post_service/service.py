@@ -129,7 +129,9 @@ class PostService:
             next_cursor=encode_cursor(page[-1]["id"]) if len(rows) > limit else None,
         )
 
-    async def newest_posts_of(self, author_ids: Sequence[int], *, limit: int) -> list[int]:
-        """The newest `limit` live posts across authors (a timeline's rebuild), one query."""
+    async def newest_posts_of(
+        self, author_ids: Sequence[int], *, limit: int, before: int | None = None
+    ) -> list[int]:
+        """The newest `limit` live posts across authors older than `before`, one query."""
         async with self.database.transaction() as session:
-            return await repo.newest_of_authors(session, author_ids, limit=limit)
+            return await repo.newest_of_authors(session, author_ids, limit=limit, before=before)
