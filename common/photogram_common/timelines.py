@@ -12,29 +12,62 @@ score 0 from the moment it is built. A missing key means "not built": never buil
 expired for inactivity, or lost with Redis. Readers answer it with a rebuild from the
 source of truth, never with an empty page; writers add only to built lists, so a list
 is never a partial one that looks whole.
+
+A home timeline keeps the newest `cap` posts, trimmed lazily: a push trims a timeline
+only once it holds more than `cap + trim_slack` posts, and then back down to `cap` in one
+ZREMRANGEBYRANK, so between two trims a timeline holds up to `trim_slack` more (older)
+posts than the cap. Paging stays exact (trimming only ever drops the oldest posts); a
+reader who pages to the very end may see those few extra posts. A rebuild (`fill`)
+trims exactly. See docs/decisions.md, "Fan-out writes".
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterable, Iterable, Sequence
 from typing import Any
 
 from redis.asyncio import RedisCluster
+from redis.crc import key_slot
 
 from photogram_common.ids import id_to_unix_ms
 from photogram_common.settings import PlatformSettings
 
 SENTINEL = "0"
-CHUNK = 200
+# Lists per script call, and script calls in flight per push (on one Redis), measured in
+# bench/fanout.py; a call of CHUNK keys blocks Redis for CHUNK inserts (a few ms at most).
+CHUNK = 256
+IN_FLIGHT = 2
+# Posts per script call when one list takes many (unpacked onto Lua's stack).
+MAX_PAIRS = 500
+# A home timeline is trimmed once it exceeds cap + cap // TRIM_SLACK_DIVISOR posts.
+TRIM_SLACK_DIVISOR = 32
 
-# KEYS[1]=list; ARGV=score, member, cap. Adds and trims only when the list is built.
+# KEYS = lists; ARGV = cap, slack, then score, member pairs. Adds the pairs to every built
+# list (a built list holds the sentinel; a missing key has ZCARD 0 and stays missing) and
+# trims a list that holds more than cap + slack posts back down to its newest cap, the
+# sentinel (score 0, rank 0) aside. Returns how many of the lists were built.
 _ADD_IF_BUILT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-local extra = redis.call('ZCARD', KEYS[1]) - 1 - tonumber(ARGV[3])
-if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 1, extra) end
-return 1
+local unpack = unpack or table.unpack
+local cap = tonumber(ARGV[1])
+local limit = cap + tonumber(ARGV[2])
+local built = 0
+for i = 1, #KEYS do
+  local n = redis.call('ZCARD', KEYS[i])
+  if n > 0 then
+    built = built + 1
+    n = n + redis.call('ZADD', KEYS[i], unpack(ARGV, 3))
+    if n - 1 > limit then redis.call('ZREMRANGEBYRANK', KEYS[i], 1, n - 1 - cap) end
+  end
+end
+return built
+"""
+
+# KEYS = lists; ARGV = members. Removes the members from every list (none is created).
+_REMOVE_ALL = """
+local unpack = unpack or table.unpack
+for i = 1, #KEYS do redis.call('ZREM', KEYS[i], unpack(ARGV)) end
+return #KEYS
 """
 
 
@@ -88,59 +121,109 @@ class TimelineStore:
         recent_cap: int = 100,
         ttl_seconds: int = 6 * 86400,
         recent_ttl_seconds: int = 30 * 86400,
+        trim_slack: int | None = None,
     ) -> None:
         self.redis = redis
         self.cap = cap
         self.recent_cap = recent_cap
         self.ttl_seconds = ttl_seconds
         self.recent_ttl_seconds = recent_ttl_seconds
+        # How far past the cap a home timeline may grow before a push trims it (the module
+        # docstring); recent lists are always trimmed exactly.
+        self.trim_slack = cap // TRIM_SLACK_DIVISOR if trim_slack is None else trim_slack
         self._add_if_built = redis.register_script(_ADD_IF_BUILT)
+        self._remove_all = redis.register_script(_REMOVE_ALL)
         self._cluster = isinstance(redis, RedisCluster)
 
     async def push(self, user_ids: Iterable[int], post_id: int) -> int:
-        """Add one post to each built timeline, in pipelined chunks; return how many took it."""
-        score, name = id_to_unix_ms(post_id), member(post_id)
-        batch = list(user_ids)
-        added = 0
-        for start in range(0, len(batch), CHUNK):
-            calls = [(timeline_key(u), score, name, self.cap) for u in batch[start : start + CHUNK]]
-            added += sum(await self._add_all(calls))
-        return added
+        """Add one post to each built timeline; return how many took it.
+
+        One script call per CHUNK timelines, IN_FLIGHT calls at a time (see `_each_built`).
+        """
+        keys = [timeline_key(u) for u in user_ids]
+        pair = [id_to_unix_ms(post_id), member(post_id)]
+        return await self._each_built(keys, pair, self.cap, self.trim_slack)
+
+    async def push_pages(self, pages: AsyncIterable[Sequence[int]], post_id: int) -> int:
+        """`push` to pages of followers as they come: the next page is read while one is written."""
+        pushed = 0
+        writing: asyncio.Task[int] | None = None
+        try:
+            async for user_ids in pages:
+                if writing is not None:
+                    pushed += await writing
+                writing = asyncio.ensure_future(self.push(user_ids, post_id))
+            if writing is not None:
+                pushed += await writing
+                writing = None
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                await asyncio.gather(writing, return_exceptions=True)
+        return pushed
 
     async def push_posts(self, user_id: int, post_ids: Sequence[int]) -> None:
         """Add several posts to one built home timeline (a follow's backfill)."""
         key = timeline_key(user_id)
-        await self._add_all([(key, id_to_unix_ms(p), member(p), self.cap) for p in post_ids])
+        for start in range(0, len(post_ids), MAX_PAIRS):
+            pairs: list[int | str] = []
+            for post_id in post_ids[start : start + MAX_PAIRS]:
+                pairs += [id_to_unix_ms(post_id), member(post_id)]
+            await self._each_built([key], pairs, self.cap, self.trim_slack)
 
-    async def _add_all(self, calls: Sequence[tuple[str, int, str, int]]) -> list[int]:
-        """Run the add-if-built script for each (key, score, member, cap) in one round trip."""
-        if not calls:
-            return []
+    async def _each_built(
+        self, keys: Sequence[str], pairs: Sequence[int | str], cap: int, slack: int
+    ) -> int:
+        """Run the add-if-built script over `keys`; return how many of them were built.
+
+        On one Redis: a call per CHUNK keys, IN_FLIGHT calls at a time (on as many pooled
+        connections), so the client packs the next call while Redis runs one. On Redis
+        Cluster a script's keys must share a slot: a call per slot, CHUNK calls at a time
+        (hash-tagged timelines rarely share one, so it is about a call per key).
+        """
+        if not keys:
+            return 0
+        args = [cap, slack, *pairs]
         if self._cluster:
-            # Redis Cluster clients refuse scripts in pipelines: send them concurrently.
+            return await self._per_slot(self._add_if_built, keys, args)
+        if len(keys) <= CHUNK:
+            return int(await self._add_if_built(keys=keys, args=args))
+        gate = asyncio.Semaphore(IN_FLIGHT)
+
+        async def call(part: Sequence[str]) -> int:
+            async with gate:
+                return int(await self._add_if_built(keys=part, args=args))
+
+        parts = [keys[start : start + CHUNK] for start in range(0, len(keys), CHUNK)]
+        return sum(await asyncio.gather(*(call(part) for part in parts)))
+
+    async def _per_slot(self, script: Any, keys: Sequence[str], args: Sequence[Any]) -> int:
+        """A script over keys of many slots on Redis Cluster: one call per slot."""
+        by_slot: dict[int, list[str]] = {}
+        for key in keys:
+            by_slot.setdefault(key_slot(key.encode()), []).append(key)
+        groups = list(by_slot.values())
+        total = 0
+        for start in range(0, len(groups), CHUNK):
             replies = await asyncio.gather(
-                *(
-                    self._add_if_built(keys=[key], args=[score, name, cap])
-                    for key, score, name, cap in calls
-                )
+                *(script(keys=group, args=args) for group in groups[start : start + CHUNK])
             )
-            return [int(r) for r in replies]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key, score, name, cap in calls:
-                await self._add_if_built(keys=[key], args=[score, name, cap], client=pipe)
-            return [int(r) for r in await pipe.execute()]
+            total += sum(int(r) for r in replies)
+        return total
 
     async def remove(self, user_ids: Iterable[int], post_ids: Sequence[int]) -> None:
-        """Remove posts from home timelines, in pipelined chunks."""
+        """Remove posts from home timelines: a script call per CHUNK timelines."""
         names = [member(p) for p in post_ids]
-        batch = list(user_ids)
-        if not names:
+        keys = [timeline_key(u) for u in user_ids]
+        if not names or not keys:
             return
-        for start in range(0, len(batch), CHUNK):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for user_id in batch[start : start + CHUNK]:
-                    pipe.zrem(timeline_key(user_id), *names)
-                await pipe.execute()
+        for start in range(0, len(names), MAX_PAIRS):
+            part = names[start : start + MAX_PAIRS]
+            if self._cluster:
+                await self._per_slot(self._remove_all, keys, part)
+                continue
+            for first in range(0, len(keys), CHUNK):
+                await self._remove_all(keys=keys[first : first + CHUNK], args=part)
 
     async def is_built(self, user_id: int) -> bool:
         return bool(await self.redis.exists(timeline_key(user_id)))
@@ -175,11 +258,8 @@ class TimelineStore:
 
     async def add_recent(self, author_id: int, post_id: int) -> bool:
         """Add a post to its author's built recent list; False when the list is not built."""
-        key = recent_key(author_id)
-        added = await self._add_if_built(
-            keys=[key], args=[id_to_unix_ms(post_id), member(post_id), self.recent_cap]
-        )
-        return bool(added)
+        pair = [id_to_unix_ms(post_id), member(post_id)]
+        return bool(await self._each_built([recent_key(author_id)], pair, self.recent_cap, 0))
 
     async def build_recent(self, author_id: int, post_ids: Sequence[int]) -> None:
         """(Re)build an author's recent list from the source of truth."""

@@ -10,7 +10,14 @@ import redis.asyncio as aioredis
 
 from backends import REAL, flush_redis, require
 from photogram_common.ids import EPOCH_MS, IdGenerator, id_to_unix_ms
-from photogram_common.timelines import SENTINEL, TimelineStore, member, timeline_key
+from photogram_common.timelines import (
+    CHUNK,
+    MAX_PAIRS,
+    SENTINEL,
+    TimelineStore,
+    member,
+    timeline_key,
+)
 
 STORES = ["fakeredis", *(["redis"] if REAL else [])]
 
@@ -138,3 +145,95 @@ async def test_paging_is_numeric_when_member_bytes_disagree(
     await store.open_for_rebuild(1)
     await store.fill(1, straddling)
     assert await every_page(store, limit) == sorted(straddling, reverse=True)
+
+
+async def test_lazy_trimming_holds_at_most_cap_plus_slack_and_pages_exactly(
+    store: TimelineStore,
+) -> None:
+    """With a trim slack, a timeline grows to cap + slack, then drops back to the newest cap."""
+    lazy = TimelineStore(store.redis, cap=10, trim_slack=4, ttl_seconds=3600)
+    await lazy.open_for_rebuild(1)
+    posts = ids_in_one_millisecond(40)
+    for count, post in enumerate(posts, 1):
+        assert await lazy.push([1], post) == 1
+        held = count if count <= 14 else 10 + (count - 15) % 5
+        assert await every_page(lazy, 3) == sorted(posts[:count], reverse=True)[:held]
+    assert await lazy.redis.zscore(timeline_key(1), SENTINEL) == 0
+
+
+async def test_default_slack_is_a_fraction_of_the_cap(store: TimelineStore) -> None:
+    assert TimelineStore(store.redis, cap=800).trim_slack == 25
+    assert store.trim_slack == 0  # a cap of 10 is trimmed exactly
+
+
+async def test_push_and_remove_reach_every_built_timeline_across_chunks(
+    store: TimelineStore,
+) -> None:
+    users = list(range(1, 2 * CHUNK + 50))
+    built = set(users[::3])
+    for user in built:
+        await store.open_for_rebuild(user)
+    first, second = ids_in_one_millisecond(2)
+    assert await store.push(users, first) == len(built)
+    assert await store.push(users, second) == len(built)  # and again: still one entry each
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for user in users:
+            pipe.zrange(timeline_key(user), 0, -1)
+        found = await pipe.execute()
+    for user, names in zip(users, found, strict=True):
+        expected = sorted([SENTINEL, member(first), member(second)]) if user in built else []
+        assert sorted(names) == expected
+    await store.remove(users, [first])
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for user in users:
+            pipe.zrange(timeline_key(user), 0, -1)
+        found = await pipe.execute()
+    for user, names in zip(users, found, strict=True):
+        assert sorted(names) == (sorted([SENTINEL, member(second)]) if user in built else [])
+
+
+async def test_many_posts_to_one_timeline_keep_the_newest_cap(store: TimelineStore) -> None:
+    posts = ids_in_one_millisecond(MAX_PAIRS + 30, worker=3)
+    await store.push_posts(1, posts)  # not built: nothing
+    assert not await store.is_built(1)
+    await store.open_for_rebuild(1)
+    await store.push_posts(1, posts)
+    assert await every_page(store, 4) == sorted(posts, reverse=True)[:10]
+    await store.remove([1], posts)
+    assert await store.page(1, before=None, limit=10) == []
+    assert await store.is_built(1)  # the sentinel stays
+
+
+async def test_push_pages_writes_every_page(store: TimelineStore) -> None:
+    for user in range(1, 601, 2):
+        await store.open_for_rebuild(user)
+    post = ids_in_one_millisecond(1)[0]
+
+    async def pages() -> AsyncIterator[list[int]]:
+        for start in range(1, 601, 100):
+            yield list(range(start, start + 100))
+
+    assert await store.push_pages(pages(), post) == 300
+    assert await store.page(599, before=None, limit=5) == [post]
+    assert await store.page(600, before=None, limit=5) == []
+
+
+async def test_push_pages_fails_as_the_page_source_fails(store: TimelineStore) -> None:
+    await store.open_for_rebuild(1)
+    post = ids_in_one_millisecond(1)[0]
+
+    async def pages() -> AsyncIterator[list[int]]:
+        yield [1]
+        raise ConnectionError("user-service went away")
+
+    with pytest.raises(ConnectionError):
+        await store.push_pages(pages(), post)
+    # The page read before the failure may or may not have been written; a retry of the
+    # whole event is idempotent either way.
+    await store.push_pages(pages_of([[1], [2]]), post)
+    assert await store.page(1, before=None, limit=5) == [post]
+
+
+async def pages_of(pages: list[list[int]]) -> AsyncIterator[list[int]]:
+    for page in pages:
+        yield page
