@@ -75,9 +75,8 @@ class FanoutHandlers:
         await self.timelines.push([event.author_id], event.post_id)
         if await self._followers_count(event.author_id) >= self.celebrity_threshold:
             return  # pulled at read time: no follower timeline is written
-        pushed = 0
-        async for followers in self._followers(event.author_id):
-            pushed += await self.timelines.push(followers, event.post_id)
+        # The next page of followers is read while the previous one is written.
+        pushed = await self.timelines.push_pages(self._followers(event.author_id), event.post_id)
         log.info("fanned out", extra={"post_id": event.post_id, "timelines": pushed})
 
     async def post_deleted(self, event: PostDeleted) -> None:
