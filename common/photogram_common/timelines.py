@@ -40,8 +40,10 @@ CHUNK = 256
 IN_FLIGHT = 2
 # Posts per script call when one list takes many (unpacked onto Lua's stack).
 MAX_PAIRS = 500
-# A home timeline is trimmed once it exceeds cap + cap // TRIM_SLACK_DIVISOR posts.
-TRIM_SLACK_DIVISOR = 32
+# A home timeline is trimmed once it exceeds cap + cap // TRIM_SLACK_DIVISOR posts: at the
+# default cap, 816 posts and the sentinel still fit the 16 KB allocation of an 800-post
+# listpack (818 do), so the slack costs no memory there (docs/decisions.md).
+TRIM_SLACK_DIVISOR = 50
 
 # KEYS = lists; ARGV = cap, slack, then score, member pairs. Adds the pairs to every built
 # list (a built list holds the sentinel; a missing key has ZCARD 0 and stays missing) and
@@ -81,6 +83,11 @@ def recent_key(author_id: int) -> str:
 
 def rebuild_lock_key(key: str) -> str:
     return f"lock:{key}"
+
+
+def followees_key(user_id: int) -> str:
+    """The set of accounts a reader follows (see photogram_common.follows)."""
+    return f"fl:{{{user_id}}}"
 
 
 def pulled_key(user_id: int) -> str:
