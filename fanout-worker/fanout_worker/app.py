@@ -12,8 +12,8 @@ from fanout_worker.handlers import FanoutHandlers
 from fanout_worker.settings import FanoutSettings
 from photogram_common.bus import EventBus, Message
 from photogram_common.events import ALL_TOPICS, Envelope
+from photogram_common.follows import FollowSets
 from photogram_common.lifecycle import service_lifespan
-from photogram_common.pulled import PulledFollowees
 from photogram_common.redis import make_redis
 from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
@@ -40,7 +40,7 @@ def create_app(
     timelines = timeline_store_for(platform, redis)
     handlers = FanoutHandlers(
         timelines=timelines,
-        pulled=PulledFollowees(redis, ttl_seconds=timelines.ttl_seconds),
+        follows=FollowSets(redis, ttl_seconds=timelines.ttl_seconds),
         users=clients["user-service"],
         posts=clients["post-service"],
         feed=clients["feed-service"],

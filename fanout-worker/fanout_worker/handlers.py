@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from photogram_common.clients import ServiceClient
 from photogram_common.events import Event, FollowCreated, FollowDeleted, PostCreated, PostDeleted
-from photogram_common.pulled import PulledFollowees
+from photogram_common.follows import FollowSets
 from photogram_common.timelines import TimelineStore
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class FanoutHandlers:
     timelines: TimelineStore
-    pulled: PulledFollowees
+    follows: FollowSets
     users: ServiceClient
     posts: ServiceClient
     feed: ServiceClient
@@ -87,9 +87,10 @@ class FanoutHandlers:
             await self.timelines.remove(followers, [event.post_id])
 
     async def follow_created(self, event: FollowCreated) -> None:
-        if event.followee_followers_count >= self.celebrity_threshold:
-            # The followee is pulled: the follower's next read merges their recent posts.
-            await self.pulled.add([event.follower_id], event.followee_id)
+        pulled = event.followee_followers_count >= self.celebrity_threshold
+        await self.follows.follow(event.follower_id, event.followee_id, pulled=pulled)
+        if pulled:
+            # The follower's next read merges the followee's recent posts.
             if event.followee_followers_count == self.celebrity_threshold:
                 await self._crossed_up(event.followee_id)
             return
@@ -97,7 +98,7 @@ class FanoutHandlers:
         await self.timelines.push_posts(event.follower_id, posts)
 
     async def follow_deleted(self, event: FollowDeleted) -> None:
-        await self.pulled.remove([event.follower_id], event.followee_id)
+        await self.follows.unfollow(event.follower_id, event.followee_id)
         posts = await self._newest_posts(event.followee_id, self.timelines.cap)
         await self.timelines.remove([event.follower_id], posts)
         if event.followee_followers_count == self.celebrity_threshold - 1:
@@ -112,7 +113,7 @@ class FanoutHandlers:
         if await self._followers_count(author_id) < self.celebrity_threshold:
             return
         async for followers in self._followers(author_id, active_days=0):
-            await self.pulled.add(followers, author_id)
+            await self.follows.add_pulled(followers, author_id)
 
     async def _crossed_down(self, author_id: int) -> None:
         """The author dropped below the threshold: push what reads showed, then stop pulling."""
@@ -124,4 +125,4 @@ class FanoutHandlers:
             for post_id in recent:
                 await self.timelines.push(followers, post_id)
         async for followers in self._followers(author_id, active_days=0):
-            await self.pulled.remove(followers, author_id)
+            await self.follows.remove_pulled(followers, author_id)

@@ -13,8 +13,8 @@ from feed_service.page_read import PageRead
 from feed_service.service import FeedService
 from feed_service.settings import FeedServiceSettings
 from photogram_common.bus import EventBus
+from photogram_common.follows import FollowSets
 from photogram_common.lifecycle import service_lifespan
-from photogram_common.pulled import PulledFollowees
 from photogram_common.redis import make_redis
 from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
@@ -39,7 +39,7 @@ def create_app(
     timelines = timeline_store_for(platform, redis)
     feed = FeedService(
         timelines=timelines,
-        pulled=PulledFollowees(redis, ttl_seconds=timelines.ttl_seconds),
+        follows=FollowSets(redis, ttl_seconds=timelines.ttl_seconds),
         reads=PageRead(
             raw,
             ttl_seconds=timelines.ttl_seconds,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
 
+from feed_service.page_read import author_of
 from photogram_common.clients import ServiceClient
 from photogram_common.timelines import post_cache_key
 
@@ -28,11 +29,23 @@ class PostBodies:
         self._ttl = ttl_seconds
 
     async def complete(
-        self, post_ids: Sequence[int], cached: Sequence[bytes | None]
+        self,
+        post_ids: Sequence[int],
+        cached: Sequence[bytes | None],
+        *,
+        followed: Callable[[list[int]], Awaitable[set[int]]],
     ) -> list[bytes]:
-        """The bodies of the live posts among `post_ids`, in order; misses fetched once."""
+        """The bodies of the live posts among `post_ids`, in order; misses fetched once.
+
+        A fetched post whose author `followed` leaves out is dropped, as the page script
+        drops a cached one.
+        """
         misses = [p for p, body in zip(post_ids, cached, strict=True) if body is None]
         fetched = await self._fetch(misses) if misses else {}
+        if fetched:
+            authors = {p: author_of(b) for p, b in fetched.items()}
+            keep = await followed(sorted({a for a in authors.values() if a is not None}))
+            fetched = {p: b for p, b in fetched.items() if authors[p] in keep}
         bodies = []
         for post_id, body in zip(post_ids, cached, strict=True):
             found = fetched.get(post_id) if body is None else body

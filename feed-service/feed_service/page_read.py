@@ -1,8 +1,9 @@
 """One feed page in one Redis round trip: the page's post IDs and the posts' JSON bytes.
 
 A Lua script reads the reader's timeline, the reader's set of pulled followees, those
-authors' recent lists and the cached bodies of the page's posts, and refreshes the
-timeline's TTL and the last-active throttle on the way. Paging is that of
+authors' recent lists and the cached bodies of the page's posts, drops the posts of
+authors the reader no longer follows, and refreshes the timeline's TTL and the
+last-active throttle on the way. Paging is that of
 `photogram_common.timelines.older_than_many` (whole milliseconds, the post ID as an exact
 cursor), done inside Redis. Lua numbers are doubles, so IDs are compared as decimal
 strings (a longer string is a larger ID).
@@ -14,12 +15,14 @@ reader's own slot and the rest follows in one pipeline (`PageRead.partial`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from photogram_common.ids import id_to_unix_ms
 from photogram_common.timelines import (
     SENTINEL,
+    followees_key,
     older_than_many,
     post_cache_key,
     pulled_key,
@@ -29,20 +32,22 @@ from photogram_common.timelines import (
     timeline_key,
 )
 
-# KEYS: timeline, pulled set, rebuild lock, seen throttle.
+# KEYS: timeline, followee set, pulled set, rebuild lock, seen throttle.
 # ARGV: before ID ('' for the first page), its millisecond, want, TTL, refresh when the
-# TTL is below this, seen throttle seconds, '1' to read the pulled lists and bodies too.
-# Replies: {'timeline'} not built or being rebuilt; {'pulled'} pulled set not built;
+# TTL is below this, seen throttle seconds, '1' to read the pulled lists and bodies too,
+# the reader's ID.
+# Replies: {'timeline'} not built or being rebuilt; {'follows'} follow sets not built;
 # {'recent', authors...} pulled authors whose recent list is not built;
-# {'ok', seen, n, ids..., bodies...} (up to want+1 IDs, bodies of the first `want`);
+# {'ok', seen, n, ids..., bodies...} (up to want+1 IDs, bodies of the first `want`; the
+# body of a post by an author the reader does not follow is '', like a deleted one);
 # {'partial', seen, n, ids..., authors...} (the reader's own slot only).
 _PAGE = """
-local tl, pf = KEYS[1], KEYS[2]
-if redis.call('EXISTS', tl) == 0 or redis.call('EXISTS', KEYS[3]) == 1 then
+local tl, fl, pf = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('EXISTS', tl) == 0 or redis.call('EXISTS', KEYS[4]) == 1 then
   return {'timeline'}
 end
 local pulled = redis.call('SMEMBERS', pf)
-if #pulled == 0 then return {'pulled'} end
+if #pulled == 0 or redis.call('EXISTS', fl) == 0 then return {'follows'} end
 local before, before_ms, want = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local full = ARGV[7] == '1'
 local authors = {}
@@ -56,11 +61,13 @@ if full then
   end
   if #missing > 1 then return missing end
 end
-local seen = redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[6]) and 1 or 0
+local seen = redis.call('SET', KEYS[5], '1', 'NX', 'EX', ARGV[6]) and 1 or 0
 if redis.call('TTL', tl) < tonumber(ARGV[5]) then
   redis.call('EXPIRE', tl, ARGV[4])
+  redis.call('EXPIRE', fl, ARGV[4])
   redis.call('EXPIRE', pf, ARGV[4])
 end
+local reader = ARGV[8]
 
 local function lt(a, b)
   if #a ~= #b then return #a < #b end
@@ -127,7 +134,14 @@ if full then
   local keys = {}
   for i = 1, math.min(n, want) do keys[i] = 'post:{' .. found[i] .. '}' end
   if #keys > 0 then
-    for _, body in ipairs(redis.call('MGET', unpack(keys))) do reply[#reply + 1] = body end
+    for _, body in ipairs(redis.call('MGET', unpack(keys))) do
+      if body and body ~= '' then
+        -- The post's own user_id is the body's first one (media come after it).
+        local author = string.match(body, '"user_id":"(%d+)"')
+        if author ~= reader and redis.call('SISMEMBER', fl, author) == 0 then body = '' end
+      end
+      reply[#reply + 1] = body
+    end
   end
 else
   for _, a in ipairs(authors) do reply[#reply + 1] = a end
@@ -153,6 +167,18 @@ class Slice:
     bodies: list[bytes | None]
     seen_due: bool
     authors: list[int] = field(default_factory=list)
+    reader_id: int = 0
+
+
+_AUTHOR = re.compile(rb'"user_id":"(\d+)"')
+
+
+def author_of(body: bytes | None) -> int | None:
+    """The author of a cached post body: its first user_id (the media's come after it)."""
+    if not body:
+        return None
+    found = _AUTHOR.search(body)
+    return int(found.group(1)) if found else None
 
 
 class PageRead:
@@ -178,7 +204,13 @@ class PageRead:
         """Read one slice of the reader's feed; raise NotBuilt for a list to rebuild first."""
         tl = timeline_key(reader_id)
         reply = await self._script(
-            keys=[tl, pulled_key(reader_id), rebuild_lock_key(tl), seen_key(reader_id)],
+            keys=[
+                tl,
+                followees_key(reader_id),
+                pulled_key(reader_id),
+                rebuild_lock_key(tl),
+                seen_key(reader_id),
+            ],
             args=[
                 "" if before is None else str(before),
                 0 if before is None else id_to_unix_ms(before),
@@ -187,10 +219,11 @@ class PageRead:
                 self.refresh_below_seconds,
                 self.seen_seconds,
                 "1" if self.single_node else "0",
+                reader_id,
             ],
         )
         status = reply[0].decode()
-        if status in ("timeline", "pulled"):
+        if status in ("timeline", "follows"):
             raise NotBuilt(status)
         if status == "recent":
             raise NotBuilt(status, [int(a) for a in reply[1:]])
@@ -200,7 +233,13 @@ class PageRead:
         if status == "ok":
             return Slice(ids=ids, bodies=list(rest), seen_due=seen_due)
         return await self._complete(
-            Slice(ids=ids, bodies=[], seen_due=seen_due, authors=[int(a) for a in rest]),
+            Slice(
+                ids=ids,
+                bodies=[],
+                seen_due=seen_due,
+                authors=[int(a) for a in rest],
+                reader_id=reader_id,
+            ),
             before=before,
             want=want,
         )
@@ -218,11 +257,22 @@ class PageRead:
             for found in lists:
                 merged.update(found)
             part.ids = sorted(merged, reverse=True)[: want + 1]
+        if not part.ids:
+            return part
         async with self.redis.pipeline(transaction=False) as pipe:
             for post_id in part.ids[:want]:
                 pipe.get(post_cache_key(post_id))
-            part.bodies = list(await pipe.execute()) if part.ids else []
+            bodies: list[bytes | None] = list(await pipe.execute())
+        authors = {a for a in map(author_of, bodies) if a is not None}
+        followed = await self._followed(part.reader_id, sorted(authors))
+        part.bodies = [b"" if body and author_of(body) not in followed else body for body in bodies]
         return part
+
+    async def _followed(self, reader_id: int, authors: list[int]) -> set[int]:
+        if not authors:
+            return set()
+        found = await self.redis.smismember(followees_key(reader_id), [str(a) for a in authors])
+        return {a for a, yes in zip(authors, found, strict=True) if yes or a == reader_id}
 
     async def _unbuilt(self, keys: list[str]) -> list[int]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -232,4 +282,4 @@ class PageRead:
         return [i for i, here in enumerate(present) if not here]
 
 
-__all__ = ["SENTINEL", "NotBuilt", "PageRead", "Slice"]
+__all__ = ["SENTINEL", "NotBuilt", "PageRead", "Slice", "author_of"]

@@ -21,9 +21,9 @@ from feed_service.hydration import PostBodies, page_json
 from feed_service.page_read import NotBuilt, PageRead, Slice
 from photogram_common.clients import ServiceClient
 from photogram_common.cursors import decode_cursor, encode_cursor
+from photogram_common.follows import FollowSets
 from photogram_common.identity import Identity
 from photogram_common.problems import Problem
-from photogram_common.pulled import PulledFollowees
 from photogram_common.timelines import TimelineStore, rebuild_lock_key, seen_key, timeline_key
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class Followees:
 @dataclass
 class FeedService:
     timelines: TimelineStore
-    pulled: PulledFollowees
+    follows: FollowSets
     reads: PageRead
     bodies: PostBodies
     users: ServiceClient
@@ -63,6 +63,10 @@ class FeedService:
         bodies: list[bytes] = []
         next_before: int | None = before
         more = True
+
+        async def followed(authors: list[int]) -> set[int]:
+            return await self.follows.followed(caller.user_id, authors)
+
         # Deleted posts drop out with their bodies; read on until the page is full or done.
         while more and len(bodies) < limit:
             want = limit - len(bodies)
@@ -71,7 +75,11 @@ class FeedService:
             page_ids = part.ids[:want]
             if page_ids:
                 next_before = page_ids[-1]
-            bodies.extend(await self.bodies.complete(page_ids, part.bodies[: len(page_ids)]))
+            bodies.extend(
+                await self.bodies.complete(
+                    page_ids, part.bodies[: len(page_ids)], followed=followed
+                )
+            )
         return page_json(bodies, encode_cursor(next_before) if more else None)
 
     async def _page_from_databases(
@@ -111,8 +119,8 @@ class FeedService:
     async def _build(self, user_id: int, missing: NotBuilt) -> None:
         if missing.what == "timeline":
             await self._rebuild_timeline(user_id)
-        elif missing.what == "pulled":
-            await self.pulled.build(user_id, (await self.followees(user_id)).pulled)
+        elif missing.what == "follows":
+            await self._build_follows(user_id, await self.followees(user_id))
         else:
             await self._build_recent(missing.authors)
 
@@ -137,7 +145,7 @@ class FeedService:
             await self.timelines.open_for_rebuild(user_id)
             try:
                 followees = await self.followees(user_id)
-                await self.pulled.build(user_id, followees.pulled)
+                await self._build_follows(user_id, followees)
                 post_ids = await self._newest([user_id, *followees.pushed], self.timelines.cap)
                 await self.timelines.fill(user_id, post_ids)
             except BaseException:
@@ -149,6 +157,11 @@ class FeedService:
         log.info(
             "timeline rebuilt",
             extra={"user_id": user_id, "posts": len(post_ids), "pushed": len(followees.pushed)},
+        )
+
+    async def _build_follows(self, user_id: int, followees: Followees) -> None:
+        await self.follows.build(
+            user_id, followees=[*followees.pushed, *followees.pulled], pulled=followees.pulled
         )
 
     async def _build_recent(self, authors: list[int]) -> None:

@@ -17,8 +17,8 @@ import redis.asyncio as aioredis
 
 from backends import REAL, flush_redis, require
 from feed_service.page_read import NotBuilt, PageRead
+from photogram_common.follows import FollowSets
 from photogram_common.ids import EPOCH_MS, IdGenerator
-from photogram_common.pulled import PulledFollowees
 from photogram_common.timelines import TimelineStore, post_cache_key, rebuild_lock_key, timeline_key
 
 ADAPTERS = ["fakeredis", *(["redis"] if REAL else [])]
@@ -28,7 +28,7 @@ READER, STAR, OTHER = 1, 500, 600
 @dataclass
 class Lists:
     timelines: TimelineStore
-    pulled: PulledFollowees
+    follows: FollowSets
     read: PageRead
     raw: object
 
@@ -50,7 +50,7 @@ async def lists(request: pytest.FixtureRequest) -> AsyncIterator[Lists]:
     try:
         yield Lists(
             timelines=TimelineStore(text, cap=100, recent_cap=50, ttl_seconds=3600),
-            pulled=PulledFollowees(text, ttl_seconds=3600),
+            follows=FollowSets(text, ttl_seconds=3600),
             read=PageRead(
                 raw,
                 ttl_seconds=3600,
@@ -80,7 +80,7 @@ def ids(count: int, *, worker: int, ms_step: int) -> list[int]:
 async def build(lists: Lists, pushed: list[int], pulled: dict[int, list[int]]) -> None:
     await lists.timelines.open_for_rebuild(READER)
     await lists.timelines.fill(READER, pushed)
-    await lists.pulled.build(READER, pulled)
+    await lists.follows.build(READER, followees=[2, 3, 4, *pulled], pulled=pulled)
     for author, posts in pulled.items():
         await lists.timelines.build_recent(author, posts)
 
@@ -111,11 +111,12 @@ async def test_paging_merges_pulled_authors_exactly_once_in_order(lists: Lists, 
 async def test_the_page_carries_the_cached_bodies_and_none_for_a_miss(lists: Lists) -> None:
     posts = ids(3, worker=1, ms_step=1)
     await build(lists, posts, {})
-    await lists.raw.set(post_cache_key(posts[2]), b'{"post_id":"x"}')  # type: ignore[attr-defined]
+    body = b'{"post_id":"x","user_id":"2"}'
+    await lists.raw.set(post_cache_key(posts[2]), body)  # type: ignore[attr-defined]
     await lists.raw.set(post_cache_key(posts[1]), b"")  # type: ignore[attr-defined]
     part = await lists.read.slice(READER, before=None, want=3)
     assert part.ids == sorted(posts, reverse=True)
-    assert part.bodies == [b'{"post_id":"x"}', b"", None]
+    assert part.bodies == [body, b"", None]
 
 
 async def test_each_unbuilt_list_is_named(lists: Lists) -> None:
@@ -125,8 +126,8 @@ async def test_each_unbuilt_list_is_named(lists: Lists) -> None:
     await lists.timelines.open_for_rebuild(READER)
     with pytest.raises(NotBuilt) as missing:
         await lists.read.slice(READER, before=None, want=5)
-    assert missing.value.what == "pulled"
-    await lists.pulled.build(READER, [STAR])
+    assert missing.value.what == "follows"
+    await lists.follows.build(READER, followees=[STAR], pulled=[STAR])
     with pytest.raises(NotBuilt) as missing:
         await lists.read.slice(READER, before=None, want=5)
     assert (missing.value.what, missing.value.authors) == ("recent", [STAR])
@@ -148,12 +149,32 @@ async def test_the_last_active_throttle_is_due_once(lists: Lists) -> None:
     assert (first.seen_due, second.seen_due) == (True, False)
 
 
-async def test_pulled_sets_change_only_when_built(lists: Lists) -> None:
-    await lists.pulled.add([READER, 2], STAR)
-    assert await lists.pulled.members(READER) is None
-    await lists.pulled.build(READER, [])
-    await lists.pulled.add([READER, 2], STAR)
-    assert await lists.pulled.members(READER) == [STAR]
-    assert await lists.pulled.members(2) is None
-    await lists.pulled.remove([READER], STAR)
-    assert await lists.pulled.members(READER) == []
+async def test_follow_sets_change_only_when_built(lists: Lists) -> None:
+    await lists.follows.follow(READER, STAR, pulled=True)
+    assert await lists.follows.pulled(READER) is None
+    await lists.follows.build(READER, followees=[2], pulled=[])
+    await lists.follows.follow(READER, STAR, pulled=True)
+    await lists.follows.follow(READER, OTHER, pulled=False)
+    await lists.follows.add_pulled([READER, 2], 7)
+    assert await lists.follows.pulled(READER) == [7, STAR]
+    assert await lists.follows.followees(READER) == [2, STAR, OTHER]
+    assert await lists.follows.pulled(2) is None
+    await lists.follows.unfollow(READER, STAR)
+    await lists.follows.remove_pulled([READER], 7)
+    assert await lists.follows.pulled(READER) == []
+    assert await lists.follows.followees(READER) == [2, OTHER]
+    assert await lists.follows.followed(READER, [READER, 2, STAR, OTHER]) == {READER, 2, OTHER}
+
+
+async def test_posts_of_authors_no_longer_followed_are_left_out(lists: Lists) -> None:
+    posts = ids(3, worker=1, ms_step=1)
+    await build(lists, posts, {})
+    for post, author in zip(posts, (2, 9, READER), strict=True):
+        body = b'{"post_id":"%d","user_id":"%d","media":[{"user_id":"2"}]}' % (post, author)
+        await lists.raw.set(post_cache_key(post), body)  # type: ignore[attr-defined]
+    part = await lists.read.slice(READER, before=None, want=3)
+    assert part.ids == sorted(posts, reverse=True)
+    newest, middle, oldest = part.bodies
+    assert newest is not None and b'"user_id":"%d"' % READER in newest  # the reader's own
+    assert middle == b""  # author 9 is not followed
+    assert oldest is not None and oldest.startswith(b'{"post_id":"%d","user_id":"2"' % posts[0])
