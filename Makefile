@@ -5,8 +5,9 @@ VENV := .venv
 UV := $(VENV)/bin/uv
 RUN := $(UV) run --frozen
 BACKENDS_ENV = eval "$$(bash scripts/backends.sh env)"
+BENCH_USERS ?= 100000
 
-.PHONY: help install run test test-real test-all up down lint format bench schemathesis validate-deploy clean
+.PHONY: help install run test test-real test-all up down lint format bench bench-feed bench-redis-loss schemathesis validate-deploy clean
 
 help:
 	@echo "make run        the whole system in one process (embedded mode), gateway on PHOTOGRAM_PORT (8000)"
@@ -14,6 +15,8 @@ help:
 	@echo "make test-real  the same suites on PostgreSQL, Kafka, Redis and S3 (started by scripts/backends.sh)"
 	@echo "make up / down  the distributed mode: real backends and one process per service"
 	@echo "make lint       ruff and mypy"
+	@echo "make bench-feed feed reads: Photogram vs the pull monolith vs the floor (BENCH_USERS=$(BENCH_USERS))"
+	@echo "make bench-redis-loss  feed reads through a flush of the timelines' Redis database"
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +53,15 @@ lint: install
 format: install
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
+
+# Generates the bench data first unless .backends/bench/graph.json has BENCH_USERS users.
+bench-feed: install
+	bash scripts/backends.sh start
+	$(BACKENDS_ENV) && $(RUN) python bench/bench_feed.py --users $(BENCH_USERS)
+
+bench-redis-loss: install
+	bash scripts/backends.sh start
+	$(BACKENDS_ENV) && $(RUN) python bench/redis_loss.py --users $(BENCH_USERS)
 
 schemathesis: install
 	bash scripts/schemathesis.sh
