@@ -1,22 +1,42 @@
-# ruff: noqa: ASYNC221 (a bench: local processes, run once, by hand)
+# ruff: noqa: ASYNC220, ASYNC221, ASYNC240, S603 (a bench: local processes, run once, by hand)
 """Fan-out benchmark: timeline inserts per second on real Redis (and PostgreSQL for paging).
 
-(i)  One post to 10,000 built timelines (800 entries each, so every insert also trims):
-     - baseline: the naive fan-out, one Redis round trip per follower (ZADD, then
-       ZREMRANGEBYRANK to the cap, in a pipeline of two commands per follower, as
-       Stream-Framework 1.4.0 does);
-     - the same Lua script Photogram uses, but one EVALSHA round trip per follower;
-     - `TimelineStore.push` as the fanout-worker calls it (chunks of 200, pipelined Lua);
-     - the full path: page the 10,000 active followers out of PostgreSQL with user-service's
-       `repository.active_follower_ids` (pages of 1,000, as the worker asks), then push.
+(i)  One post to 10,000 built timelines of 800 entries (so every insert also trims), run
+     twice in the same process: with the timelines encoded as **listpacks** (what
+     `zset-max-listpack-entries 1024` keeps them as) and as **skiplists** (what Redis's
+     default, 128, makes of them). Rows, for each encoding:
+     - baseline: the naive fan-out, one round trip per follower (ZADD, then
+       ZREMRANGEBYRANK to the cap, as Stream-Framework 1.4.0 does);
+     - the previous `TimelineStore.push`: one add-if-built script call per follower,
+       pipelined in chunks of 200 (copied here as it was);
+     - `TimelineStore.push` now: one script call per CHUNK followers carrying all their
+       keys, IN_FLIGHT calls at a time, with exact trimming (slack 0) and with the
+       default lazy trimming (trim once a timeline exceeds cap + cap // 50);
+     - the full path, before and now: page the 10,000 active followers out of PostgreSQL
+       with user-service's `repository.active_follower_ids` (pages of 1,000, as the worker
+       asks) and push; now with `push_pages`, which reads the next page while one is
+       written.
+     Each row reports inserts/s over all its repeats (a lazily trimmed row runs slack + 1
+     repeats, so each timeline is trimmed once within it), Redis's main-thread CPU per
+     insert (INFO cpu) and the command time per insert (INFO commandstats, top-level
+     commands only: a script's time includes the commands it runs). Memory per timeline is
+     `MEMORY USAGE key SAMPLES 0` at 800 posts and at 800 + slack, for each encoding.
+     A sweep of CHUNK and IN_FLIGHT on each encoding shows where those two are set, with
+     how long one call holds Redis.
 (ii) A stream of posts over a power-law follower graph: authors whose follower counts follow
      a Zipf law over a pool of users, each author posting in turn; authors at or above the
-     celebrity threshold are skipped (pulled at read time). Reports inserts/s and the inserts
-     the pull policy saved, against pushing every post to everyone.
+     celebrity threshold are skipped (pulled at read time). Run by worker processes that
+     split the stream by author as Kafka's partitions would (8 partitions, a worker owns
+     every n-th): the previous push with one worker (baseline), the current push with one
+     and with two workers. Reports posts/s and inserts/s over the wall time of the slowest
+     worker.
 
-Redis: database 5 of the local Redis (FLUSHDB before and after; the key layout `tl:{id}`
-is fixed, so the bench needs a database of its own). PostgreSQL: a database of its own
-(`photogram_bench_fanout`, made with user-service's migrations, dropped at the end).
+Redis: a redis-server of the bench's own on loopback, started with the flags of
+`scripts/backends.sh` (no persistence, `zset-max-listpack-entries 1024`) and stopped at the
+end, so its CPU and command counters see the bench's commands only; `--shared-redis` uses
+database 5 of the local Redis instead (FLUSHDB before and after; its counters are
+server-wide). PostgreSQL: a database of its own (`photogram_bench_fanout`, made with
+user-service's migrations, dropped at the end).
 
     uv run python bench/fanout.py [--followers 10000] [--repeats 5] [--authors 2000]
 """
@@ -29,10 +49,17 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -40,22 +67,45 @@ import redis.asyncio as aioredis
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import PG_ADMIN, REDIS_BASE, REPO, machine, percentile, pg_url, revision, today
 
+import photogram_common.timelines as timelines
 from photogram_common.db import Database
 from photogram_common.ids import IdGenerator, id_to_unix_ms
 from photogram_common.timelines import SENTINEL, TimelineStore, member, timeline_key
 
 REDIS_DB = 5
+LISTPACK_ENTRIES = 1024  # as scripts/backends.sh, docker-compose.yml and k8s/ set it
 PG_DB = "photogram_bench_fanout"
 CAP = 800
+PARTITIONS = 8
+SWEEP = ((64, 2), (256, 1), (256, 2), (1000, 2), (256, 4))  # (CHUNK, IN_FLIGHT)
+
+# The add-if-built script and chunking of TimelineStore.push before this bench's change
+# (commit fee4407), kept here as the same-run baseline.
+PREVIOUS_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local extra = redis.call('ZCARD', KEYS[1]) - 1 - tonumber(ARGV[3])
+if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 1, extra) end
+return 1
+"""
+PREVIOUS_CHUNK = 200
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+async def previous_push(redis: Any, script: Any, user_ids: Sequence[int], post_id: int) -> int:
+    """TimelineStore.push as it was: one script call per follower, pipelined by 200."""
+    score, name = id_to_unix_ms(post_id), member(post_id)
+    added = 0
+    for start in range(0, len(user_ids), PREVIOUS_CHUNK):
+        async with redis.pipeline(transaction=False) as pipe:
+            for uid in user_ids[start : start + PREVIOUS_CHUNK]:
+                await script(keys=[timeline_key(uid)], args=[score, name, CAP], client=pipe)
+            added += sum(int(r) for r in await pipe.execute())
+    return added
 
 
 async def build_timelines(
     redis: aioredis.Redis,
-    user_ids: list[int],
+    user_ids: Sequence[int],
     entries: int,
     gen: IdGenerator,
     *,
@@ -64,19 +114,20 @@ async def build_timelines(
     """Build each timeline (sentinel + `entries` older posts), as a reader's rebuild leaves it.
 
     One template is built, then COPYed: inserting 800 members one by one into each
-    listpack would cost Redis O(n^2) per key and dominate the set-up.
+    listpack would cost Redis O(n^2) per key and dominate the set-up. For skiplists, a
+    member longer than zset-max-listpack-value (64 bytes) converts the template, which a
+    zset never converts back from; it is removed again before the copies.
     """
     template = "bench:template"
     await redis.delete(template)
     old = [gen.next_id() for _ in range(entries)]
     await redis.zadd(template, {SENTINEL: 0})
     if skiplist:
-        # A member longer than zset-max-listpack-value (64 bytes) turns the set into a
-        # skiplist, which it stays; scored 0 it sorts right after the sentinel, so the
-        # first push trims it away.
         await redis.zadd(template, {SENTINEL + "x" * 64: 0})
     for start in range(0, len(old), 100):
         await redis.zadd(template, {member(p): id_to_unix_ms(p) for p in old[start : start + 100]})
+    if skiplist:
+        await redis.zrem(template, SENTINEL + "x" * 64)
     for start in range(0, len(user_ids), 1000):
         async with redis.pipeline(transaction=False) as pipe:
             for uid in user_ids[start : start + 1000]:
@@ -85,54 +136,62 @@ async def build_timelines(
     await redis.delete(template)
 
 
-async def server_usec(redis: aioredis.Redis) -> dict[str, tuple[int, int]]:
-    """(calls, usec) per command from INFO commandstats (the whole server: includes others)."""
+async def redis_counters(redis: aioredis.Redis) -> tuple[float, dict[str, tuple[int, int]]]:
+    """Main-thread CPU seconds (INFO cpu) and (calls, usec) per command (INFO commandstats)."""
+    cpu = await redis.info("cpu")
     stats = await redis.info("commandstats")
-    return {k.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for k, v in stats.items()}
+    usec = {k.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for k, v in stats.items()}
+    return cpu["used_cpu_user_main_thread"] + cpu["used_cpu_sys_main_thread"], usec
 
 
-def server_delta(before: dict, after: dict) -> float:
-    """Redis CPU microseconds spent between two snapshots, over all commands."""
-    return sum(after[k][1] - before.get(k, (0, 0))[1] for k in after) / 1.0
+TOP_LEVEL = {
+    "naive": ("zadd", "zremrangebyrank"),
+    "script": ("evalsha", "eval"),
+}
 
 
-async def naive_push(redis: aioredis.Redis, user_ids: list[int], post_id: int) -> int:
-    """The baseline: one round trip per follower (ZADD + trim, as Stream-Framework 1.4.0)."""
-    score, name = id_to_unix_ms(post_id), member(post_id)
-    for uid in user_ids:
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(timeline_key(uid), {name: score})
-            pipe.zremrangebyrank(timeline_key(uid), 1, -(CAP + 2))
-            await pipe.execute()
-    return len(user_ids)
-
-
-async def lua_one_by_one(store: TimelineStore, user_ids: list[int], post_id: int) -> int:
-    """Photogram's Lua script, but awaited once per follower (no pipelining)."""
-    score, name = id_to_unix_ms(post_id), member(post_id)
-    added = 0
-    for uid in user_ids:
-        added += int(
-            await store._add_if_built(keys=[timeline_key(uid)], args=[score, name, store.cap])
+@contextmanager
+def own_redis() -> Iterator[str]:
+    """A throwaway redis-server on loopback, configured as scripts/backends.sh does."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("redis-server is missing (scripts/backends.sh installs it), or --shared-redis")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    with tempfile.TemporaryDirectory(prefix="fanout-redis-") as workdir:
+        proc = subprocess.Popen(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir,
+                "--zset-max-listpack-entries",
+                str(LISTPACK_ENTRIES),
+            ],
+            stdout=subprocess.DEVNULL,
         )
-    return added
-
-
-async def raw_evalsha_push(store: TimelineStore, user_ids: list[int], post_id: int) -> int:
-    """A variant of TimelineStore.push: the same script and chunks, but queued as bare
-    EVALSHA commands (no redis-py Script wrapper per follower), to show the client's share."""
-    from photogram_common.timelines import CHUNK
-
-    redis = store.redis
-    sha = store._add_if_built.sha or await redis.script_load(store._add_if_built.script)
-    score, name = id_to_unix_ms(post_id), member(post_id)
-    added = 0
-    for start in range(0, len(user_ids), CHUNK):
-        async with redis.pipeline(transaction=False) as pipe:
-            for uid in user_ids[start : start + CHUNK]:
-                pipe.execute_command("EVALSHA", sha, 1, timeline_key(uid), score, name, store.cap)
-            added += sum(int(r) for r in await pipe.execute())
-    return added
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 # --------------------------------------------------------------------------- (i) one post
@@ -192,129 +251,221 @@ async def pg_follow_graph(followers: int, gen: IdGenerator) -> tuple[int, list[i
     return author, sorted(active)
 
 
-async def page_followers(database: Database, author: int, page_size: int) -> list[int]:
-    """What user-service's /internal/users/{id}/active-followers does, page after page."""
+async def follower_pages(
+    database: Database, author: int, page_size: int
+) -> AsyncIterator[list[int]]:
+    """What user-service's /internal/users/{id}/active-followers serves, page after page."""
     from user_service import repository as repo
 
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
-    found: list[int] = []
     after = 0
     while True:
         async with database.transaction() as session:
             page = await repo.active_follower_ids(
                 session, user_id=author, active_since=since, after=after, limit=page_size
             )
-        found.extend(page)
+        if page:
+            yield page
         if len(page) < page_size:
-            return found
+            return
         after = page[-1]
+
+
+async def all_followers(database: Database, author: int, page_size: int) -> list[int]:
+    return [uid async for page in follower_pages(database, author, page_size) for uid in page]
+
+
+class Rows:
+    """Runs and records the rows of (i): time, inserts, Redis CPU and command time."""
+
+    def __init__(self, redis: aioredis.Redis, gen: IdGenerator, n: int) -> None:
+        self.redis, self.gen, self.n = redis, gen, n
+        self.rows: list[dict[str, Any]] = []
+
+    async def run(
+        self,
+        encoding: str,
+        name: str,
+        fn: Callable[[int], Awaitable[int]],
+        repeats: int,
+        top_level: str = "script",
+    ) -> dict[str, Any]:
+        times: list[float] = []
+        cpu0, usec0 = await redis_counters(self.redis)
+        for _ in range(repeats):
+            post = self.gen.next_id()
+            t0 = time.perf_counter()
+            added = await fn(post)
+            times.append(time.perf_counter() - t0)
+            assert added == self.n, (name, added)
+        cpu1, usec1 = await redis_counters(self.redis)
+        inserts = self.n * repeats
+        deltas = [
+            (
+                usec1.get(c, (0, 0))[0] - usec0.get(c, (0, 0))[0],
+                usec1.get(c, (0, 0))[1] - usec0.get(c, (0, 0))[1],
+            )
+            for c in TOP_LEVEL[top_level]
+        ]
+        calls = sum(d[0] for d in deltas)
+        command_usec = sum(d[1] for d in deltas)
+        row = {
+            "encoding": encoding,
+            "row": name,
+            "repeats": repeats,
+            "inserts_per_s": inserts / sum(times),
+            "median_ms": percentile(times, 50) * 1000,
+            "redis_cpu_us_per_insert": (cpu1 - cpu0) * 1e6 / inserts,
+            "command_us_per_insert": command_usec / inserts,
+            # How long one call holds Redis (other clients wait meanwhile).
+            "command_ms_per_call": command_usec / calls / 1000,
+        }
+        self.rows.append(row)
+        print(
+            f"[fanout] {encoding:8} {name}: {row['inserts_per_s']:,.0f} inserts/s "
+            f"(median {row['median_ms']:.0f} ms; Redis CPU {row['redis_cpu_us_per_insert']:.1f} "
+            f"µs/insert, command time {row['command_us_per_insert']:.1f} µs, "
+            f"{row['command_ms_per_call']:.2f} ms per call)",
+            flush=True,
+        )
+        return row
+
+
+async def memory_of(redis: aioredis.Redis, key: str) -> dict[str, Any]:
+    return {
+        "encoding": await redis.object("encoding", key),
+        "members": await redis.zcard(key),
+        "memory_usage": await redis.memory_usage(key, samples=0),
+    }
 
 
 async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGenerator) -> dict:
     n = args.followers
-    author, pg_followers = await pg_follow_graph(n, gen)
+    author, user_ids = await pg_follow_graph(n, gen)
     database = Database(pg_url(PG_DB, driver="asyncpg"), pool_size=2)
-    store = TimelineStore(redis, cap=CAP)
-    user_ids = pg_followers
-    await redis.flushdb()
-    t = time.perf_counter()
-    await build_timelines(redis, user_ids, CAP, gen)
-    build_s = time.perf_counter() - t
-    print(f"[fanout] built {n} timelines of {CAP} entries in {build_s:.1f} s", flush=True)
-
-    results: dict[str, list[float]] = {}
-    server_s: dict[str, list[float]] = {}
-
-    async def run(name: str, fn, repeats: int) -> None:
-        times, server = [], []
-        for _ in range(repeats):
-            post = gen.next_id()
-            before = await server_usec(redis)
-            t0 = time.perf_counter()
-            added = await fn(post)
-            times.append(time.perf_counter() - t0)
-            server.append(server_delta(before, await server_usec(redis)) / 1e6)
-            assert added == n, (name, added)
-        results[name] = times
-        server_s[name] = server
-        print(
-            f"[fanout] {name}: median {percentile(times, 50) * 1000:.0f} ms "
-            f"({n / percentile(times, 50):,.0f} inserts/s; Redis busy "
-            f"{percentile(server, 50) * 1000:.0f} ms)",
-            flush=True,
-        )
-
-    async def full_path(post: int) -> int:
-        ids = await page_followers(database, author, 1000)
-        return await store.push(ids, post)
-
+    assert await all_followers(database, author, 1000) == user_ids
     paging: list[float] = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        ids = await page_followers(database, author, 1000)
+        await all_followers(database, author, 1000)
         paging.append(time.perf_counter() - t0)
-        assert ids == user_ids
     print(
         f"[fanout] paging {n} active followers from PostgreSQL: "
         f"median {percentile(paging, 50) * 1000:.0f} ms",
         flush=True,
     )
+    exact = TimelineStore(redis, cap=CAP, trim_slack=0)
+    lazy = TimelineStore(redis, cap=CAP)
+    previous = redis.register_script(PREVIOUS_SCRIPT)
+    rows = Rows(redis, gen, n)
+    memory: dict[str, Any] = {}
+    sweep: list[dict[str, Any]] = []
+    lazy_repeats = lazy.trim_slack + 1
 
-    # Interleave nothing else with Redis while measuring; the naive runs are the slow ones.
-    await run(
-        "naive: ZADD+ZREMRANGEBYRANK, one round trip per follower",
-        lambda p: naive_push(redis, user_ids, p),
-        max(2, args.repeats // 2),
-    )
-    await run(
-        "Lua script, one EVALSHA round trip per follower",
-        lambda p: lua_one_by_one(store, user_ids, p),
-        max(2, args.repeats // 2),
-    )
-    await run(
-        "TimelineStore.push (chunks of 200, pipelined Lua)",
-        lambda p: store.push(user_ids, p),
-        args.repeats,
-    )
-    await run(
-        "variant: same chunks, bare EVALSHA commands (no Script wrapper)",
-        lambda p: raw_evalsha_push(store, user_ids, p),
-        args.repeats,
-    )
-    await run(
-        "full path: page active followers from PostgreSQL + TimelineStore.push",
-        full_path,
-        args.repeats,
-    )
-    lengths = {await redis.zcard(timeline_key(uid)) for uid in user_ids[:50]}
-    assert lengths == {CAP + 1}, lengths  # trimmed to the cap, plus the sentinel
-    # The same push into 800-entry timelines encoded as skiplists (Redis's encoding under
-    # its default zset-max-listpack-entries 128): what the compact listpack costs in CPU.
-    await build_timelines(redis, user_ids, CAP, gen, skiplist=True)
-    assert await redis.object("encoding", timeline_key(user_ids[0])) == "skiplist"
-    await run(
-        "TimelineStore.push into 800-entry skiplist timelines (for comparison)",
-        lambda p: store.push(user_ids, p),
-        args.repeats,
-    )
-    # The same push into small timelines (sentinel + 20 entries): what the cap costs Redis.
-    await build_timelines(redis, user_ids, 20, gen)
-    await run(
-        "TimelineStore.push into 20-entry timelines (for comparison)",
-        lambda p: store.push(user_ids, p),
-        args.repeats,
-    )
+    async def previous_full(post: int) -> int:
+        ids = await all_followers(database, author, 1000)
+        return await previous_push(redis, previous, ids, post)
+
+    async def current_full(post: int) -> int:
+        return await lazy.push_pages(follower_pages(database, author, 1000), post)
+
+    for encoding in ("listpack", "skiplist"):
+        await redis.flushdb()
+        t = time.perf_counter()
+        await build_timelines(redis, user_ids, CAP, gen, skiplist=encoding == "skiplist")
+        print(
+            f"[fanout] built {n} {encoding} timelines of {CAP} entries "
+            f"in {time.perf_counter() - t:.1f} s",
+            flush=True,
+        )
+        probe = timeline_key(user_ids[0])
+        memory[encoding] = {"at_cap": await memory_of(redis, probe)}
+        assert memory[encoding]["at_cap"]["encoding"] == encoding
+        await rows.run(
+            encoding,
+            "naive: ZADD + ZREMRANGEBYRANK, one round trip per follower",
+            lambda p: naive_push(redis, user_ids, p),
+            2,
+            top_level="naive",
+        )
+        await rows.run(
+            encoding,
+            "previous push: a script call per follower, pipelined by 200",
+            lambda p: previous_push(redis, previous, user_ids, p),
+            args.repeats,
+        )
+        await rows.run(
+            encoding,
+            "previous full path: page followers, then previous push",
+            previous_full,
+            args.repeats,
+        )
+        await rows.run(
+            encoding,
+            "push: a call per chunk of keys, exact trim",
+            lambda p: exact.push(user_ids, p),
+            args.repeats,
+        )
+        # The lazily trimmed rows start from timelines at the cap, so within slack + 1
+        # pushes each timeline is trimmed exactly once.
+        await rows.run(
+            encoding,
+            f"push: a call per chunk of keys, lazy trim (slack {lazy.trim_slack})",
+            lambda p: lazy.push(user_ids, p),
+            lazy_repeats,
+        )
+        await rows.run(
+            encoding,
+            f"full path: push_pages over the PostgreSQL pages, lazy trim (slack {lazy.trim_slack})",
+            current_full,
+            lazy_repeats,
+        )
+        # Where CHUNK and IN_FLIGHT are set (exact trimming, so every call does the same).
+        saved = timelines.CHUNK, timelines.IN_FLIGHT
+        try:
+            for chunk, in_flight in SWEEP:
+                timelines.CHUNK, timelines.IN_FLIGHT = chunk, in_flight
+                row = await rows.run(
+                    encoding,
+                    f"sweep: push, chunk {chunk}, {in_flight} in flight, exact trim",
+                    lambda p: exact.push(user_ids, p),
+                    args.repeats,
+                )
+                sweep.append({"chunk": chunk, "in_flight": in_flight, **row})
+        finally:
+            timelines.CHUNK, timelines.IN_FLIGHT = saved
+        lengths = {await redis.zcard(timeline_key(uid)) for uid in user_ids[:200]}
+        assert all(CAP + 1 <= length <= CAP + lazy.trim_slack + 1 for length in lengths), lengths
+        await redis.delete(probe)
+        await build_timelines(
+            redis, [user_ids[0]], CAP + lazy.trim_slack, gen, skiplist=encoding == "skiplist"
+        )
+        memory[encoding]["at_cap_plus_slack"] = await memory_of(redis, probe)
+        print(f"[fanout] {encoding} memory per timeline: {memory[encoding]}", flush=True)
+
     await database.dispose()
     admin = await asyncpg.connect(PG_ADMIN)
     await admin.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
     await admin.close()
     return {
         "followers": n,
-        "build_s": build_s,
-        "paging_s": paging,
-        "runs": results,
-        "redis_busy_s": server_s,
+        "paging_ms": [t * 1000 for t in paging],
+        "trim_slack": lazy.trim_slack,
+        "rows": rows.rows,
+        "memory": memory,
+        "sweep": sweep,
     }
+
+
+async def naive_push(redis: aioredis.Redis, user_ids: Sequence[int], post_id: int) -> int:
+    """The baseline: one round trip per follower (ZADD + trim, as Stream-Framework 1.4.0)."""
+    score, name = id_to_unix_ms(post_id), member(post_id)
+    for uid in user_ids:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(timeline_key(uid), {name: score})
+            pipe.zremrangebyrank(timeline_key(uid), 1, -(CAP + 2))
+            await pipe.execute()
+    return len(user_ids)
 
 
 # --------------------------------------------------------------------------- (ii) a stream
@@ -325,7 +476,66 @@ def zipf_counts(authors: int, top: int, exponent: float) -> list[int]:
     return [max(1, int(top / (k**exponent))) for k in range(1, authors + 1)]
 
 
-async def stream(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGenerator) -> dict:
+def partition_of(author: int) -> int:
+    return zlib.crc32(str(author).encode()) % PARTITIONS
+
+
+async def stream_worker(
+    url: str, spec_path: Path, worker: int, workers: int, implementation: str
+) -> None:
+    """One worker process of (ii): its share of the stream, after a go on stdin."""
+    spec = json.loads(spec_path.read_text())
+    pool, followers, counts = spec["pool"], spec["followers"], spec["counts"]
+    threshold = spec["threshold"]
+    mine = [
+        (author, post)
+        for author, post in spec["events"]
+        if partition_of(author) % workers == worker
+    ]
+    redis = aioredis.from_url(url, decode_responses=True)
+    store = TimelineStore(redis, cap=CAP)
+    previous = redis.register_script(PREVIOUS_SCRIPT)
+
+    async def push(user_ids: Sequence[int], post: int) -> int:
+        if implementation == "previous":
+            return await previous_push(redis, previous, user_ids, post)
+        return await store.push(user_ids, post)
+
+    await redis.ping()
+    await push([pool[0]], mine[0][1] if mine else 1)  # load the script, warm the connection
+    print("ready", flush=True)
+    sys.stdin.readline()
+    inserts = skipped = 0
+    per_post: list[float] = []
+    t0 = time.perf_counter()
+    for author, post in mine:
+        # The author's own timeline is pushed in every case, as the worker does.
+        await push([pool[author % len(pool)]], post)
+        if counts[author] >= threshold:
+            skipped += counts[author]
+            continue
+        p0 = time.perf_counter()
+        inserts += await push(followers[author], post)
+        per_post.append(time.perf_counter() - p0)
+    elapsed = time.perf_counter() - t0
+    await redis.aclose()
+    print(
+        json.dumps(
+            {
+                "posts": len(mine),
+                "inserts": inserts,
+                "skipped": skipped,
+                "seconds": elapsed,
+                "per_post_ms": [p * 1000 for p in per_post],
+            }
+        ),
+        flush=True,
+    )
+
+
+async def stream(
+    args: argparse.Namespace, url: str, redis: aioredis.Redis, gen: IdGenerator
+) -> dict:
     rng = random.Random(5)
     pool = [gen.next_id() for _ in range(args.pool)]
     counts = zipf_counts(args.authors, args.top, args.exponent)
@@ -338,53 +548,96 @@ async def stream(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGenerat
         f"{time.perf_counter() - t:.1f} s",
         flush=True,
     )
-    store = TimelineStore(redis, cap=CAP)
     # Each author posts `posts_per_author` times, in a shuffled order (a stream of events).
-    events = [a for a in range(args.authors) for _ in range(args.posts_per_author)]
-    rng.shuffle(events)
+    authors = [a for a in range(args.authors) for _ in range(args.posts_per_author)]
+    rng.shuffle(authors)
     out: dict = {
         "authors": args.authors,
         "pool": args.pool,
         "top": args.top,
         "exponent": args.exponent,
         "threshold": args.threshold,
-        "posts": len(events),
+        "posts": len(authors),
         "celebrities": sum(c >= args.threshold for c in counts),
         "followers_total": sum(counts),
+        "partitions": PARTITIONS,
+        "runs": [],
     }
-    for label, threshold in (
-        ("with the celebrity threshold", args.threshold),
-        ("baseline: push every post to every follower", None),
-    ):
-        inserts = skipped = 0
-        per_post: list[float] = []
-        t0 = time.perf_counter()
-        for author in events:
-            post = gen.next_id()
-            # The author's own timeline is pushed in every case, as the worker does.
-            await store.push([pool[author % len(pool)]], post)
-            if threshold is not None and counts[author] >= threshold:
-                skipped += counts[author]
-                continue
-            p0 = time.perf_counter()
-            inserts += await store.push(followers[author], post)
-            per_post.append(time.perf_counter() - p0)
-        elapsed = time.perf_counter() - t0
-        out[label] = {
-            "seconds": elapsed,
-            "inserts": inserts,
-            "skipped": skipped,
-            "inserts_per_s": inserts / elapsed,
-            "posts_per_s": len(events) / elapsed,
-            "post_p50_ms": percentile(per_post, 50) * 1000,
-            "post_p99_ms": percentile(per_post, 99) * 1000,
-            "post_max_ms": max(per_post) * 1000,
-        }
-        print(
-            f"[stream] {label}: {inserts:,} inserts ({skipped:,} skipped) in {elapsed:.1f} s "
-            f"= {inserts / elapsed:,.0f} inserts/s, {len(events) / elapsed:,.0f} posts/s",
-            flush=True,
-        )
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_path = Path(tmp) / "stream.json"
+        for implementation, workers in (("previous", 1), ("current", 1), ("current", 2)):
+            events = [(a, gen.next_id()) for a in authors]
+            spec_path.write_text(
+                json.dumps(
+                    {
+                        "pool": pool,
+                        "followers": followers,
+                        "counts": counts,
+                        "threshold": args.threshold,
+                        "events": events,
+                    }
+                )
+            )
+            procs = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--stream-worker",
+                        url,
+                        str(spec_path),
+                        str(w),
+                        str(workers),
+                        implementation,
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    cwd=REPO,
+                )
+                for w in range(workers)
+            ]
+            for proc in procs:
+                assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            cpu0, _ = await redis_counters(redis)
+            t0 = time.perf_counter()
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            results = []
+            for proc in procs:  # each worker's line, before any of them is waited for
+                assert proc.stdout is not None
+                results.append(json.loads(proc.stdout.readline()))
+            wall = time.perf_counter() - t0
+            for proc in procs:
+                proc.wait(timeout=60)
+            cpu1, _ = await redis_counters(redis)
+            inserts = sum(r["inserts"] for r in results)
+            per_post = [p for r in results for p in r["per_post_ms"]]
+            run = {
+                "implementation": implementation,
+                "workers": workers,
+                "posts": sum(r["posts"] for r in results),
+                "inserts": inserts,
+                "skipped": sum(r["skipped"] for r in results),
+                "seconds": wall,
+                "worker_seconds": [r["seconds"] for r in results],
+                "posts_per_s": len(events) / wall,
+                "inserts_per_s": inserts / wall,
+                "redis_cpu_us_per_insert": (cpu1 - cpu0) * 1e6 / inserts,
+                "post_p50_ms": percentile(per_post, 50),
+                "post_p99_ms": percentile(per_post, 99),
+                "post_max_ms": max(per_post),
+            }
+            assert run["posts"] == len(events)
+            out["runs"].append(run)
+            print(
+                f"[stream] {implementation} push, {workers} worker(s): {inserts:,} inserts "
+                f"({run['skipped']:,} skipped) in {wall:.1f} s = {run['posts_per_s']:,.0f} "
+                f"posts/s, {run['inserts_per_s']:,.0f} inserts/s",
+                flush=True,
+            )
     return out
 
 
@@ -404,24 +657,41 @@ async def main() -> None:
         default=100,
         help="entries in each pool timeline before the stream",
     )
+    parser.add_argument("--skip-one-post", action="store_true")
+    parser.add_argument("--skip-stream", action="store_true")
+    parser.add_argument(
+        "--shared-redis", action="store_true", help="database 5 of the local Redis instead"
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
+    if args.shared_redis:
+        await run(args, f"{REDIS_BASE}{REDIS_DB}")
+        return
+    with own_redis() as url:
+        await run(args, url)
+
+
+async def run(args: argparse.Namespace, url: str) -> None:
     gen = IdGenerator(2)
-    redis = aioredis.from_url(f"{REDIS_BASE}{REDIS_DB}", decode_responses=True)
+    redis = aioredis.from_url(url, decode_responses=True)
     info = await redis.info("server")
+    config = await redis.config_get("zset-max-listpack-entries")
     try:
         await redis.flushdb()
-        figures = {
+        figures: dict[str, Any] = {
             "when": today(),
             "loadavg_at_start": os.getloadavg(),
             "revision": revision(),
             "machine": machine(),
             "redis": info["redis_version"],
+            "redis_url": url,
+            "zset_max_listpack_entries": config["zset-max-listpack-entries"],
             "command": "uv run python bench/fanout.py " + " ".join(sys.argv[1:]),
         }
-
-        figures["one_post"] = await one_post(args, redis, gen)
-        figures["stream"] = await stream(args, redis, gen)
+        if not args.skip_one_post:
+            figures["one_post"] = await one_post(args, redis, gen)
+        if not args.skip_stream:
+            figures["stream"] = await stream(args, url, redis, gen)
     finally:
         await redis.flushdb()
         await redis.aclose()
@@ -432,4 +702,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) == 7 and sys.argv[1] == "--stream-worker":
+        url, spec, worker, workers, implementation = sys.argv[2:]
+        asyncio.run(stream_worker(url, Path(spec), int(worker), int(workers), implementation))
+    else:
+        asyncio.run(main())
