@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -79,9 +79,13 @@ def _serialise_sqlite_writers(sync_engine: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Insert:
-    """An INSERT that skips rows violating a unique constraint, on either database."""
+def insert_ignoring_conflicts(session: AsyncSession, table: Any, *, on: Sequence[str]) -> Insert:
+    """An INSERT that skips a row whose `on` columns (a unique key) exist already.
+
+    The conflict target is explicit: a row that violates another unique constraint (an ID
+    that collided) raises instead of vanishing without a trace.
+    """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(on))
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(on))

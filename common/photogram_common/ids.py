@@ -22,17 +22,34 @@ def _now_ms() -> int:
 class IdGenerator:
     """Makes unique, monotonic IDs without coordination, given a distinct worker id."""
 
-    def __init__(self, worker_id: int, clock: Callable[[], int] = _now_ms) -> None:
-        if not 0 <= worker_id <= MAX_WORKER_ID:
-            raise ValueError(f"worker_id must be in 0..{MAX_WORKER_ID}")
-        self._worker_id = worker_id
+    def __init__(self, worker_id: int | None, clock: Callable[[], int] = _now_ms) -> None:
+        """`worker_id` None: the ID comes later (a lease, see `assign`); no ID before it."""
+        self._worker_id = -1
+        if worker_id is not None:
+            self.assign(worker_id)
         self._clock = clock
         self._lock = threading.Lock()
         self._last_ms = -1
         self._sequence = 0
 
+    @property
+    def worker_id(self) -> int | None:
+        return None if self._worker_id < 0 else self._worker_id
+
+    def assign(self, worker_id: int) -> None:
+        """Set the worker id (once a lease on it is held)."""
+        if not 0 <= worker_id <= MAX_WORKER_ID:
+            raise ValueError(f"worker_id must be in 0..{MAX_WORKER_ID}")
+        self._worker_id = worker_id
+
+    def unassign(self) -> None:
+        """Stop making IDs (the lease on the worker id was lost)."""
+        self._worker_id = -1
+
     def next_id(self) -> int:
         """Return the next ID; never smaller than the one before, even if the clock steps back."""
+        if self._worker_id < 0:
+            raise RuntimeError("no worker id assigned yet: IDs are not unique without one")
         with self._lock:
             now = self._clock() - EPOCH_MS
             if now <= self._last_ms:

@@ -13,6 +13,7 @@ from photogram_common.bus import Consumer, EventBus
 from photogram_common.db import Database, sqlite_url
 from photogram_common.migrations import upgrade_to_head
 from photogram_common.settings import PlatformSettings
+from photogram_common.workerids import WorkerIdLease
 
 
 def database_for(platform: PlatformSettings, *, url: str | None, sqlite_name: str) -> Database:
@@ -34,6 +35,7 @@ def service_lifespan(
     consumers: Sequence[Consumer] = (),
     on_start: Sequence[Callable[[], Awaitable[None]]] = (),
     on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
+    lease: WorkerIdLease | None = None,
 ) -> Callable[[Any], Any]:
     """Build a lifespan: the embedded mode migrates at start; the real one has a migrate job."""
 
@@ -41,11 +43,15 @@ def service_lifespan(
     async def lifespan(_: Any) -> AsyncIterator[None]:
         if database is not None and migrations is not None and platform.embedded:
             await upgrade_to_head(database, migrations)
+        background = list(tasks)
+        if lease is not None:
+            await lease.acquire()  # before any ID is made
+            background.append(lease.keep)
         if owns_bus and bus is not None:
             await bus.start()
         for start in on_start:
             await start()
-        running: list[asyncio.Task[None]] = [asyncio.create_task(t()) for t in tasks]
+        running: list[asyncio.Task[None]] = [asyncio.create_task(t()) for t in background]
         running += [asyncio.create_task(c.run()) for c in consumers]
         try:
             yield
@@ -59,6 +65,8 @@ def service_lifespan(
                     await task
             for stop in on_stop:
                 await stop()
+            if lease is not None:
+                await lease.release()
             if owns_bus and bus is not None:
                 await bus.close()
             if database is not None:

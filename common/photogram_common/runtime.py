@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -16,9 +15,11 @@ from photogram_common.bus import EventBus
 from photogram_common.bus.inprocess import InProcessEventBus
 from photogram_common.bus.kafka import KafkaEventBus
 from photogram_common.clients import ServiceClient, make_transport
+from photogram_common.db import Database
 from photogram_common.events import ALL_TOPICS
 from photogram_common.ids import IdGenerator
 from photogram_common.settings import PlatformSettings
+from photogram_common.workerids import WorkerIdLease
 
 
 def make_bus(platform: PlatformSettings, *, client_id: str) -> EventBus:
@@ -34,13 +35,18 @@ def make_bus(platform: PlatformSettings, *, client_id: str) -> EventBus:
     return InProcessEventBus()
 
 
-def make_id_generator(platform: PlatformSettings, *, default_worker: int) -> IdGenerator:
-    """IDs need a worker id unique among live processes: configured, or random per process."""
+def make_id_generator(
+    platform: PlatformSettings, *, default_worker: int, database: Database
+) -> tuple[IdGenerator, WorkerIdLease | None]:
+    """IDs need a worker id unique among live processes: configured (a StatefulSet
+    ordinal), the embedded process's own, or leased in the service's PostgreSQL at start."""
     if platform.worker_id is not None:
-        return IdGenerator(platform.worker_id)
-    if platform.embedded:
-        return IdGenerator(default_worker)
-    return IdGenerator(secrets.randbelow(1024))
+        return IdGenerator(platform.worker_id), None
+    if database.engine.dialect.name != "postgresql":
+        # SQLite: one process owns the file, so one worker id per service is unique.
+        return IdGenerator(default_worker), None
+    ids = IdGenerator(None)
+    return ids, WorkerIdLease(database, ids)
 
 
 def peer_client(

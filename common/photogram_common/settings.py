@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Well-known placeholders that must never sign a real token.
 _DEFAULT_SECRETS = {"", "changeme", "change-me", "secret", "photogram", "development-secret"}
 MIN_SECRET_BYTES = 32
+DEFAULT_MAX_IN_FLIGHT = 64
 
 
 class Mode(StrEnum):
@@ -46,8 +47,9 @@ class PlatformSettings(BaseSettings):
     feed_service_url: str = "http://feed-service"
     fanout_worker_url: str = "http://fanout-worker"
     service_timeout_seconds: float = Field(default=5.0, gt=0)
-    # Requests in flight per process before it answers a fast 503 (0: no bound).
-    max_in_flight: int = Field(default=64, ge=0)
+    # Requests in flight per process before it answers a fast 503 (0: no bound). Unset: 64
+    # in the distributed mode; none in the embedded one, where one process serves a machine.
+    max_in_flight: int | None = Field(default=None, ge=0)
 
     celebrity_threshold: int = Field(default=10_000, ge=1)
     active_days: int = Field(default=7, ge=1)
@@ -79,6 +81,13 @@ class PlatformSettings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.mode is Mode.EMBEDDED
+
+    @property
+    def in_flight_bound(self) -> int:
+        """The in-flight bound per process (0: none)."""
+        if self.max_in_flight is not None:
+            return self.max_in_flight
+        return 0 if self.embedded else DEFAULT_MAX_IN_FLIGHT
 
 
 def embedded_secret(data_dir: Path, name: str) -> str:

@@ -60,7 +60,7 @@ def create_app(
         on_stop=[feed.drain, users.close, posts.close, redis.aclose, raw.aclose],
     )
     app = create_service_app(
-        title="feed-service", lifespan=lifespan, max_in_flight=platform.max_in_flight
+        title="feed-service", lifespan=lifespan, max_in_flight=platform.in_flight_bound
     )
     app.state.feed = feed
     app.state.internal_secret = platform.internal_secret

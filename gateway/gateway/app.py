@@ -52,7 +52,7 @@ def create_app(
         version="1.0.0",
         description="The public API of Photogram, served by its gateway.",
         lifespan=lifespan,
-        max_in_flight=platform.max_in_flight,
+        max_in_flight=platform.in_flight_bound,
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,

@@ -52,11 +52,12 @@ def create_app(
 ) -> FastAPI:
     """Build the app; media-service publishes no events, so it takes no bus of its own."""
     database = database_for(platform, settings)
+    ids, lease = make_id_generator(platform, default_worker=3, database=database)
     blobs = blob_store_for(platform, s3 or S3Settings())
     service = MediaService(
         database=database,
         blobs=blobs,
-        ids=make_id_generator(platform, default_worker=3),
+        ids=ids,
         executor=None,
         max_image_pixels=platform.max_image_pixels,
         public_base_url=settings.public_base_url,
@@ -82,6 +83,7 @@ def create_app(
             await blobs.close()
 
     lifespan = service_lifespan(
+        lease=lease,
         platform=platform,
         bus=None,
         owns_bus=False,
@@ -91,7 +93,7 @@ def create_app(
         on_stop=[close_resources],
     )
     app = create_service_app(
-        title="media-service", lifespan=lifespan, max_in_flight=platform.max_in_flight
+        title="media-service", lifespan=lifespan, max_in_flight=platform.in_flight_bound
     )
     app.state.media = service
     app.state.database = database

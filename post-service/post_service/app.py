@@ -37,16 +37,18 @@ def create_app(
     in_process: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     database = database_for(platform, settings)
+    ids, lease = make_id_generator(platform, default_worker=2, database=database)
     outbox = Outbox(outbox_table)
     media = peer_client(platform, "media-service", in_process)
     posts = PostService(
         database=database,
         outbox=outbox,
         media=media,
-        ids=make_id_generator(platform, default_worker=2),
+        ids=ids,
     )
     relay = OutboxRelay(database=database, outbox=outbox, bus=bus)
     lifespan = service_lifespan(
+        lease=lease,
         platform=platform,
         bus=bus,
         owns_bus=owns_bus,
@@ -56,7 +58,7 @@ def create_app(
         on_stop=[media.close],
     )
     app = create_service_app(
-        title="post-service", lifespan=lifespan, max_in_flight=platform.max_in_flight
+        title="post-service", lifespan=lifespan, max_in_flight=platform.in_flight_bound
     )
     app.state.posts = posts
     app.state.relay = relay

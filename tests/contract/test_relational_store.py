@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, func, inspect, select
+from sqlalchemy.exc import IntegrityError
 
 from backends import REAL, create_database, drop_database
 from photogram_common.db import Database, insert_ignoring_conflicts, sqlite_url
@@ -69,12 +70,25 @@ async def test_insert_ignoring_conflicts_skips_duplicates(database: Database) ->
         await conn.run_sync(metadata.create_all)
     async with database.transaction() as session:
         first = await session.execute(
-            insert_ignoring_conflicts(session, things).values(id=1, name="a")
+            insert_ignoring_conflicts(session, things, on=("id",)).values(id=1, name="a")
         )
         again = await session.execute(
-            insert_ignoring_conflicts(session, things).values(id=1, name="a")
+            insert_ignoring_conflicts(session, things, on=("id",)).values(id=1, name="a")
         )
     assert (first.rowcount, again.rowcount) == (1, 0)  # type: ignore[attr-defined]
+    assert await _count(database) == 1
+
+
+async def test_a_conflict_on_another_key_raises_instead_of_vanishing(database: Database) -> None:
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    async with database.transaction() as session:
+        await session.execute(things.insert().values(id=1, name="a"))
+    with pytest.raises(IntegrityError):
+        async with database.transaction() as session:
+            await session.execute(
+                insert_ignoring_conflicts(session, things, on=("id",)).values(id=2, name="a")
+            )
     assert await _count(database) == 1
 
 

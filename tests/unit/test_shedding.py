@@ -52,3 +52,13 @@ async def test_the_bound_frees_up_when_requests_finish() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         statuses = [(await client.get("/slow")).status_code for _ in range(5)]
     assert statuses == [200] * 5
+
+
+def test_the_bound_is_on_by_default_in_the_distributed_mode_only() -> None:
+    from photogram_common.settings import DEFAULT_MAX_IN_FLIGHT, PlatformSettings
+
+    secrets = {"jwt_secret": "j" * 40, "internal_secret": "i" * 40}
+    assert PlatformSettings(mode="embedded").in_flight_bound == 0
+    assert PlatformSettings(mode="distributed", **secrets).in_flight_bound == DEFAULT_MAX_IN_FLIGHT
+    assert PlatformSettings(mode="distributed", max_in_flight=0, **secrets).in_flight_bound == 0
+    assert PlatformSettings(mode="embedded", max_in_flight=8).in_flight_bound == 8

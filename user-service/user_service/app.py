@@ -37,11 +37,12 @@ def create_app(
 ) -> FastAPI:
     """Build the app; the bus is shared in the embedded mode, so its owner starts it."""
     database = database_for(platform, settings)
+    ids, lease = make_id_generator(platform, default_worker=1, database=database)
     outbox = Outbox(outbox_table)
     users = UserService(
         database=database,
         outbox=outbox,
-        ids=make_id_generator(platform, default_worker=1),
+        ids=ids,
         jwt_secret=platform.jwt_secret,
         token_ttl_seconds=platform.access_token_ttl_seconds,
         seen_resolution_seconds=settings.seen_resolution_seconds,
@@ -54,6 +55,7 @@ def create_app(
 
     relay = OutboxRelay(database=database, outbox=outbox, bus=bus)
     lifespan = service_lifespan(
+        lease=lease,
         platform=platform,
         bus=bus,
         owns_bus=owns_bus,
@@ -65,7 +67,7 @@ def create_app(
         ],
     )
     app = create_service_app(
-        title="user-service", lifespan=lifespan, max_in_flight=platform.max_in_flight
+        title="user-service", lifespan=lifespan, max_in_flight=platform.in_flight_bound
     )
     app.state.users = users
     app.state.relay = relay

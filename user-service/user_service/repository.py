@@ -42,7 +42,9 @@ async def insert_follow(
     session: AsyncSession, *, follower_id: int, followee_id: int, follow_id: int, at: datetime
 ) -> bool:
     """Insert the edge; False when it existed already."""
-    statement = insert_ignoring_conflicts(session, follows).values(
+    statement = insert_ignoring_conflicts(
+        session, follows, on=("follower_id", "followee_id")
+    ).values(
         follower_id=follower_id, followee_id=followee_id, id=follow_id, created_at=at
     )
     result: Any = await session.execute(statement)
@@ -151,7 +153,7 @@ async def touch_last_active(
 
 async def mark_processed(session: AsyncSession, *, event_id: str, at: datetime) -> bool:
     """Record an event as handled; False when it was handled before (a redelivery)."""
-    statement = insert_ignoring_conflicts(session, processed_events).values(
+    statement = insert_ignoring_conflicts(session, processed_events, on=("event_id",)).values(
         event_id=event_id, processed_at=at
     )
     result: Any = await session.execute(statement)
