@@ -23,7 +23,7 @@ from photogram_common.workerids import WorkerIdLease
 
 
 def make_bus(platform: PlatformSettings, *, client_id: str) -> EventBus:
-    """Kafka when a bootstrap is configured, else the in-process bus."""
+    """Kafka when a bootstrap is configured, else the in-process bus (its log in the data dir)."""
     if platform.kafka_bootstrap:
         return KafkaEventBus(
             bootstrap=platform.kafka_bootstrap,
@@ -32,6 +32,8 @@ def make_bus(platform: PlatformSettings, *, client_id: str) -> EventBus:
             client_id=client_id,
             prefix=platform.kafka_prefix,
         )
+    if platform.embedded:
+        return InProcessEventBus(path=platform.data_dir / "bus.db")
     return InProcessEventBus()
 
 

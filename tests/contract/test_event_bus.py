@@ -247,3 +247,116 @@ async def test_sent_outbox_rows_are_purged_after_the_retention(
     assert await relay.purge_sent() == 1
     async with outbox_db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(users_outbox)) == 0
+
+
+async def test_a_stopping_consumer_commits_what_it_handled(bus: EventBus) -> None:
+    await bus.publish(
+        [
+            OutgoingMessage(TOPIC, key="k", value=b"handled"),
+            OutgoingMessage(TOPIC, key="k", value=b"in flight"),
+        ]
+    )
+    in_flight = asyncio.Event()
+    first: list[bytes] = []
+
+    async def stops_mid_batch(message: Message) -> None:
+        if message.value == b"in flight":
+            in_flight.set()
+            await asyncio.Event().wait()  # still running when the service shuts down
+        first.append(message.value)
+
+    consumer = bus.consumer(group="shutdown", topics=[TOPIC], handler=stops_mid_batch)
+    task = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(in_flight.wait(), timeout=30)
+    # What a service's lifespan does on shutdown: stop, then cancel.
+    await consumer.stop()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert first == [b"handled"]
+    again: list[bytes] = []
+
+    async def record(message: Message) -> None:
+        again.append(message.value)
+
+    async with consuming(bus, "shutdown", record):
+        await eventually(lambda: _at_least(again, 1), timeout=30)
+        await asyncio.sleep(0.5)  # room for a redelivery to show
+    assert again == [b"in flight"]
+
+
+async def test_the_embedded_bus_keeps_its_log_and_offsets_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bus.db"
+    bus = InProcessEventBus(partitions=2, path=path)
+    await bus.start()
+    await bus.publish([OutgoingMessage(TOPIC, "k", b"one"), OutgoingMessage(TOPIC, "k", b"two")])
+    seen: list[bytes] = []
+
+    async def only_the_first(message: Message) -> None:
+        if message.value != b"one":
+            await asyncio.Event().wait()  # the process dies here
+        seen.append(message.value)
+
+    consumer = bus.consumer(group="counter", topics=[TOPIC], handler=only_the_first)
+    task = asyncio.create_task(consumer.run())
+    await eventually(lambda: _at_least(seen, 1), timeout=30)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await bus.close()
+
+    restarted = InProcessEventBus(partitions=2, path=path)
+    await restarted.start()
+    try:
+        assert restarted.lag("counter", [TOPIC]) == 1
+        assert restarted.lag("a-new-group", [TOPIC]) == 2
+        await restarted.publish([OutgoingMessage(TOPIC, "k", b"three")])
+        after: list[Message] = []
+
+        async def record(message: Message) -> None:
+            after.append(message)
+
+        async with consuming(restarted, "counter", record):
+            await eventually(lambda: _at_least(after, 2), timeout=30)
+        assert [m.value for m in after] == [b"two", b"three"]
+        assert [m.offset for m in after] == [1, 2]
+    finally:
+        await restarted.close()
+
+
+async def test_the_embedded_bus_drops_records_past_its_retention_but_keeps_counting(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    path = tmp_path / "bus.db"
+    bus = InProcessEventBus(partitions=1, path=path)
+    await bus.start()
+    await bus.publish([OutgoingMessage(TOPIC, "k", str(i).encode()) for i in range(3)])
+    await bus.close()
+    expired = InProcessEventBus(partitions=1, path=path, retention=timedelta(0))
+    await expired.start()
+    try:
+        # Only each partition's newest record is kept: it holds the next offset.
+        assert [(m.offset, m.value) for m in await expired.read_topic(TOPIC)] == [(2, b"2")]
+        await expired.publish([OutgoingMessage(TOPIC, "k", b"3")])
+        assert [m.offset for m in await expired.read_topic(TOPIC)] == [2, 3]
+    finally:
+        await expired.close()
+
+
+async def test_one_process_at_a_time_holds_the_embedded_bus_file(tmp_path: Path) -> None:
+    from photogram_common.bus.inprocess import BusInUse
+
+    first = InProcessEventBus(path=tmp_path / "bus.db")
+    await first.start()
+    try:
+        with pytest.raises(BusInUse):
+            await InProcessEventBus(path=tmp_path / "bus.db").start()
+    finally:
+        await first.close()
+    second = InProcessEventBus(path=tmp_path / "bus.db")
+    await second.start()
+    await second.close()

@@ -6,6 +6,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+# Where a consumer puts a record it gave up on (photogram_common.deadletters).
+DEADLETTER_TOPIC = "photogram.deadletters.v1"
+
 
 @dataclass(frozen=True)
 class OutgoingMessage:
@@ -26,9 +29,18 @@ class Message:
 Handler = Callable[[Message], Awaitable[None]]
 
 
+class Stopped(Exception):
+    """Raised by a handler whose consumer is stopping: the message is left uncommitted."""
+
+
 class Consumer(Protocol):
     async def run(self) -> None:
-        """Deliver messages to the handler until stopped; commit each only after it succeeded."""
+        """Deliver messages to the handler until stopped; commit each only after it succeeded.
+
+        A handler that raises is given the message again after a pause; one that raises
+        `Stopped` ends the run with the message uncommitted. Handled offsets are committed
+        before `run` returns, also when its task is cancelled.
+        """
 
     async def stop(self) -> None: ...
 
@@ -42,5 +54,8 @@ class EventBus(Protocol):
         """Send messages; on return each is durably accepted, in order per key."""
 
     def consumer(self, *, group: str, topics: Sequence[str], handler: Handler) -> Consumer: ...
+
+    async def read_topic(self, topic: str) -> list[Message]:
+        """Every record the topic holds now, oldest first per partition (operator tools)."""
 
     async def ping(self) -> None: ...

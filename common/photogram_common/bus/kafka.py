@@ -6,19 +6,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import OffsetAndMetadata
 
-from photogram_common.bus import Handler, Message, OutgoingMessage
+from photogram_common.bus import DEADLETTER_TOPIC, Handler, Message, OutgoingMessage, Stopped
 
 log = logging.getLogger(__name__)
 
 
 class KafkaEventBus:
-    """Publishes with acks=all and idempotence; makes the topics it is given on start."""
+    """Publishes with acks=all and idempotence; makes its topics and the dead letters' on start."""
 
     def __init__(
         self,
@@ -32,7 +33,7 @@ class KafkaEventBus:
         self._bootstrap = bootstrap
         # A prefix on every topic and group keeps separate deployments (or test runs) apart.
         self._prefix = prefix
-        self._topics = [prefix + t for t in topics]
+        self._topics = [prefix + t for t in dict.fromkeys([*topics, DEADLETTER_TOPIC])]
         self._partitions = partitions
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
@@ -81,10 +82,43 @@ class KafkaEventBus:
             raise RuntimeError("producer not started")
         # Queue all, then wait for all: one round of acks for the batch, order kept per key.
         futures = [
-            await self._producer.send(self._prefix + m.topic, m.value, key=m.key.encode())
+            await self._producer.send(self._prefix + m.topic, m.value, key=_key_bytes(m.key))
             for m in messages
         ]
         await asyncio.gather(*futures)
+
+    async def read_topic(self, topic: str) -> list[Message]:
+        """Read the topic from its start to its current end, outside any group."""
+        if self._producer is None:
+            raise RuntimeError("producer not started")
+        name = self._prefix + topic
+        metadata = await self._producer.client.fetch_all_metadata()
+        partitions = [TopicPartition(name, p) for p in metadata.partitions_for_topic(name) or ()]
+        if not partitions:
+            return []
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
+        )
+        await reader.start()
+        try:
+            reader.assign(partitions)
+            ends = await reader.end_offsets(partitions)
+            await reader.seek_to_beginning(*partitions)
+            found: list[Message] = []
+            behind = set(partitions)
+            while behind:
+                batches = await reader.getmany(*partitions, timeout_ms=500)
+                for tp, records in batches.items():
+                    kept = [r for r in records if r.offset < ends[tp]]
+                    found += [_message(record, self._prefix) for record in kept]
+                behind = {tp for tp in behind if await reader.position(tp) < ends[tp]}
+            return sorted(found, key=lambda m: (m.partition, m.offset))
+        finally:
+            await reader.stop()
 
     def consumer(self, *, group: str, topics: Sequence[str], handler: Handler) -> KafkaConsumer:
         return KafkaConsumer(
@@ -169,19 +203,18 @@ class KafkaConsumer:
                         await self._handle(tp, record)
                 await self.commit_handled()
         finally:
+            # Also when stopped mid-batch or cancelled: handled records are not handled again.
+            with contextlib.suppress(Exception):
+                await self.commit_handled()
             await consumer.stop()
 
     async def _handle(self, tp: TopicPartition, record: object) -> None:
-        message = Message(
-            topic=record.topic.removeprefix(self._prefix),  # type: ignore[attr-defined]
-            partition=record.partition,  # type: ignore[attr-defined]
-            offset=record.offset,  # type: ignore[attr-defined]
-            key=(record.key or b"").decode(),  # type: ignore[attr-defined]
-            value=record.value,  # type: ignore[attr-defined]
-        )
+        message = _message(record, self._prefix)
         while not self._stopped.is_set():
             try:
                 await self._handler(message)
+            except Stopped:
+                return
             except Exception:
                 log.exception("handler failed; will retry", extra={"topic": message.topic})
                 await asyncio.sleep(self._retry_delay)
@@ -191,3 +224,18 @@ class KafkaConsumer:
 
     async def stop(self) -> None:
         self._stopped.set()
+
+
+def _key_bytes(key: str) -> bytes:
+    # A key that arrived as bytes that are not UTF-8 goes back out as those bytes.
+    return key.encode("utf-8", "surrogateescape")
+
+
+def _message(record: Any, prefix: str) -> Message:
+    return Message(
+        topic=record.topic.removeprefix(prefix),
+        partition=record.partition,
+        offset=record.offset,
+        key=(record.key or b"").decode("utf-8", "surrogateescape"),
+        value=record.value if record.value is not None else b"",
+    )
