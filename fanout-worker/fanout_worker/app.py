@@ -10,8 +10,8 @@ from fastapi import FastAPI
 
 from fanout_worker.handlers import FanoutHandlers
 from fanout_worker.settings import FanoutSettings
-from photogram_common.bus import EventBus, Message
-from photogram_common.events import ALL_TOPICS, Envelope
+from photogram_common.bus import EventBus
+from photogram_common.bus.consumer import EventConsumer
 from photogram_common.follows import FollowSets
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.redis import make_redis
@@ -49,14 +49,8 @@ def create_app(
         backfill_posts=settings.backfill_posts,
     )
 
-    async def on_message(message: Message) -> None:
-        envelope = Envelope.decode(message.value)
-        if envelope is None:
-            log.warning("skipping an event of unknown type", extra={"topic": message.topic})
-            return
-        await handlers.handle(envelope.event)
-
-    consumer = bus.consumer(group=settings.group, topics=list(ALL_TOPICS), handler=on_message)
+    # Every event type the worker handles, through the consumer path every service shares.
+    consumer = EventConsumer(bus, group=settings.group, routes=handlers.routes())
     lifespan = service_lifespan(
         platform=platform,
         bus=bus,

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from photogram_common.bus.consumer import Routes
 from photogram_common.clients import ServiceClient
 from photogram_common.events import Event, FollowCreated, FollowDeleted, PostCreated, PostDeleted
 from photogram_common.follows import FollowSets
@@ -25,16 +26,19 @@ class FanoutHandlers:
     page_size: int = 1000
     backfill_posts: int = 40
 
+    def routes(self) -> Routes:
+        """The table of handled events: each type and its handlers, as the consumer runs them."""
+        return {
+            PostCreated: [self.post_created],
+            PostDeleted: [self.post_deleted],
+            FollowCreated: [self.follow_created],
+            FollowDeleted: [self.follow_deleted],
+        }
+
     async def handle(self, event: Event) -> None:
-        """Dispatch one event to its handler (the table of handled events)."""
-        if isinstance(event, PostCreated):
-            await self.post_created(event)
-        elif isinstance(event, PostDeleted):
-            await self.post_deleted(event)
-        elif isinstance(event, FollowCreated):
-            await self.follow_created(event)
-        elif isinstance(event, FollowDeleted):
-            await self.follow_deleted(event)
+        """Run the handlers of one event through the same table (tools and tests)."""
+        for handler in self.routes().get(type(event), ()):
+            await handler(event)
 
     async def _followers(
         self, user_id: int, *, active_days: int | None = None

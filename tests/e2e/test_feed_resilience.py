@@ -62,15 +62,15 @@ async def test_each_event_delivered_twice_leaves_feeds_and_counts_unchanged(
     before = {u["id"]: await feed_ids(api.client, u) for u in (ana, *fans)}
     profile = (await api.client.get("/api/users/me", headers=ana["headers"])).json()
 
-    handlers = system.services["fanout-worker"].state.handlers
+    consumer = system.services["fanout-worker"].state.consumer
     handled: list[Any] = []
-    original = handlers.handle
+    original = consumer.dispatch
 
-    async def counting(event: Any) -> None:
-        await original(event)
-        handled.append(event)
+    async def counting(envelope: Any) -> None:
+        await original(envelope)
+        handled.append(envelope.event)
 
-    handlers.handle = counting
+    consumer.dispatch = counting
     replayed = []
     for name in ("user-service", "post-service"):
         database = system.services[name].state.database

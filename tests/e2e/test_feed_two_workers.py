@@ -42,7 +42,7 @@ async def follow(api: Api, follower: dict[str, Any], followee: dict[str, Any]) -
 
 def posts_partitions(app: Any) -> set[int]:
     """The partitions of the posts topic assigned to a worker app's consumer right now."""
-    inner = getattr(app.state.consumer, "_consumer", None)
+    inner = getattr(app.state.consumer.inner, "_consumer", None)
     if inner is None:
         return set()
     return {tp.partition for tp in inner.assignment() if tp.topic.endswith(POSTS_TOPIC)}
@@ -56,15 +56,15 @@ def partition_of(author_id: int) -> int:
 
 def record_posts(app: Any, handled: Counter[int]) -> None:
     """Count the posts a worker app handles (after the handler succeeded)."""
-    handlers = app.state.handlers
-    original = handlers.handle
+    consumer = app.state.consumer
+    original = consumer.dispatch
 
-    async def counting(event: Any) -> None:
-        await original(event)
-        if isinstance(event, PostCreated):
-            handled[event.post_id] += 1
+    async def counting(envelope: Any) -> None:
+        await original(envelope)
+        if isinstance(envelope.event, PostCreated):
+            handled[envelope.event.post_id] += 1
 
-    handlers.handle = counting
+    consumer.dispatch = counting
 
 
 if REAL:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from photogram_common.bus import EventBus, Message
+from photogram_common.bus import EventBus
+from photogram_common.bus.consumer import EventConsumer, WithEnvelope
 from photogram_common.db import Database
-from photogram_common.events import POSTS_TOPIC, Envelope, PostCreated, PostDeleted
+from photogram_common.events import Envelope, PostCreated, PostDeleted
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.outbox import Outbox, OutboxRelay
@@ -48,10 +49,16 @@ def create_app(
         seen_resolution_seconds=settings.seen_resolution_seconds,
     )
 
-    async def on_post_event(message: Message) -> None:
-        envelope = Envelope.decode(message.value)
-        if envelope is not None and isinstance(envelope.event, PostCreated | PostDeleted):
-            await users.on_post_event(event_id=envelope.event_id, event=envelope.event)
+    async def count_post(envelope: Envelope) -> None:
+        assert isinstance(envelope.event, PostCreated | PostDeleted)
+        await users.on_post_event(event_id=envelope.event_id, event=envelope.event)
+
+    # posts_count deduplicates by event ID, so the route is given the envelope.
+    post_counter = EventConsumer(
+        bus,
+        group=POST_COUNTER_GROUP,
+        routes={PostCreated: [WithEnvelope(count_post)], PostDeleted: [WithEnvelope(count_post)]},
+    )
 
     relay = OutboxRelay(database=database, outbox=outbox, bus=bus)
     lifespan = service_lifespan(
@@ -62,15 +69,14 @@ def create_app(
         database=database,
         migrations=MIGRATIONS,
         tasks=[relay.run],
-        consumers=[
-            bus.consumer(group=POST_COUNTER_GROUP, topics=[POSTS_TOPIC], handler=on_post_event)
-        ],
+        consumers=[post_counter],
     )
     app = create_service_app(
         title="user-service", lifespan=lifespan, max_in_flight=platform.in_flight_bound
     )
     app.state.users = users
     app.state.relay = relay
+    app.state.post_counter = post_counter
     app.state.database = database
     app.state.internal_secret = platform.internal_secret
     app.state.active_days = platform.active_days
