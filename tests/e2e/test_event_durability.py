@@ -1,4 +1,4 @@
-"""Events between the outbox and the consumers survive a restart.
+"""Events between the outbox and the consumers survive a restart; dedup IDs do not pile up.
 
 In the embedded mode the bus keeps its log and the groups' offsets in the data directory,
 so an event published (its outbox row marked sent) but not yet consumed is consumed after
@@ -8,14 +8,18 @@ the restart, as it is on Kafka.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from helpers import Api, eventually, post_photo
 from photogram_common.settings import PlatformSettings, resolve_secrets
+from photogram_common.timeutil import utcnow
 from photogram_runner.embedded import compose, running
+from user_service.models import processed_events
 
 
 async def posts_count(api: Api, user: dict[str, Any]) -> int:
@@ -66,3 +70,20 @@ async def test_an_event_sent_but_not_yet_consumed_is_counted_after_a_restart(
                 return await posts_count(api, ana) == 1
 
             await eventually(counted, timeout=30)
+
+
+async def test_processed_event_ids_are_purged_after_the_retention(system: Any) -> None:
+    users = system.services["user-service"].state.users
+    now = utcnow()
+    old = [uuid.uuid4().hex for _ in range(5)]
+    recent = [uuid.uuid4().hex for _ in range(2)]
+    async with users.database.transaction() as session:
+        await session.execute(
+            insert(processed_events),
+            [{"event_id": e, "processed_at": now - timedelta(days=9)} for e in old]
+            + [{"event_id": e, "processed_at": now - timedelta(days=1)} for e in recent],
+        )
+    assert await users.purge_processed_events(older_than=timedelta(days=8), batch=2) == 5
+    async with users.database.transaction() as session:
+        kept = (await session.scalars(select(processed_events.c.event_id))).all()
+    assert sorted(kept) == sorted(recent)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -23,6 +26,7 @@ from user_service.settings import UserServiceSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 POST_COUNTER_GROUP = "user-service-post-counter"
+log = logging.getLogger(__name__)
 
 
 def database_for(platform: PlatformSettings, settings: UserServiceSettings) -> Database:
@@ -60,6 +64,17 @@ def create_app(
         routes={PostCreated: [WithEnvelope(count_post)], PostDeleted: [WithEnvelope(count_post)]},
     )
 
+    async def purge_processed_events() -> None:
+        """Hourly: forget the IDs of events older than any redelivery."""
+        while True:
+            try:
+                await users.purge_processed_events(
+                    older_than=timedelta(days=settings.processed_events_days)
+                )
+            except Exception:
+                log.exception("purging processed events failed")
+            await asyncio.sleep(3600)
+
     relay = OutboxRelay(database=database, outbox=outbox, bus=bus)
     lifespan = service_lifespan(
         lease=lease,
@@ -68,7 +83,7 @@ def create_app(
         owns_bus=owns_bus,
         database=database,
         migrations=MIGRATIONS,
-        tasks=[relay.run],
+        tasks=[relay.run, purge_processed_events],
         consumers=[post_counter],
     )
     app = create_service_app(

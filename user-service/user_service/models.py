@@ -55,6 +55,8 @@ processed_events = Table(
     metadata,
     Column("event_id", String(64), primary_key=True),
     Column("processed_at", DateTime(timezone=True), nullable=False),
+    # The purge after the retention walks this.
+    Index("ix_processed_events_processed_at", "processed_at"),
 )
 
 outbox = outbox_table(metadata)

@@ -158,3 +158,17 @@ async def mark_processed(session: AsyncSession, *, event_id: str, at: datetime) 
     )
     result: Any = await session.execute(statement)
     return bool(result.rowcount == 1)
+
+
+async def purge_processed(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Forget up to `limit` event IDs handled before `before`; return how many went."""
+    oldest = (
+        select(processed_events.c.event_id)
+        .where(processed_events.c.processed_at < before)
+        .order_by(processed_events.c.processed_at)
+        .limit(limit)
+    )
+    result: Any = await session.execute(
+        delete(processed_events).where(processed_events.c.event_id.in_(oldest.scalar_subquery()))
+    )
+    return int(result.rowcount or 0)

@@ -254,6 +254,16 @@ class UserService:
             delta = 1 if isinstance(event, PostCreated) else -1
             await repo.add_to_posts_count(session, user_id=event.author_id, delta=delta)
 
+    async def purge_processed_events(self, *, older_than: timedelta, batch: int = 5000) -> int:
+        """Forget the IDs of events handled longer ago than any redelivery can come."""
+        before, purged = utcnow() - older_than, 0
+        while True:
+            async with self.database.transaction() as session:
+                done = await repo.purge_processed(session, before=before, limit=batch)
+            purged += done
+            if done < batch:
+                return purged
+
 
 def _taken() -> Problem:
     return Problem(409, "That username or email is already taken.", title="Conflict")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,3 +15,6 @@ class UserServiceSettings(BaseSettings):
     # Writing last-active on every request would be a write per read; once a minute is
     # plenty for a 7-day activity window.
     seen_resolution_seconds: int = 60
+    # Event IDs of counted posts are kept past the longest redelivery: a topic's (and the
+    # dead letters') retention of 7 days, then purged.
+    processed_events_days: int = Field(default=8, ge=1)
