@@ -8,6 +8,7 @@ import logging
 import time
 import zlib
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     MetaData,
+    Row,
     String,
     Table,
     delete,
@@ -43,6 +45,8 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("payload", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("sent_at", DateTime(timezone=True), nullable=True),
+        # While set and in the future, a relay is sending the row (the lease on its batch).
+        Column("claimed_until", DateTime(timezone=True), nullable=True),
         Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),
     )
 
@@ -71,7 +75,14 @@ class Outbox:
 
 
 class OutboxRelay:
-    """Publishes unsent outbox rows in order, then marks them sent (at least once)."""
+    """Publishes unsent outbox rows in order, then marks them sent (at least once).
+
+    A batch is claimed in one short transaction (a lease: `claimed_until`), sent with no
+    transaction or connection held, then marked sent in another short one. While a batch's
+    lease runs no other relay claims anything, so per-key order survives replicas; the send
+    gives up well before the lease ends, and a relay that died mid-send leaves a lease that
+    simply runs out (its rows are sent again: at least once).
+    """
 
     def __init__(
         self,
@@ -83,6 +94,8 @@ class OutboxRelay:
         poll_interval: float = 0.5,
         keep_sent: timedelta = timedelta(days=1),
         purge_every_seconds: float = 600,
+        lease: timedelta = timedelta(seconds=30),
+        send_timeout: float = 10.0,
     ) -> None:
         self._database = database
         self._outbox = outbox
@@ -92,35 +105,74 @@ class OutboxRelay:
         self._keep_sent = keep_sent
         self._purge_every = purge_every_seconds
         self._next_purge = 0.0
-        # One relay per database publishes at a time, so per-key order survives replicas.
+        self._lease = lease
+        self._send_timeout = send_timeout
+        # One relay per database claims at a time, so per-key order survives replicas.
         self._lock_id = zlib.crc32(outbox.table.name.encode() + database.url.encode()) & 0x7FFFFFFF
 
-    async def publish_pending(self) -> int:
-        """Publish one batch of unsent rows; return how many were sent."""
+    async def claim(self) -> list[Row[Any]]:
+        """Take the next batch of unsent rows under a lease; none while another batch's runs."""
         table = self._outbox.table
+        now = utcnow()
         async with self._database.transaction() as session:
             if not self._database.is_sqlite:
                 got = await session.scalar(
                     text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": self._lock_id}
                 )
                 if not got:
-                    return 0
-            rows = (
+                    return []
+            in_flight = await session.scalar(
+                select(table.c.id)
+                .where(table.c.sent_at.is_(None), table.c.claimed_until > now)
+                .limit(1)
+            )
+            if in_flight is not None:
+                return []
+            rows = list(
+                (
+                    await session.execute(
+                        select(table.c.id, table.c.topic, table.c.key, table.c.payload)
+                        .where(table.c.sent_at.is_(None))
+                        .order_by(table.c.id)
+                        .limit(self._batch_size)
+                    )
+                ).all()
+            )
+            if rows:
                 await session.execute(
-                    select(table.c.id, table.c.topic, table.c.key, table.c.payload)
-                    .where(table.c.sent_at.is_(None))
-                    .order_by(table.c.id)
-                    .limit(self._batch_size)
+                    update(table)
+                    .where(table.c.id.in_([r.id for r in rows]))
+                    .values(claimed_until=now + self._lease)
                 )
-            ).all()
-            if not rows:
-                return 0
-            await self._bus.publish(
-                [OutgoingMessage(topic=r.topic, key=r.key, value=r.payload) for r in rows]
-            )
+        return rows
+
+    async def _finish(self, ids: list[int], *, sent: bool) -> None:
+        table = self._outbox.table
+        values: dict[str, Any] = {"claimed_until": None}
+        if sent:
+            values["sent_at"] = utcnow()
+        async with self._database.transaction() as session:
             await session.execute(
-                update(table).where(table.c.id.in_([r.id for r in rows])).values(sent_at=utcnow())
+                update(table).where(table.c.id.in_(ids), table.c.sent_at.is_(None)).values(values)
             )
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unsent rows; return how many were sent."""
+        rows = await self.claim()
+        if not rows:
+            return 0
+        ids = [r.id for r in rows]
+        messages = [OutgoingMessage(topic=r.topic, key=r.key, value=r.payload) for r in rows]
+        try:
+            async with asyncio.timeout(self._send_timeout):
+                await self._bus.publish(messages)
+        except (Exception, asyncio.CancelledError):
+            # Let the next attempt (ours or a replica's) claim the batch without waiting out
+            # the lease; if this fails too, the lease runs out by itself.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._finish(ids, sent=False))
+            raise
+        await self._finish(ids, sent=True)
         return len(rows)
 
     async def purge_sent(self) -> int:
@@ -134,6 +186,8 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish until cancelled, woken by new rows or the poll interval."""
+        failing_since: float | None = None
+        last_logged = 0.0
         while True:
             if time.monotonic() >= self._next_purge:
                 self._next_purge = time.monotonic() + self._purge_every
@@ -147,10 +201,23 @@ class OutboxRelay:
                 sent = await self.publish_pending()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox relay failed; retrying")
+            except Exception as exc:
+                # The first failure with its traceback; while it lasts, a line a minute.
+                now = time.monotonic()
+                if failing_since is None or now - last_logged >= 60:
+                    log.warning(
+                        "outbox relay failed; retrying",
+                        exc_info=exc if failing_since is None else None,
+                        extra={"error": repr(exc)},
+                    )
+                    last_logged = now
+                    failing_since = failing_since or now
                 sent = 0
                 await asyncio.sleep(self._poll_interval)
+            else:
+                if failing_since is not None:
+                    log.info("outbox relay recovered")
+                    failing_since = None
             if sent:
                 continue
             with contextlib.suppress(TimeoutError):

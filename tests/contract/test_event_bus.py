@@ -360,3 +360,95 @@ async def test_one_process_at_a_time_holds_the_embedded_bus_file(tmp_path: Path)
     second = InProcessEventBus(path=tmp_path / "bus.db")
     await second.start()
     await second.close()
+
+
+class _StalledBus:
+    """A broker that accepts the connection and then answers nothing until told to."""
+
+    def __init__(self, inner: EventBus) -> None:
+        self.inner = inner
+        self.sending = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        self.sending.set()
+        await self.answer.wait()
+        await self.inner.publish(messages)
+
+
+async def test_the_outbox_relay_holds_no_transaction_while_it_sends(
+    bus: EventBus, outbox_db: Database
+) -> None:
+    outbox = Outbox(users_outbox)
+    await _commit_event(outbox_db, outbox)
+    stalled = _StalledBus(bus)
+    relay = OutboxRelay(database=outbox_db, outbox=outbox, bus=stalled)  # type: ignore[arg-type]
+    other = OutboxRelay(database=outbox_db, outbox=outbox, bus=bus)
+    sending = asyncio.create_task(relay.publish_pending())
+    try:
+        await asyncio.wait_for(stalled.sending.wait(), timeout=30)
+        # No connection is checked out: no transaction, no lock, nothing idle in transaction.
+        assert outbox_db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        # The service keeps writing meanwhile, and another relay claims nothing (per-key
+        # order: one batch in flight at a time).
+        await _commit_event(outbox_db, outbox)
+        assert await asyncio.wait_for(other.publish_pending(), timeout=30) == 0
+        stalled.answer.set()
+        assert await asyncio.wait_for(sending, timeout=30) == 1
+    finally:
+        stalled.answer.set()
+        sending.cancel()
+    assert await asyncio.wait_for(other.publish_pending(), timeout=30) == 1  # the second row
+    assert await other.publish_pending() == 0
+
+
+async def test_a_send_that_never_completes_times_out_and_releases_its_batch(
+    bus: EventBus, outbox_db: Database
+) -> None:
+    outbox = Outbox(users_outbox)
+    event = await _commit_event(outbox_db, outbox)
+    stalled = _StalledBus(bus)
+    relay = OutboxRelay(
+        database=outbox_db,
+        outbox=outbox,
+        bus=stalled,  # type: ignore[arg-type]
+        send_timeout=0.2,
+    )
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(relay.publish_pending(), timeout=30)
+    # Released: the next attempt need not wait for the lease to run out.
+    healthy = OutboxRelay(database=outbox_db, outbox=outbox, bus=bus)
+    assert await healthy.publish_pending() == 1
+    received: list[Envelope] = []
+
+    async def record(message: Message) -> None:
+        envelope = Envelope.decode(message.value)
+        assert envelope is not None
+        received.append(envelope)
+
+    async with consuming(bus, "after-timeout", record):
+        await eventually(lambda: _at_least(received, 1), timeout=30)
+    assert received[0].event == event
+
+
+async def test_a_relay_that_died_mid_send_leaves_a_lease_that_runs_out(
+    bus: EventBus, outbox_db: Database
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from photogram_common.timeutil import utcnow
+
+    outbox = Outbox(users_outbox)
+    await _commit_event(outbox_db, outbox)
+    dead = OutboxRelay(database=outbox_db, outbox=outbox, bus=bus, lease=timedelta(hours=1))
+    assert len(await dead.claim()) == 1  # claimed, then the process was killed
+    waiting = OutboxRelay(database=outbox_db, outbox=outbox, bus=bus)
+    assert await waiting.publish_pending() == 0  # the lease still runs
+    async with outbox_db.transaction() as session:  # ... until its time has passed
+        await session.execute(
+            update(users_outbox).values(claimed_until=utcnow() - timedelta(seconds=1))
+        )
+    assert await waiting.publish_pending() == 1
+    assert await waiting.publish_pending() == 0
