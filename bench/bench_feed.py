@@ -9,10 +9,12 @@ user count (and the databases are there), generated otherwise. The three systems
 run alone on the machine, one after the other, on the same PostgreSQL data:
 
 - **photogram**: `GET /api/feed` through the gateway of the distributed mode
-  (`python -m photogram_runner up` on the bench's stores: its databases, Redis database
-  6, Kafka prefix `bench.`, rate limits off). The bench's Redis database is flushed
-  first, then every sampled reader's feed is read once (closed loop) so that the
-  measured reads find their timelines built (a first read rebuilds one);
+  (`python -m photogram_runner up` on the bench's stores: its databases, Kafka prefix
+  `bench.`, rate limits off, and a redis-server of the bench's own, started for the run
+  with the shared one's settings, since test suites FLUSHALL the shared one). Then every
+  sampled reader's feed is read once (closed loop, for `--warm-budget` seconds at most)
+  so that the measured reads find their timelines built (a first read rebuilds one);
+  every system's measured reads draw from the readers warmed;
 - **pull**: `bench/pull_monolith.py`, one FastAPI + asyncpg process running the pull query
   on the `bench_follows` copy of the graph, same token check and page shape;
 - **floor**: a second gateway (`python -m gateway` on port 8090) whose feed-service is
@@ -45,6 +47,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -59,9 +62,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import (
     BENCH_DBS,
-    BENCH_REDIS_DB,
     BENCH_RUN_DIR,
-    REDIS_BASE,
     REPO,
     bench_env,
     machine,
@@ -213,7 +214,7 @@ async def generate(args: argparse.Namespace) -> None:
     if args.flush_at is not None:
         import redis.asyncio as aioredis
 
-        redis = aioredis.from_url(f"{REDIS_BASE}{BENCH_REDIS_DB}")
+        redis = aioredis.from_url(args.redis_url)
 
         async def flush() -> None:
             await redis.flushdb()
@@ -293,10 +294,9 @@ def postgres_processes() -> dict[int, str]:
 
 def backend_processes(*, kafka: bool) -> dict[int, str]:
     found = postgres_processes()
-    redis = _pid_file(BACKENDS / "run" / "redis.pid")
-    if redis is None:
-        raise SystemExit("Redis is not running (no pid file)")
-    found[redis] = "redis"
+    if BenchRedis.pid is None:
+        raise SystemExit("the bench's Redis is not running")
+    found[BenchRedis.pid] = "redis"
     if kafka:
         pid = _pid_file(BACKENDS / "run" / "kafka.pid")
         if pid is None:
@@ -382,7 +382,71 @@ def system_env() -> dict[str, str]:
     env["PHOTOGRAM_MODE"] = "distributed"
     env["PHOTOGRAM_JWT_SECRET"] = bench_secret("jwt_secret")
     env["PHOTOGRAM_INTERNAL_SECRET"] = bench_secret("internal_secret")
+    env["PHOTOGRAM_REDIS_URL"] = BenchRedis.url
     return env
+
+
+class BenchRedis:
+    """A redis-server of the bench's own, started as scripts/backends.sh starts the shared one.
+
+    The shared Redis serves the test suites too, and some of them FLUSHALL it (e.g.
+    tests/e2e/test_feed_resilience.py), which would wipe the timelines mid-run; its CPU
+    would also mix other users' commands with the system's.
+    """
+
+    port = 56390
+    url = f"redis://127.0.0.1:{port}/0"
+    pid: int | None = None
+
+    def __enter__(self) -> BenchRedis:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is missing: bash scripts/backends.sh start")
+        if not port_free(self.port):
+            raise SystemExit(f"port {self.port} (the bench's Redis) is in use")
+        workdir = BENCH_RUN_DIR / "redis"
+        workdir.mkdir(parents=True, exist_ok=True)
+        log = BENCH_RUN_DIR / "redis.log"
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--protected-mode",
+                "yes",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                "--logfile",
+                str(log),
+                "--zset-max-listpack-entries",
+                "1024",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        while port_free(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the bench's redis-server did not start; see {log}")
+            time.sleep(0.05)
+        BenchRedis.pid = self.process.pid
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        BenchRedis.pid = None
 
 
 class System:
@@ -405,6 +469,7 @@ class Photogram(System):
     name = "photogram"
     url = f"{PHOTOGRAM_GATEWAY}/api/feed"
     kafka = True
+    warm_figures: dict | None = None
 
     def start(self) -> None:
         env = system_env()
@@ -417,6 +482,8 @@ class Photogram(System):
 
     def stop(self) -> None:
         runner("down", system_env())
+        # The timelines are the bench's alone: give their memory back to the shared Redis.
+        asyncio.run(flush_bench_redis())
 
     def own_processes(self) -> dict[int, str]:
         found = {}
@@ -621,24 +688,32 @@ def find_max(system: System, args: argparse.Namespace, readers_file: Path) -> di
 async def flush_bench_redis() -> None:
     import redis.asyncio as aioredis
 
-    redis = aioredis.from_url(f"{REDIS_BASE}{BENCH_REDIS_DB}")
+    redis = aioredis.from_url(BenchRedis.url)
     await redis.flushdb()
     await redis.aclose()
 
 
-async def warm(url: str, readers: list[dict], concurrency: int) -> dict:
-    """Read each reader's feed once, closed loop: a first read builds its timeline."""
+async def warm(
+    url: str, readers: list[dict], concurrency: int, budget_s: float | None = None
+) -> tuple[dict, list[dict]]:
+    """Read each reader's feed once, closed loop: a first read builds its timeline.
+
+    With a budget, no new reader is started past it. Returns the figures and the readers
+    whose read succeeded (their timelines are built).
+    """
     import aiohttp
 
     queue = list(readers)
     records: list[tuple[float, float, str]] = []
+    warmed: list[dict] = []
     started = time.perf_counter()
+    deadline = None if budget_s is None else started + budget_s
     last_print = started
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
 
         async def worker() -> None:
             nonlocal last_print
-            while queue:
+            while queue and (deadline is None or time.perf_counter() < deadline):
                 reader = queue.pop()
                 begin = time.perf_counter()
                 try:
@@ -651,22 +726,33 @@ async def warm(url: str, readers: list[dict], concurrency: int) -> dict:
                     status = type(exc).__name__
                 now = time.perf_counter()
                 records.append((begin - started, now - begin, status))
+                if status == "200":
+                    warmed.append(reader)
                 if now - last_print > 10:
                     last_print = now
                     done = len(records)
                     rate = done / (now - started)
                     print(
                         f"[bench] warming: {done:,}/{len(readers):,} readers, {rate:.0f}/s, "
-                        f"ETA {(len(readers) - done) / rate:.0f} s",
+                        f"ETA {(len(readers) - done) / rate:.0f} s"
+                        + (f" (budget {budget_s:.0f} s)" if budget_s else ""),
                         flush=True,
                     )
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     result = summarize(records, 0, elapsed)
-    result.update({"concurrency": concurrency, "elapsed_s": round(elapsed, 1)})
-    result["reads_per_s"] = round(len(records) / elapsed, 1)
-    return result
+    result.update(
+        {
+            "concurrency": concurrency,
+            "elapsed_s": round(elapsed, 1),
+            "reads_per_s": round(len(records) / elapsed, 1),
+            "budget_s": budget_s,
+            "readers_sampled": len(readers),
+            "readers_warmed": len(warmed),
+        }
+    )
+    return result, warmed
 
 
 # --------------------------------------------------------------------------- data and readers
@@ -780,13 +866,18 @@ def measure(
         if isinstance(system, Photogram):
             print(
                 f"[bench] warming Photogram: reading each of {len(readers):,} readers' feeds "
-                f"once, {args.warm_concurrency} at a time",
+                f"once, {args.warm_concurrency} at a time, for {args.warm_budget:.0f} s at most",
                 flush=True,
             )
-            figures["warm_first_reads"] = asyncio.run(
-                warm(system.url, readers, args.warm_concurrency)
+            figures["warm_first_reads"], warmed = asyncio.run(
+                warm(system.url, readers, args.warm_concurrency, args.warm_budget)
             )
             print(f"[bench] warm-up: {json.dumps(figures['warm_first_reads'])}", flush=True)
+            if not warmed:
+                raise SystemExit("no reader's feed could be read: Photogram's feed fails")
+            # The measured reads (of every system) draw from the readers with a built timeline.
+            readers[:] = warmed
+            readers_file.write_text(json.dumps(readers))
             settle(system, args.pause)
         else:
             # Connections, pools and caches: a few seconds of light load, not measured.
@@ -839,9 +930,12 @@ def orchestrate(args: argparse.Namespace) -> None:
         "systems": {},
     }
     systems = {"photogram": Photogram, "pull": PullMonolith, "floor": Floor}
-    for name in args.systems.split(","):
+    # Photogram first: the others then read as the readers whose timelines it built.
+    names = sorted(args.systems.split(","), key=lambda name: name != "photogram")
+    for name in names:
         figures["systems"][name] = measure(systems[name](), args, readers, readers_file)
         time.sleep(args.pause)
+    figures["readers_measured"] = len(readers)
     figures["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     figures["wall_s"] = round(time.perf_counter() - started, 1)
 
@@ -885,6 +979,12 @@ def main() -> None:
     parser.add_argument("--p99-ms", type=float, default=100.0)
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between trials")
     parser.add_argument("--warm-concurrency", type=int, default=16)
+    parser.add_argument(
+        "--warm-budget",
+        type=float,
+        default=420.0,
+        help="seconds of first reads at most; the trials draw from the readers warmed",
+    )
     parser.add_argument("--json", help="where to write the figures")
     parser.add_argument(
         "--graph-args", nargs=argparse.REMAINDER, help="passed to feed_graph.py when generating"
@@ -897,12 +997,14 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--flush-at", type=float, help="FLUSHDB the bench Redis this far in")
     parser.add_argument("--records", help="write every request's record here")
+    parser.add_argument("--redis-url", default=BenchRedis.url, help="the Redis to flush")
     args = parser.parse_args()
     if args.generate:
         args.url = args.generate
         asyncio.run(generate(args))
     else:
-        orchestrate(args)
+        with BenchRedis():
+            orchestrate(args)
 
 
 if __name__ == "__main__":
