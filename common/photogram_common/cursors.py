@@ -9,6 +9,10 @@ from typing import Any
 
 from photogram_common.problems import Problem
 
+# Ours are a few dozen characters; anything much longer is not one, and is refused before it
+# is decoded (a deeply nested JSON list would otherwise exhaust the parser's recursion).
+MAX_CURSOR_CHARS = 256
+
 
 def encode_cursor(*parts: Any) -> str:
     raw = json.dumps(list(parts), separators=(",", ":")).encode()
@@ -17,10 +21,12 @@ def encode_cursor(*parts: Any) -> str:
 
 def decode_cursor(cursor: str, *, arity: int) -> list[Any]:
     """Decode a cursor of `arity` integers; a malformed one is a 400."""
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise Problem(400, "The cursor is malformed.", title="Bad cursor")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, UnicodeError, RecursionError) as exc:
         raise Problem(400, "The cursor is malformed.", title="Bad cursor") from exc
     if (
         not isinstance(parts, list)

@@ -79,10 +79,10 @@ class MediaService:
         stored: list[str] = []
         rows: list[dict[str, Any]] = []
         try:
-            for item in upload.files:
+            for index, item in enumerate(upload.files):
                 result = await self._process(str(item.path))
                 if isinstance(result, ImageRejected):
-                    raise Problem(result.status, result.detail, title=result.title)
+                    raise _rejected(result, index)
                 media_id = self.ids.next_id()
                 variants: dict[str, Any] = {}
                 for variant in result.variants:
@@ -170,6 +170,17 @@ class MediaService:
             await session.execute(delete(media).where(media.c.id.in_([r.id for r in rows])))
         await self._delete_blobs([v["key"] for r in rows for v in r.variants.values()])
         return len(rows)
+
+
+def _rejected(rejection: ImageRejected, index: int) -> Problem:
+    """The problem for the upload's index-th file; a 422 names the file, as validation does."""
+    errors = [{"loc": ["body", "file", str(index)], "msg": rejection.detail, "type": "value_error"}]
+    return Problem(
+        rejection.status,
+        rejection.detail,
+        title=rejection.title,
+        extra={"errors": errors} if rejection.status == 422 else None,
+    )
 
 
 def _process_in_worker(path: str, max_pixels: int) -> ProcessedImage | ImageRejected:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ MAX_FILES = 10
 MAX_FIELD_CHARS = {"caption": 2200, "location": 100}
 # A field's bytes may be up to 4 per character in UTF-8.
 _MAX_FIELD_BYTES = 4 * max(MAX_FIELD_CHARS.values())
+# RFC 2046: 1 to 70 of these characters, the last not a space.
+_BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 
 
 @dataclass
@@ -132,21 +135,25 @@ async def parse_upload(
     boundary = options.get(b"boundary")
     if not boundary:
         raise Problem(400, "The multipart body has no boundary.", title="Bad request")
+    if not _BOUNDARY.fullmatch(boundary):
+        raise Problem(
+            400, "The multipart boundary is not a valid one (RFC 2046).", title="Bad request"
+        )
     directory = Path(tempfile.mkdtemp(prefix="photogram-upload-"))
     handler = _UploadParser(directory, max_file_bytes=max_file_bytes)
-    parser = MultipartParser(
-        boundary,
-        callbacks={
-            "on_part_begin": handler.on_part_begin,
-            "on_header_field": handler.on_header_field,
-            "on_header_value": handler.on_header_value,
-            "on_header_end": handler.on_header_end,
-            "on_headers_finished": handler.on_headers_finished,
-            "on_part_data": handler.on_part_data,
-            "on_part_end": handler.on_part_end,
-        },
-    )
     try:
+        parser = MultipartParser(
+            boundary,
+            callbacks={
+                "on_part_begin": handler.on_part_begin,
+                "on_header_field": handler.on_header_field,
+                "on_header_value": handler.on_header_value,
+                "on_header_end": handler.on_header_end,
+                "on_headers_finished": handler.on_headers_finished,
+                "on_part_data": handler.on_part_data,
+                "on_part_end": handler.on_part_end,
+            },
+        )
         async for chunk in body:
             parser.write(chunk)
         parser.finalize()

@@ -72,6 +72,9 @@ _REDIRECT = {"description": "A redirect to a time-limited object-store URL"}
 )
 async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> JSONResponse:
     """Create media from 1 to 10 images, then the post that shows them, or nothing at all."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.isascii():
+        raise Problem(400, "The Content-Type header is not ASCII.", title="Bad request")
     declared = request.headers.get("content-length", "")
     ceiling = MAX_FILES * request.app.state.max_upload_bytes + 1024 * 1024
     if declared.isdigit() and int(declared) > ceiling:
@@ -81,7 +84,7 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
         "/internal/uploads",
         identity=caller,
         content=request.stream(),
-        headers={"content-type": request.headers.get("content-type", "")},
+        headers={"content-type": content_type},
     )
     raise_for_problem("media-service", response)
     uploaded = response.json()

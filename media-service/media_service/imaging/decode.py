@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import pillow_heif
 from PIL import ExifTags, Image, ImageFile
 
-from media_service.imaging.errors import CorruptImage, ImageTooLarge
+from media_service.imaging.errors import CorruptImage, ImageOutOfProportion, ImageTooLarge
 
 # iPhones upload HEIC; Pillow reads AVIF itself, and HEIC only through this plugin.
 pillow_heif.register_heif_opener()
@@ -23,6 +23,10 @@ PILLOW_FORMATS = {
 }
 # EXIF orientations that turn the stored image by a quarter, swapping width and height.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
+# The longer side at most this many times the shorter. Variants keep the aspect ratio and
+# are at most 1080 wide, so none is taller than 60 x 1080 = 64,800 pixels, inside JPEG's
+# 65,500-pixel limit; the widest phone panoramas are about 1:10.
+MAX_ASPECT_RATIO = 60
 
 
 @contextmanager
@@ -51,6 +55,12 @@ def open_checked(path: str, *, content_type: str, max_pixels: int) -> ImageFile.
     if width < 1 or height < 1:
         img.close()
         raise CorruptImage("The image has no pixels.")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        img.close()
+        raise ImageOutOfProportion(
+            f"The image is {width} x {height} pixels; one side may be at most "
+            f"{MAX_ASPECT_RATIO} times the other."
+        )
     return img
 
 

@@ -34,3 +34,10 @@ class CorruptImage(ImageRejected):
 
     status = 422
     title = "Corrupt image"
+
+
+class ImageOutOfProportion(ImageRejected):
+    """So long and thin that its variants could not keep its aspect ratio as JPEG."""
+
+    status = 422
+    title = "Image rejected"
