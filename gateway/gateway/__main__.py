@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from gateway.app import create_app
+from gateway.serving import gateway_server
 from gateway.settings import GatewaySettings
 from photogram_common.logs import configure_logging
-from photogram_common.runtime import serve
 from photogram_common.settings import PlatformSettings, resolve_secrets
 
 if __name__ == "__main__":
     configure_logging("gateway")
     platform = resolve_secrets(PlatformSettings())
     settings = GatewaySettings()
-    serve(create_app(platform, settings), host=settings.host, port=platform.port)
+    gateway_server(create_app(platform, settings), settings, port=platform.port).run()

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from gateway.bodylimit import BodyLimitMiddleware
+from gateway.bodylimit import BodyLimitMiddleware, HeaderLimitMiddleware
 from gateway.deps import EdgePolicy, Peers
 from gateway.openapi import public_openapi
 from gateway.ratelimit import RateLimiter
@@ -56,8 +56,11 @@ def create_app(
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
-        # Inside the request-ID middleware, so a 413 carries the ID too.
-        middleware=[Middleware(BodyLimitMiddleware, limit=settings.max_json_body_bytes)],
+        # Inside the request-ID middleware, so a 413 or 431 carries the ID too.
+        middleware=[
+            Middleware(HeaderLimitMiddleware, limit=settings.max_header_bytes),
+            Middleware(BodyLimitMiddleware, limit=settings.max_json_body_bytes),
+        ],
     )
     app.state.peers = peers
     app.state.policy = EdgePolicy(

@@ -1,4 +1,4 @@
-"""Refuse JSON bodies over the limit with 413 before they are read whole."""
+"""Size limits of the edge: request bodies and headers, refused before the route sees them."""
 
 from __future__ import annotations
 
@@ -6,11 +6,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photogram_common.problems import Problem, problem_response
 
+# The one route that streams a large body: media-service holds each file to its own cap.
+UPLOAD = ("POST", "/api/upload")
+# Methods whose routes never read a body: only a declared length is checked.
+_BODILESS = ("GET", "HEAD", "OPTIONS", "DELETE")
+
 
 class BodyLimitMiddleware:
-    """Buffers at most `limit` bytes of a non-multipart body; one byte more is a 413.
+    """Buffers at most `limit` bytes of a body; one byte more is a 413.
 
-    The upload (multipart) is exempt: media-service streams it with its own per-file cap.
+    Every route is held to it, whatever the `Content-Type` says, except the upload, which
+    the route streams with a ceiling of its own (routes/posts.py).
     """
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
@@ -18,16 +24,15 @@ class BodyLimitMiddleware:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        if scope["type"] != "http" or (scope["method"], scope["path"]) == UPLOAD:
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        if headers.get(b"content-type", b"").startswith(b"multipart/"):
-            await self.app(scope, receive, send)
-            return
-        declared = headers.get(b"content-length")
+        declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(scope, receive, send)
+            return
+        if scope["method"] in _BODILESS:
+            await self.app(scope, receive, send)
             return
         body = bytearray()
         more = True
@@ -56,3 +61,32 @@ class BodyLimitMiddleware:
             413, f"The request body is over {self.limit} bytes.", title="Content too large"
         )
         await problem_response(problem)(scope, receive, send)
+
+
+def head_size(scope: Scope) -> int:
+    """The bytes of the request line's target and of every header, as sent."""
+    target = len(scope.get("raw_path") or scope["path"].encode()) + len(scope["query_string"])
+    return target + sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+
+
+class HeaderLimitMiddleware:
+    """Refuses a request whose target and headers together pass `limit` bytes with a 431.
+
+    The gateway's server refuses such a request while reading it (serving.py); this holds
+    under any other server too, once the server has read the headers.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and head_size(scope) > self.limit:
+            problem = Problem(
+                431,
+                f"The request's headers are over {self.limit} bytes.",
+                title="Request header fields too large",
+            )
+            await problem_response(problem)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -89,8 +89,13 @@ class _UploadParser:
             self._handle = path.open("wb")
             self.result.files.append(self._file)
         elif name in MAX_FIELD_CHARS:
+            if name in self.result.fields:
+                raise _invalid(f"{name} is given more than once.", name)
             self._field = name
-        # Unknown parts are read past and dropped.
+        else:
+            # Refused rather than read past: nothing else has a use, and nothing unbounded
+            # should stream through the parser.
+            raise _invalid("Only file, caption and location parts are accepted.", name[:64])
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]

@@ -11,13 +11,13 @@ from photogram_common.settings import PlatformSettings, resolve_secrets
 
 
 async def _embedded() -> None:
+    from gateway.serving import gateway_server
     from gateway.settings import GatewaySettings
-    from photogram_common.runtime import server_for
     from photogram_runner.embedded import compose, running
 
     platform = resolve_secrets(PlatformSettings())
     async with running(compose(platform)) as system:
-        server = server_for(system.gateway, host=GatewaySettings().host, port=platform.port)
+        server = gateway_server(system.gateway, GatewaySettings(), port=platform.port)
         await server.serve()
 
 

@@ -6,10 +6,14 @@ addresses, rate limits for bad tokens, trailing slashes and control characters i
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import io
 import json
+import socket
 import tempfile
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,7 +21,9 @@ import pytest
 from PIL import Image
 
 import imagefactory as make
-from helpers import Api
+from gateway.serving import gateway_server
+from gateway.settings import GatewaySettings
+from helpers import Api, eventually
 from media_helpers import stored, upload
 
 PROBLEM = "application/problem+json"
@@ -251,3 +257,170 @@ async def test_a_corrupt_image_is_a_422_naming_the_file(
         {"loc": ["body", "file", index], "msg": problem["detail"], "type": "value_error"}
     ]
     assert await stored(system) == before
+
+
+# 11. Size limits, before the body is read, on every route
+
+
+@pytest.fixture
+async def served(system: Any) -> AsyncIterator[str]:
+    """The gateway behind its own server (gateway_server) on a loopback port: its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = gateway_server(system.gateway, GatewaySettings(host="127.0.0.1"), port=port)
+    server.config.lifespan = "off"  # the system fixture runs the gateway's lifespan
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+
+    async def started() -> bool:
+        return bool(server.started)
+
+    await eventually(started)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def _stream(sent: list[int], first: bytes, chunk: bytes, count: int) -> AsyncIterator[bytes]:
+    yield first
+    for _ in range(count):
+        sent[0] += len(chunk)
+        yield chunk
+
+
+@pytest.mark.parametrize("path", ["/api/auth/login", "/api/auth/signup", "/api/users/1/follow"])
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data; boundary=x", "text/plain", "application/x-www-form"]
+)
+async def test_no_content_type_lifts_the_json_limit(
+    api: Api, ana: dict[str, Any], path: str, content_type: str
+) -> None:
+    headers = {**ana["headers"], "content-type": content_type}
+    declared = await api.client.post(path, content=b"x" * (2 * MB), headers=headers)
+    assert_problem(declared, 413)
+    sent = [0]
+    chunk = b"x" * 65536
+    streamed = await api.client.post(
+        path, content=_stream(sent, b"--x\r\n", chunk, 16 * 8), headers=headers
+    )
+    assert "content-length" not in streamed.request.headers
+    assert_problem(streamed, 413)
+    assert sent[0] <= MB + 2 * len(chunk)
+
+
+async def test_a_declared_body_over_the_limit_is_413_on_bodiless_methods_too(
+    api: Api, ana: dict[str, Any]
+) -> None:
+    headers = {**ana["headers"], "content-length": str(2 * MB)}
+    for method in ("GET", "DELETE"):
+        request = api.client.build_request(method, "/api/users/me", headers=headers)
+        request.stream = httpx.ByteStream(b"")
+        assert_problem(await api.client.send(request), 413)
+
+
+@pytest.mark.parametrize("system_overrides", [{"max_upload_mb": 1}])
+async def test_an_upload_streamed_past_its_ceiling_is_413(
+    api: Api, system: Any, ana: dict[str, Any], upload_tmp: Any
+) -> None:
+    """Without a Content-Length, ten files' worth (here 10 x 1 MB + 1 MB) is still the most
+    that is relayed, even when the bytes past it are an epilogue the parser would skip."""
+    before = await stored(system)
+    form = (
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+        + make.jpeg(64, 48)
+        + b"\r\n--x--\r\n"
+    )
+    sent = [0]
+    chunk = b"e" * 65536
+    response = await api.client.post(
+        "/api/upload",
+        content=_stream(sent, form, chunk, 16 * 14),  # 14 MB of epilogue
+        headers={**ana["headers"], "content-type": "multipart/form-data; boundary=x"},
+    )
+    assert_problem(response, 413)
+    assert sent[0] <= 11 * MB + 2 * len(chunk)
+    assert await stored(system) == before
+    assert spooled(upload_tmp) == []
+    await assert_healthy(api, ana)
+
+
+@pytest.mark.parametrize("where", ["headers", "query"])
+async def test_a_request_head_over_the_cap_is_431(
+    api: Api, ana: dict[str, Any], where: str
+) -> None:
+    if where == "headers":
+        extra = {f"x-pad-{i}": "p" * 1000 for i in range(40)}
+        response = await api.client.get("/api/users/me", headers={**ana["headers"], **extra})
+    else:
+        response = await api.client.get(
+            "/api/users/me", params={"pad": "p" * 40_000}, headers=ana["headers"]
+        )
+    assert_problem(response, 431)
+    fits = {f"x-pad-{i}": "p" * 1000 for i in range(20)}
+    ok = await api.client.get("/api/users/me", headers={**ana["headers"], **fits})
+    assert ok.status_code == 200
+
+
+async def test_the_server_refuses_an_oversized_head_while_reading_it(
+    served: str, api: Api, ana: dict[str, Any]
+) -> None:
+    """Up to 10 MB of headers: the 431 comes once the cap is passed, before the client has
+    sent them all, and the server serves the next connection."""
+    port = int(served.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    answered = asyncio.create_task(reader.read())
+    writer.write(b"GET /api/users/me HTTP/1.1\r\nHost: gateway\r\n")
+    written = 0
+    with contextlib.suppress(ConnectionError):
+        for i in range(2000):
+            if answered.done():
+                break
+            writer.write(b"X-Pad-%d: " % i + b"p" * 5000 + b"\r\n")
+            written += 5000
+            await writer.drain()
+            await asyncio.sleep(0)
+    answer = await asyncio.wait_for(answered, 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert PROBLEM.encode() in head and b"x-request-id" in head.lower()
+    assert json.loads(body)["status"] == 431
+    assert written < 2 * MB
+    async with httpx.AsyncClient(base_url=served) as client:
+        assert (await client.get("/api/users/me", headers=ana["headers"])).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("parts", "loc"),
+    [
+        ([("other", b"o" * MB, "o.bin")], "other"),
+        ([("other", b"tiny", None)], "other"),
+        ([("", b"nameless", None)], ""),
+        ([("caption", b"one", None), ("caption", b"two", None)], "caption"),
+        ([("location", b"here", None), ("location", b"there", None)], "location"),
+    ],
+    ids=["unknown-1-mb", "unknown-small", "nameless", "two-captions", "two-locations"],
+)
+async def test_unknown_or_repeated_parts_are_refused(
+    api: Api,
+    system: Any,
+    ana: dict[str, Any],
+    upload_tmp: Any,
+    parts: list[tuple[str, bytes, str | None]],
+    loc: str,
+) -> None:
+    before = await stored(system)
+    body = _form_part("file", make.jpeg(64, 48), "a.jpg")
+    body += b"".join(_form_part(*part) for part in parts) + b"--x--\r\n"
+    response = await api.client.post(
+        "/api/upload",
+        content=body,
+        headers={**ana["headers"], "content-type": "multipart/form-data; boundary=x"},
+    )
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["loc"] == ["body", loc]
+    assert await stored(system) == before
+    assert spooled(upload_tmp) == []
+    await assert_healthy(api, ana)

@@ -155,12 +155,11 @@ async def test_refused_upload_stores_nothing_and_leaves_the_service_healthy(
     if files:
         response = await upload(api, ana["headers"], files, **fields)
     else:
-        # A form with fields only is still multipart: force it with an unrelated part.
+        # A form with fields only is still multipart: send them as parts of their own.
         response = await api.client.post(
             "/api/upload",
             headers=ana["headers"],
-            data=fields,
-            files={"other": ("x.txt", b"x", "text/plain")},
+            files=[(name, (None, value)) for name, value in fields.items()],
         )
     body = assert_problem(response, status)
     if case in VALIDATION_CASES:

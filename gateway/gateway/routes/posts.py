@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -78,14 +79,22 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
     declared = request.headers.get("content-length", "")
     ceiling = MAX_FILES * request.app.state.max_upload_bytes + 1024 * 1024
     if declared.isdigit() and int(declared) > ceiling:
-        raise Problem(413, "The upload is too large.", title="Content too large")
-    response = await peers.media.request(
-        "POST",
-        "/internal/uploads",
-        identity=caller,
-        content=request.stream(),
-        headers={"content-type": content_type},
-    )
+        raise _upload_too_large()
+    stream = _Ceiling(request.stream(), ceiling)
+    try:
+        response = await peers.media.request(
+            "POST",
+            "/internal/uploads",
+            identity=caller,
+            content=stream,
+            headers={"content-type": content_type},
+        )
+    except Exception:
+        if stream.passed:
+            raise _upload_too_large() from None
+        raise
+    if stream.passed:
+        raise _upload_too_large()
     raise_for_problem("media-service", response)
     uploaded = response.json()
     media_ids = [m["media_id"] for m in uploaded["media"]]
@@ -104,6 +113,28 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
             )
         raise
     return JSONResponse(post, status_code=201, headers={"Location": f"/api/post/{post['post_id']}"})
+
+
+def _upload_too_large() -> Problem:
+    return Problem(413, "The upload is too large.", title="Content too large")
+
+
+class _Ceiling:
+    """Relays a body until it passes `ceiling` bytes, then stops it (with or without a
+    Content-Length, a client cannot stream more than ten files' worth through)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], ceiling: int) -> None:
+        self._chunks = chunks
+        self._left = ceiling
+        self.passed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks:
+            self._left -= len(chunk)
+            if self._left < 0:
+                self.passed = True
+                raise ValueError("the upload passed its ceiling")
+            yield chunk
 
 
 @router.get("/post/{post_id}", response_model=PostRead, responses=problems(401, 404, 429, 503))
