@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
+from gateway.addresses import ClientAddresses, parse_networks
 from gateway.bodylimit import BodyLimitMiddleware, HeaderLimitMiddleware
 from gateway.deps import EdgePolicy, Peers
 from gateway.openapi import public_openapi
@@ -56,6 +57,8 @@ def create_app(
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        # A trailing-slash redirect would be built from the Host header: a 404 instead.
+        redirect_slashes=False,
         # Inside the request-ID middleware, so a 413 or 431 carries the ID too.
         middleware=[
             Middleware(HeaderLimitMiddleware, limit=settings.max_header_bytes),
@@ -68,6 +71,7 @@ def create_app(
         limiter=RateLimiter(redis),
         per_minute=platform.rate_limit_per_minute,
         auth_divisor=settings.auth_rate_divisor,
+        addresses=ClientAddresses(parse_networks(settings.trusted_proxies)),
     )
     app.include_router(users.router)
     app.include_router(posts.router)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from gateway.addresses import ClientAddresses
 from gateway.ratelimit import RateLimiter
 from photogram_common.clients import ServiceClient
 from photogram_common.identity import Identity, InvalidToken, verify_access_token
@@ -32,6 +33,7 @@ class EdgePolicy:
     limiter: RateLimiter
     per_minute: int
     auth_divisor: int
+    addresses: ClientAddresses
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -53,20 +55,28 @@ async def _limit(request: Request, subject: str, limit: int) -> None:
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    policy: EdgePolicy = request.app.state.policy
+    peer = request.client.host if request.client else None
+    return policy.addresses.resolve(peer, request.headers.getlist("x-forwarded-for"))
 
 
 async def authenticated(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Identity:
-    """Verify the bearer token (pinned algorithm; exp, iat, sub required), then rate-limit."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _unauthorized("An access token is required.")
+    """Verify the bearer token (pinned algorithm; exp, iat, sub required), then rate-limit.
+
+    A request without a valid token counts against its address, so guessing or replaying
+    tokens is limited like any anonymous traffic.
+    """
     policy: EdgePolicy = request.app.state.policy
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        await anonymous(request)
+        raise _unauthorized("An access token is required.")
     try:
         identity = verify_access_token(credentials.credentials, secret=policy.jwt_secret)
     except InvalidToken as exc:
+        await anonymous(request)
         raise _unauthorized("The access token is invalid or expired.") from exc
     await _limit(request, f"u:{identity.user_id}", policy.per_minute)
     return identity

@@ -1,7 +1,9 @@
-"""The gateway's HTTP server: uvicorn, holding request heads to a size.
+"""The gateway's HTTP server: uvicorn, holding request heads to a size and ignoring proxies.
 
-uvicorn's httptools protocol buffers a request's line and headers whatever their size. The
-gateway is the public edge: it caps the head while reading it.
+uvicorn's httptools protocol buffers a request's line and headers whatever their size, and
+uvicorn believes `X-Forwarded-For` from any loopback peer by default. The gateway is the
+public edge: it caps the head while reading it and judges forwarded headers itself
+(addresses.py, PHOTOGRAM_GATEWAY_TRUSTED_PROXIES).
 """
 
 from __future__ import annotations
@@ -91,7 +93,10 @@ def head_limited(max_head_bytes: int) -> type[HeadLimitedProtocol]:
 
 
 def gateway_server(app: Any, settings: GatewaySettings, *, port: int) -> GracefulServer:
-    """The gateway's server: the shared one, with the head cap."""
+    """The gateway's server: the shared one, with the head cap and no proxy-header trust."""
     server = server_for(app, host=settings.host, port=port)
     server.config.http = head_limited(settings.max_header_bytes)
+    # uvicorn would rewrite the client's address from X-Forwarded-For sent by any loopback
+    # peer before the gateway sees the request; the gateway decides whom to believe.
+    server.config.proxy_headers = False
     return server

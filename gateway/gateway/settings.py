@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from gateway.addresses import parse_networks
 
 
 class GatewaySettings(BaseSettings):
@@ -15,3 +19,19 @@ class GatewaySettings(BaseSettings):
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     # Signup and login are where credential stuffing happens: they get a tenth of the limit.
     auth_rate_divisor: int = 10
+    # Proxies whose X-Forwarded-For is believed: comma-separated addresses or CIDR ranges.
+    # None by default: the TCP peer is the client (docs/operations.md).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [entry.strip() for entry in value.split(",") if entry.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # a malformed entry stops the gateway from starting
+        return value

@@ -13,14 +13,18 @@ import io
 import json
 import socket
 import tempfile
+import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
+import gateway.ratelimit as ratelimit
 import imagefactory as make
+from gateway.addresses import ClientAddresses, parse_networks
 from gateway.serving import gateway_server
 from gateway.settings import GatewaySettings
 from helpers import Api, eventually
@@ -424,3 +428,86 @@ async def test_unknown_or_repeated_parts_are_refused(
     assert await stored(system) == before
     assert spooled(upload_tmp) == []
     await assert_healthy(api, ana)
+
+
+# 12. Forwarded addresses, bad tokens, trailing slashes
+
+
+@pytest.fixture
+def frozen_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hold the limiter's clock mid-window, so a test never straddles two windows."""
+    now = (int(time.time()) // 60) * 60 + 30.0
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: now))
+
+
+@pytest.mark.parametrize("system_overrides", [{"rate_limit_per_minute": 20}])
+async def test_a_spoofed_forwarded_for_does_not_escape_the_login_limit(
+    served: str, frozen_window: None
+) -> None:
+    """Through the gateway's own server, on loopback: each attempt names another address."""
+    async with httpx.AsyncClient(base_url=served) as client:
+        statuses = []
+        for i in range(4):
+            response = await client.post(
+                "/api/auth/login",
+                json={"login": "nobody", "password": "guess"},
+                headers={"x-forwarded-for": f"203.0.113.{i}", "forwarded": f"for=203.0.113.{i}"},
+            )
+            statuses.append(response.status_code)
+    # max(1, 20 // 10) = 2 attempts per address and window.
+    assert statuses == [401, 401, 429, 429]
+
+
+@pytest.mark.parametrize("system_overrides", [{"rate_limit_per_minute": 20}])
+async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
+    api: Api, system: Any, frozen_window: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def attempts(forwarded_for: str) -> list[int]:
+        statuses = []
+        for _ in range(3):
+            response = await api.client.post(
+                "/api/auth/login",
+                json={"login": "nobody", "password": "guess"},
+                headers={"x-forwarded-for": forwarded_for},
+            )
+            statuses.append(response.status_code)
+        return statuses
+
+    # The test client's peer is 127.0.0.1: trusted as a proxy here.
+    trusted = ClientAddresses(parse_networks(["127.0.0.1", "10.0.0.0/8"]))
+    monkeypatch.setattr(system.gateway.state.policy, "addresses", trusted)
+    assert await attempts("198.51.100.1") == [401, 401, 429]
+    # Another client behind the proxy has a budget of its own...
+    assert await attempts("198.51.100.2, 10.1.2.3") == [401, 401, 429]
+    # ...and what a client writes left of the address the proxy saw is not believed.
+    assert await attempts("192.0.2.77, 198.51.100.1") == [429, 429, 429]
+    assert await attempts("not-an-address, 198.51.100.3") == [401, 401, 429]
+
+
+@pytest.mark.parametrize("system_overrides", [{"rate_limit_per_minute": 5}])
+async def test_requests_with_bad_or_no_tokens_are_rate_limited_by_address(
+    api: Api, frozen_window: None
+) -> None:
+    statuses = []
+    for authorization in ["Bearer forged", "Bearer a.b.c", "Basic eDp5", "", "Bearer x"]:
+        headers = {"authorization": authorization} if authorization else {}
+        statuses.append((await api.client.get("/api/users/me", headers=headers)).status_code)
+    assert statuses == [401] * 5
+    limited = await api.client.get("/api/feed", headers={"authorization": "Bearer another"})
+    assert_problem(limited, 429)
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/users/me/", "/api/feed/", "/healthz/", "/api/auth/login/", "/api/upload/"]
+)
+async def test_a_trailing_slash_is_404_and_never_echoes_the_host(
+    api: Api, ana: dict[str, Any], path: str
+) -> None:
+    headers = {**ana["headers"], "host": "evil.example"}
+    for method in ("GET", "POST"):
+        response = await api.client.request(method, path, headers=headers)
+        assert response.status_code in (404, 405), response.text
+        assert "location" not in response.headers
+        assert "evil" not in response.text
+        assert_problem(response, response.status_code)
