@@ -5,12 +5,52 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9._]{3,30}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+MAX_CAPTION_CHARS = 2200
+MAX_LOCATION_CHARS = 100
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+# Text people read and the databases store: no control characters (C0, DEL, C1), which
+# PostgreSQL refuses (NUL) or terminals obey, and no lone surrogates, which a JSON escape
+# can carry but UTF-8 cannot encode. A caption may break lines and indent, as Instagram's do.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL_EXCEPT_NEWLINE_AND_TAB = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def single_line_text(value: str) -> str:
+    """Refuse control characters and lone surrogates (a validator for names and the like)."""
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters or unpaired surrogates")
+    return value
+
+
+def multi_line_text(value: str) -> str:
+    """As single_line_text, but newlines and tabs are allowed; CRLF and CR become LF.
+
+    An HTML form sends a textarea's line breaks as CRLF.
+    """
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    if _CONTROL_EXCEPT_NEWLINE_AND_TAB.search(value):
+        raise ValueError(
+            "must not contain control characters other than newline and tab, or unpaired surrogates"
+        )
+    return value
+
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=100), AfterValidator(single_line_text)
+]
+Caption = Annotated[str, Field(max_length=MAX_CAPTION_CHARS), AfterValidator(multi_line_text)]
+Location = Annotated[str, Field(max_length=MAX_LOCATION_CHARS), AfterValidator(single_line_text)]
 
 
 class SignupCreate(BaseModel):
@@ -18,6 +58,7 @@ class SignupCreate(BaseModel):
 
     username: str = Field(max_length=64)
     email: str = Field(max_length=254)
+    # Opaque: only hashed, so any character may be in it (control characters too).
     password: str = Field(min_length=8, max_length=128)
     first_name: Name | None = None
     last_name: Name | None = None
@@ -34,7 +75,7 @@ class SignupCreate(BaseModel):
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
-        value = value.strip()
+        value = single_line_text(value.strip())
         if not EMAIL_PATTERN.fullmatch(value):
             raise ValueError("not an email address")
         return value
@@ -43,7 +84,7 @@ class SignupCreate(BaseModel):
 class LoginCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    login: str = Field(min_length=1, max_length=254)
+    login: Annotated[str, AfterValidator(single_line_text)] = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=128)
 
 

@@ -14,9 +14,17 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from media_service.imaging import SNIFF_BYTES, sniff_image_type
 from photogram_common.problems import Problem
+from photogram_common.schemas import (
+    MAX_CAPTION_CHARS,
+    MAX_LOCATION_CHARS,
+    multi_line_text,
+    single_line_text,
+)
 
 MAX_FILES = 10
-MAX_FIELD_CHARS = {"caption": 2200, "location": 100}
+MAX_FIELD_CHARS = {"caption": MAX_CAPTION_CHARS, "location": MAX_LOCATION_CHARS}
+# How each text field is checked: a caption may break lines, a location may not.
+_FIELD_TEXT = {"caption": multi_line_text, "location": single_line_text}
 # A field's bytes may be up to 4 per character in UTF-8.
 _MAX_FIELD_BYTES = 4 * max(MAX_FIELD_CHARS.values())
 # RFC 2046: 1 to 70 of these characters, the last not a space.
@@ -121,7 +129,7 @@ class _UploadParser:
             self._handle.close()
             self._handle = None
         elif self._field is not None:
-            self.result.fields[self._field] = self._field_bytes.decode("utf-8", "replace")
+            self.result.fields[self._field] = _field_text(self._field, bytes(self._field_bytes))
 
     def close(self) -> None:
         if self._handle is not None:
@@ -173,13 +181,24 @@ async def parse_upload(
     return _validated(handler.result)
 
 
+def _field_text(name: str, raw: bytes) -> str:
+    """A text part as the post will keep it, or a 422 naming the part."""
+    try:
+        text = _FIELD_TEXT[name](raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise _invalid(f"{name} is not UTF-8 text.", name) from exc
+    except ValueError as exc:
+        raise _invalid(f"{name} {exc}.", name) from exc
+    limit = MAX_FIELD_CHARS[name]
+    if len(text) > limit:
+        raise _invalid(f"{name} is over {limit} characters.", name)
+    return text
+
+
 def _validated(upload: ParsedUpload) -> ParsedUpload:
     try:
         if not upload.files:
             raise _invalid("Attach at least one file.", "file")
-        for name, limit in MAX_FIELD_CHARS.items():
-            if len(upload.fields.get(name, "")) > limit:
-                raise _invalid(f"{name} is over {limit} characters.", name)
         for item in upload.files:
             item.content_type = sniff_image_type(item.head)
             if item.content_type is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from photogram_common.schemas import PostRead, PostsPage
+from photogram_common.schemas import Caption, Location, PostRead, PostsPage
 
 __all__ = [
     "PostCreate",
@@ -15,16 +15,14 @@ __all__ = [
     "RebuildCreate",
 ]
 
-MAX_CAPTION = 2200
-MAX_LOCATION = 100
 MAX_MEDIA = 10
 
 
 class PostCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    caption: str | None = Field(default=None, max_length=MAX_CAPTION)
-    location: str | None = Field(default=None, max_length=MAX_LOCATION)
+    caption: Caption | None = None
+    location: Location | None = None
     media_ids: list[str] = Field(min_length=1, max_length=MAX_MEDIA)
 
 

@@ -511,3 +511,121 @@ async def test_a_trailing_slash_is_404_and_never_echoes_the_host(
         assert "location" not in response.headers
         assert "evil" not in response.text
         assert_problem(response, response.status_code)
+
+
+# 14. Control characters in text
+
+
+BAD_TEXT = {
+    "nul": "a\x00b",
+    "escape": "\x1b[2J",
+    "del": "a\x7f",
+    "c1": "a\x85b",
+    "bell": "\x07",
+    "lone-surrogate": "a\ud800b",
+}
+
+
+@pytest.mark.parametrize("field", ["first_name", "last_name", "location", "email"])
+@pytest.mark.parametrize(
+    "text",
+    [*BAD_TEXT.values(), "two\nlines", "a\tb"],
+    ids=[*BAD_TEXT, "newline", "tab"],
+)
+async def test_control_characters_in_signup_fields_are_422(api: Api, field: str, text: str) -> None:
+    value = f"{text}@example.com" if field == "email" else f"Ana {text}"
+    body = {
+        "username": "cyd",
+        "email": "cyd@example.com",
+        "password": "correct horse battery",
+        field: value,
+    }
+    response = await api.client.post(
+        "/api/auth/signup",
+        content=json.dumps(body).encode(),  # ensure_ascii: a lone surrogate as an escape
+        headers={"content-type": "application/json"},
+    )
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["loc"] == ["body", field]
+    # Nothing was written: the name is still free.
+    cyd = await api.signup("cyd")
+    assert cyd["user"]["first_name"] is None
+
+
+@pytest.mark.parametrize("text", list(BAD_TEXT.values()), ids=list(BAD_TEXT))
+async def test_control_characters_in_the_login_are_422(
+    api: Api, ana: dict[str, Any], text: str
+) -> None:
+    body = {"login": f"ana{text}", "password": "correct horse battery"}
+    response = await api.client.post(
+        "/api/auth/login",
+        content=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["loc"] == ["body", "login"]
+    await assert_healthy(api, ana)
+
+
+async def test_a_password_is_opaque_but_must_be_unicode(api: Api) -> None:
+    opaque = "pass\x00word\twith\x1bcontrols"
+    dee = await api.signup("dee", password=opaque)
+    login = await api.client.post("/api/auth/login", json={"login": "dee", "password": opaque})
+    assert login.status_code == 200, login.text
+    body = {"username": "eve", "email": "eve@example.com", "password": "long enough \ud800"}
+    response = await api.client.post(
+        "/api/auth/signup",
+        content=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert assert_problem(response, 422)["errors"][0]["loc"] == ["body", "password"]
+    await assert_healthy(api, dee)
+
+
+UPLOAD_TEXT = {
+    **{
+        f"caption-{name}": ("caption", text.encode("utf-8", "surrogatepass"))
+        for name, text in BAD_TEXT.items()
+    },
+    "caption-not-utf8": ("caption", b"caf\xe9"),
+    **{
+        f"location-{name}": ("location", text.encode("utf-8", "surrogatepass"))
+        for name, text in BAD_TEXT.items()
+    },
+    "location-newline": ("location", b"Lisbon\nPorto"),
+    "location-tab": ("location", b"Lisbon\tPorto"),
+    "location-not-utf8": ("location", b"\xff"),
+}
+
+
+@pytest.mark.parametrize("case", UPLOAD_TEXT)
+async def test_control_characters_in_caption_and_location_are_422(
+    api: Api, system: Any, ana: dict[str, Any], upload_tmp: Any, case: str
+) -> None:
+    field, raw = UPLOAD_TEXT[case]
+    before = await stored(system)
+    body = _form_part("file", make.jpeg(64, 48), "a.jpg") + _form_part(field, raw) + b"--x--\r\n"
+    response = await api.client.post(
+        "/api/upload",
+        content=body,
+        headers={**ana["headers"], "content-type": "multipart/form-data; boundary=x"},
+    )
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["loc"] == ["body", field]
+    assert await stored(system) == before
+    assert spooled(upload_tmp) == []
+    await assert_healthy(api, ana)
+
+
+async def test_captions_keep_newlines_and_tabs_and_crlf_becomes_lf(
+    api: Api, ana: dict[str, Any]
+) -> None:
+    files = [("a.jpg", make.jpeg(64, 48), "image/jpeg")]
+    response = await upload(
+        api, ana["headers"], files, caption="line one\r\nline two\n\tindented\rend 😀"
+    )
+    assert response.status_code == 201, response.text
+    post = response.json()
+    assert post["caption"] == "line one\nline two\n\tindented\nend 😀"
+    fetched = await api.client.get(f"/api/post/{post['post_id']}", headers=ana["headers"])
+    assert fetched.json()["caption"] == post["caption"]
