@@ -221,6 +221,34 @@ async def test_a_consumer_stopped_while_retrying_leaves_the_record_to_its_group(
     assert await dead_letters(bus) == []
 
 
+async def test_a_record_whose_partition_moved_mid_retry_is_left_to_the_new_owner(
+    bus: EventBus,
+) -> None:
+    await bus.publish([follow(1)])
+    failures: list[int] = []
+    handled: list[int] = []
+
+    async def down_then_up(event: FollowCreated) -> None:
+        if len(failures) < 3:
+            failures.append(1)
+            raise ServiceUnavailable("user-service")
+        handled.append(event.follower_id)
+
+    policy = RetryPolicy(attempts=1, backoff_seconds=0.01, transient_deadline_seconds=0.01)
+    consumer = EventConsumer(
+        bus, group=GROUP, routes={FollowCreated: [down_then_up]}, policy=policy
+    )
+    owns = consumer.inner.owns
+    consumer.inner.owns = lambda message: False  # type: ignore[method-assign]  # a rebalance
+    async with consuming(consumer):
+        await eventually(lambda: _at_least(failures, 3), timeout=30)
+        consumer.inner.owns = owns  # type: ignore[method-assign]
+        await eventually(lambda: _at_least(handled, 1), timeout=30)
+    # Past its deadline, yet not dead-lettered: the record was no longer this member's.
+    assert consumer.stats["handed_over"] >= 1
+    assert await dead_letters(bus) == []
+
+
 async def test_routes_dispatch_by_type_and_skip_what_the_group_does_not_handle(
     bus: EventBus,
 ) -> None:

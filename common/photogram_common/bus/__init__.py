@@ -30,7 +30,8 @@ Handler = Callable[[Message], Awaitable[None]]
 
 
 class Stopped(Exception):
-    """Raised by a handler whose consumer is stopping: the message is left uncommitted."""
+    """Raised by a handler to leave its message uncommitted: the consumer is stopping, or
+    its partition has moved to another member of the group."""
 
 
 class Consumer(Protocol):
@@ -38,11 +39,15 @@ class Consumer(Protocol):
         """Deliver messages to the handler until stopped; commit each only after it succeeded.
 
         A handler that raises is given the message again after a pause; one that raises
-        `Stopped` ends the run with the message uncommitted. Handled offsets are committed
-        before `run` returns, also when its task is cancelled.
+        `Stopped` leaves it uncommitted and is not given it again by this run. Handled
+        offsets are committed before `run` returns, also when its task is cancelled.
         """
 
     async def stop(self) -> None: ...
+
+    def owns(self, message: Message) -> bool:
+        """Whether the message's partition is still this member's (a handler that retries
+        for long asks, so that two members do not both work on it after a rebalance)."""
 
 
 class EventBus(Protocol):

@@ -17,6 +17,7 @@ minute, without it); each dead letter is logged once and counted in `stats`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -183,7 +184,7 @@ class EventConsumer:
                         extra=self._where(message) | {"failures": failures, "error": repr(exc)},
                     )
                 self.stats["retries"] += 1
-                await self._pause(self.policy.delay(failures))
+                await self._pause(self.policy.delay(failures), message)
                 continue
             self.stats["handled"] += 1
             if failures:
@@ -207,15 +208,18 @@ class EventConsumer:
             "offset": message.offset,
         }
 
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, unless the consumer stops first: then leave the record uncommitted."""
+    async def _pause(self, seconds: float, message: Message) -> None:
+        """Sleep before a retry; leave the record uncommitted if the consumer stops first or
+        its partition went to another member meanwhile (which takes the record from there)."""
+        if not self._stopped.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), seconds)
         if self._stopped.is_set():
             raise Stopped
-        try:
-            await asyncio.wait_for(self._stopped.wait(), seconds)
-        except TimeoutError:
-            return
-        raise Stopped
+        if not self.inner.owns(message):
+            self.stats["handed_over"] += 1
+            log.info("partition moved to another member mid-retry", extra=self._where(message))
+            raise Stopped
 
     async def _dead_letter(
         self, message: Message, exc: BaseException, *, attempts: int, reason: str
@@ -245,7 +249,7 @@ class EventConsumer:
                         "could not publish a dead letter; retrying",
                         extra=self._where(message) | {"error": repr(publish_error)},
                     )
-                await self._pause(self.policy.delay(failures))
+                await self._pause(self.policy.delay(failures), message)
         self.stats["dead_lettered"] += 1
         log.error(
             "event dead-lettered; its partition moves on",

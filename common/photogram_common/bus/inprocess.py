@@ -318,23 +318,26 @@ class InProcessConsumer:
                     stopper.cancel()
                 continue
             for message in heads:
-                if self._stopped.is_set() or not await self._deliver(message):
+                if self._stopped.is_set():
                     return
+                await self._deliver(message)
             await self._bus.flush_offsets()
 
-    async def _deliver(self, message: Message) -> bool:
-        """Handle and commit one message; False when the handler says the consumer stops."""
+    async def _deliver(self, message: Message) -> None:
+        """Handle one message and commit it, unless the handler failed or left it."""
         try:
             await self._handler(message)
         except Stopped:
-            return False
+            return
         except Exception:
             # Not committed: the same message comes back after a pause, as with Kafka.
             log.exception("handler failed; will retry", extra={"topic": message.topic})
             await asyncio.sleep(self._bus._retry_delay)
-            return True
+            return
         self._bus.commit(self._group, message)
-        return True
 
     async def stop(self) -> None:
         self._stopped.set()
+
+    def owns(self, message: Message) -> bool:
+        return True  # one member per group in a process: every partition is its own

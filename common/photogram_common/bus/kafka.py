@@ -200,7 +200,11 @@ class KafkaConsumer:
                     for record in records:
                         if tp not in consumer.assignment() or self._stopped.is_set():
                             break
-                        await self._handle(tp, record)
+                        if not await self._handle(tp, record):
+                            # Left uncommitted: fetched again from here if still ours.
+                            if tp in consumer.assignment() and not self._stopped.is_set():
+                                consumer.seek(tp, record.offset)
+                            break
                 await self.commit_handled()
         finally:
             # Also when stopped mid-batch or cancelled: handled records are not handled again.
@@ -208,22 +212,30 @@ class KafkaConsumer:
                 await self.commit_handled()
             await consumer.stop()
 
-    async def _handle(self, tp: TopicPartition, record: object) -> None:
+    async def _handle(self, tp: TopicPartition, record: object) -> bool:
+        """Hand one record to the handler until it succeeds; False if it was left."""
         message = _message(record, self._prefix)
         while not self._stopped.is_set():
             try:
                 await self._handler(message)
             except Stopped:
-                return
+                return False
             except Exception:
                 log.exception("handler failed; will retry", extra={"topic": message.topic})
                 await asyncio.sleep(self._retry_delay)
                 continue
             self._handled[tp] = message.offset + 1
-            return
+            return True
+        return False
 
     async def stop(self) -> None:
         self._stopped.set()
+
+    def owns(self, message: Message) -> bool:
+        if self._consumer is None:
+            return False
+        tp = TopicPartition(self._prefix + message.topic, message.partition)
+        return tp in self._consumer.assignment()
 
 
 def _key_bytes(key: str) -> bytes:
