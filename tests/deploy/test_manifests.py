@@ -243,7 +243,7 @@ def test_every_service_has_an_hpa_and_a_pdb(overlay: str) -> None:
 def test_kafka_topics_fit_the_brokers_and_the_workers(overlay: str) -> None:
     docs = built(overlay)
     topics = {t["spec"]["topicName"]: t["spec"] for t in of_kind(docs, "KafkaTopic").values()}
-    assert set(topics) == {"photogram.posts.v1", "photogram.follows.v1"}
+    assert set(topics) == {"photogram.posts.v1", "photogram.follows.v1", "photogram.deadletters.v1"}
     brokers = sum(p["spec"]["replicas"] for p in of_kind(docs, "KafkaNodePool").values())
     for spec in topics.values():
         assert spec["replicas"] <= brokers
