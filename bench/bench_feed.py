@@ -23,7 +23,8 @@ run alone on the machine, one after the other, on the same PostgreSQL data:
 
 For each: the highest open-loop rate served with p99 <= `--p99-ms` (100) and no error,
 searched by doubling from `--start-rate` until a trial fails, then bisecting to
-`--precision` (10 %); one trial is `--trial-seconds` of load from a separate
+`--precision` (10 %); one trial is `--trial-seconds` (8) of load, longer at low rates
+so that it has at least `--min-requests` (400) requests, from a separate
 load-generator process (aiohttp; request i scheduled at t0 + i/R, latency counted from
 that time, so queueing in the generator counts; readers drawn at random from the sample,
 each with an access token minted with the bench's JWT secret). Then a run at half that
@@ -647,12 +648,17 @@ def line(system: str, result: dict) -> str:
     )
 
 
+def trial_seconds(args: argparse.Namespace, rate: float) -> float:
+    """A trial's length: long enough for a p99 that is not just the slowest few requests."""
+    return round(max(args.trial_seconds, args.min_requests / rate), 1)
+
+
 def find_max(system: System, args: argparse.Namespace, readers_file: Path) -> dict:
     """Double until a trial fails, then bisect to the precision; the highest passing rate."""
     trials: list[dict] = []
 
     def run(rate: float) -> bool:
-        result = trial(system, rate, args.trial_seconds, readers_file)
+        result = trial(system, rate, trial_seconds(args, rate), readers_file)
         trials.append(result)
         ok = passed(result, args.p99_ms)
         print(line(system.name, result) + ("" if ok else "  FAIL"), flush=True)
@@ -886,7 +892,7 @@ def measure(
         figures["search"] = find_max(system, args, readers_file)
         top = figures["search"]["max_rps"]
         if top:
-            half = trial(system, round(top / 2, 1), args.trial_seconds, readers_file)
+            half = trial(system, top / 2, trial_seconds(args, top / 2), readers_file)
             print(line(system.name, half) + "  (half of the maximum)", flush=True)
             figures["at_half"] = half
             settle(system, args.pause)
@@ -924,6 +930,7 @@ def orchestrate(args: argparse.Namespace) -> None:
             "p99_ms_at_most": args.p99_ms,
             "errors": 0,
             "trial_seconds": args.trial_seconds,
+            "trial_requests_at_least": args.min_requests,
             "search": f"x2 from {args.start_rate}/s until a failure, then bisection to "
             f"{args.precision:.0%}",
         },
@@ -972,6 +979,7 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=20_000)
     parser.add_argument("--systems", default="photogram,pull,floor")
     parser.add_argument("--trial-seconds", type=float, default=8.0)
+    parser.add_argument("--min-requests", type=int, default=400, help="per trial, at least")
     parser.add_argument("--knee-seconds", type=float, default=15.0)
     parser.add_argument("--start-rate", type=float, default=25.0)
     parser.add_argument("--max-rate", type=float, default=20_000.0)
