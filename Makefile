@@ -7,12 +7,13 @@ RUN := $(UV) run --frozen
 BACKENDS_ENV = eval "$$(bash scripts/backends.sh env)"
 BENCH_USERS ?= 100000
 
-.PHONY: help install run test test-real test-all up down lint format bench bench-feed bench-redis-loss schemathesis validate-deploy clean
+.PHONY: help install run test test-real test-faults test-all up down lint format bench bench-feed bench-redis-loss schemathesis validate-deploy clean
 
 help:
 	@echo "make run        the whole system in one process (embedded mode), gateway on PHOTOGRAM_PORT (8000)"
 	@echo "make test       the test suite in the embedded mode (SQLite, in-process bus, fakeredis, disk)"
 	@echo "make test-real  the same suites on PostgreSQL, Kafka, Redis and S3 (started by scripts/backends.sh)"
+	@echo "make test-faults  kills, stops and impairs a stack of its own; delivery checked from the API (root)"
 	@echo "make up / down  the distributed mode: real backends and one process per service"
 	@echo "make lint       ruff and mypy"
 	@echo "make bench-feed feed reads: Photogram vs the pull monolith vs the floor (BENCH_USERS=$(BENCH_USERS))"
@@ -37,6 +38,13 @@ test: install
 test-real: install
 	bash scripts/backends.sh start
 	$(BACKENDS_ENV) && PHOTOGRAM_TEST_BACKENDS=real $(RUN) pytest
+
+# The fault suite starts its own PostgreSQL, Redis and Kafka (tests/faults/stack.py); the
+# shared backends give it the object store and the Kafka jars. `timeout` is a backstop: the
+# suite bounds each case and itself, and stops its stack on SIGTERM.
+test-faults: install
+	bash scripts/backends.sh start
+	$(BACKENDS_ENV) && timeout --kill-after=30 1000 $(RUN) python tests/faults/run.py $(if $(CASES),--cases $(CASES))
 
 up: install
 	bash scripts/backends.sh start
