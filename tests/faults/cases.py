@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,14 +57,23 @@ class Context:
 Fault = Callable[[Context, Crowd, Uploads], Awaitable[float]]
 
 
-async def streamed(ctx: Context, fault: Fault, *, before: float = 1.5) -> Delivery:
+async def streamed(
+    ctx: Context, fault: Fault, *, before: float = 1.5, after: float = 0.0
+) -> Delivery:
     """The common shape: a crowd, uploads streaming, the fault (returning the moment of
-    recovery), one more post per author, then the delivery check."""
-    crowd, _ = await make_crowd(ctx.api, ctx.tag)
+    recovery), `after` seconds more of uploads and signups, one more post per author, then
+    the delivery check."""
+    refused: Counter[str] = Counter()
+    crowd, _ = await make_crowd(ctx.api, ctx.tag, refused=refused)
+    if refused:
+        ctx.notes.append(f"signups refused while the crowd was made: {dict(refused)}")
     records = await ctx.stack.topic_records(POSTS_TOPIC)
     uploads = ctx.stream(crowd)
     await asyncio.sleep(before)
     recovered = await fault(ctx, crowd, uploads)
+    if after:
+        refused = await signups_for(ctx, after)
+        ctx.notes.append(f"signups in the {after:.0f} s after recovery refused: {dict(refused)}")
     stopping = asyncio.create_task(uploads.stop())
     await uploads.one_each(recovered + DEADLINE)
     await stopping
@@ -71,6 +81,28 @@ async def streamed(ctx: Context, fault: Fault, *, before: float = 1.5) -> Delive
     delivery = await await_delivery(ctx.client, crowd, uploads.acked, recovered)
     await note_records(ctx, records, len(uploads.acked))
     return delivery
+
+
+async def signups_for(ctx: Context, seconds: float) -> Counter[str]:
+    """Sign up a user every half second for a while; count what was refused."""
+    refused: Counter[str] = Counter()
+    until = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < until:
+        n += 1
+        body = {
+            "username": f"{ctx.tag}s{n}",
+            "email": f"{ctx.tag}s{n}@example.com",
+            "password": "correct horse battery",
+        }
+        try:
+            status = str((await ctx.client.post("/api/auth/signup", json=body)).status_code)
+        except httpx.HTTPError as exc:
+            status = type(exc).__name__
+        if status != "201":
+            refused[status] += 1
+        await asyncio.sleep(0.5)
+    return refused
 
 
 async def note_records(ctx: Context, before: int, posts: int) -> None:
@@ -245,7 +277,9 @@ async def postgres_restart(ctx: Context) -> Delivery:
         )
         return time.monotonic()
 
-    return await streamed(ctx, fault)
+    # Writes go on past the services' worker-id lease checks (every 5 s), which find the
+    # leases PostgreSQL dropped on restart.
+    return await streamed(ctx, fault, after=8)
 
 
 async def redis_flushall(ctx: Context) -> Delivery:
@@ -281,7 +315,10 @@ async def redis_stop(ctx: Context) -> Delivery:
 async def rebuild_source_down(ctx: Context) -> Delivery:
     """Readers whose timelines are unbuilt read while post-service (the rebuild's source) is
     stopped: a page may fail, but no 200 may miss a post that existed before, then or after."""
-    crowd, cold = await make_crowd(ctx.api, ctx.tag, followers=2, cold=3)
+    refused: Counter[str] = Counter()
+    crowd, cold = await make_crowd(ctx.api, ctx.tag, followers=2, cold=3, refused=refused)
+    if refused:
+        ctx.notes.append(f"signups refused while the crowd was made: {dict(refused)}")
     uploads = ctx.stream(crowd)
     await asyncio.sleep(2.5)
     await uploads.stop()

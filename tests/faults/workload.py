@@ -62,19 +62,48 @@ async def feed(client: httpx.AsyncClient, user: dict[str, Any]) -> tuple[int, li
             return 200, seen
 
 
+async def signup(api: Api, username: str, refused: Counter[str] | None = None) -> dict[str, Any]:
+    """Api.signup, retried for up to 30 s while the API answers 5xx (counted in `refused`)."""
+    body = {
+        "username": username,
+        "email": f"{username}@example.com",
+        "password": "correct horse battery",
+    }
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            response = await api.client.post("/api/auth/signup", json=body)
+            outcome = str(response.status_code)
+        except httpx.HTTPError as exc:
+            response, outcome = None, type(exc).__name__
+        if response is not None and response.status_code == 201:
+            data: dict[str, Any] = response.json()
+            data["headers"] = {"Authorization": f"Bearer {data['access_token']}"}
+            data["id"] = data["user"]["user_id"]
+            return data
+        if refused is not None:
+            refused[f"signup:{outcome}"] += 1
+        retriable = response is None or response.status_code >= 500
+        if not retriable or time.monotonic() > deadline:
+            raise AssertionError(
+                f"signup {username}: {outcome} {response.text if response else ''}"
+            )
+        await asyncio.sleep(0.25)
+
+
 async def make_crowd(
-    api: Api, tag: str, *, followers: int = 3, cold: int = 0
+    api: Api, tag: str, *, followers: int = 3, cold: int = 0, refused: Counter[str] | None = None
 ) -> tuple[Crowd, list[dict[str, Any]]]:
     """Authors covering every partition, warm followers (fed once) and cold ones (never read)."""
     by_partition: dict[int, dict[str, Any]] = {}
     for i in range(PARTITIONS * 6):
-        user = await api.signup(f"{tag}a{i}")
+        user = await signup(api, f"{tag}a{i}", refused)
         by_partition.setdefault(partition_of(user["id"]), user)
         if len(by_partition) == PARTITIONS:
             break
     authors = [by_partition[p] for p in sorted(by_partition)]
-    warm = [await api.signup(f"{tag}f{i}") for i in range(followers)]
-    unread = [await api.signup(f"{tag}c{i}") for i in range(cold)]
+    warm = [await signup(api, f"{tag}f{i}", refused) for i in range(followers)]
+    unread = [await signup(api, f"{tag}c{i}", refused) for i in range(cold)]
     for reader in (*warm, *unread):
         for author in authors:
             await follow(api, reader, author)
@@ -105,7 +134,7 @@ async def upload(client: httpx.AsyncClient, author: dict[str, Any]) -> tuple[str
 
 async def warm_up(api: Api, deadline: float) -> int:
     """One acknowledged upload before the cases (the image pool starts on the first)."""
-    user = await api.signup("warmup")
+    user = await signup(api, "warmup")
     tries = 0
     while time.monotonic() < deadline:
         tries += 1
