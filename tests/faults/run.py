@@ -170,8 +170,17 @@ async def main_task(names: list[str]) -> int:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
+    signalled: list[int] = []
+
+    def interrupt(sig: int) -> None:
+        # Once: a second signal must not cut short the stack's stop that the first began.
+        print(f"[faults] signal {sig}{'' if not signalled else ' again (ignored)'}", flush=True)
+        if not signalled:
+            signalled.append(sig)
+            task.cancel()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, interrupt, sig)
     return await suite(names)
 
 

@@ -128,6 +128,11 @@ async def run(*command: str, timeout: float = 60, check: bool = True) -> str:  #
         proc.kill()
         await proc.wait()
         raise StackError(f"{' '.join(command)}: no answer within {timeout:.0f} s") from None
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
     text = out.decode(errors="replace")
     if check and proc.returncode != 0:
         raise StackError(f"{' '.join(command)} exited {proc.returncode}: {text.strip()[-2000:]}")
@@ -314,6 +319,10 @@ class Stack:
 
     async def stop(self) -> None:
         """Everything the suite started, stopped by the ids it recorded; the netns removed."""
+        from netem import clear_impairment
+
+        with contextlib.suppress(Exception):
+            await clear_impairment()
         await asyncio.gather(*(self.stop_service(name) for name in list(self.processes)))
         if self.kafka is not None and alive(self.kafka.pid):
             with contextlib.suppress(OSError):
@@ -331,6 +340,25 @@ class Stack:
                 check=False,
             )
         await self.remove_netns()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.drop_bucket(), 60)
+
+    async def drop_bucket(self) -> None:
+        """The suite's objects in the shared object store go with it."""
+        from photogram_common.blobs import S3BlobStore
+
+        store = S3BlobStore(
+            endpoint_url=os.environ["PHOTOGRAM_S3_ENDPOINT_URL"],
+            bucket=BUCKET,
+            access_key=os.environ["PHOTOGRAM_S3_ACCESS_KEY"],
+            secret_key=os.environ["PHOTOGRAM_S3_SECRET_KEY"],
+            region=os.environ.get("PHOTOGRAM_S3_REGION", "us-east-1"),
+        )
+        await store.open()
+        try:
+            await store.drop_bucket()
+        finally:
+            await store.close()
 
     async def clean_leftovers(self) -> None:
         """Processes and the namespace an interrupted earlier run of this suite left behind."""
