@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 POSTS_TOPIC = "photogram.posts.v1"
 FOLLOWS_TOPIC = "photogram.follows.v1"
@@ -43,15 +43,26 @@ class PostCreated(_PostEvent):
 
 class PostDeleted(_PostEvent):
     type_name = "post.deleted"
+    # The post's media, for media-service to delete (empty in events from before it).
+    media_ids: list[int] = Field(default_factory=list)
+
+
+Crossing = Literal["up", "down"]
 
 
 class _FollowEvent(Event):
-    """A change of the graph, keyed by follower; carries the followee's new follower count."""
+    """A change of the graph, keyed by follower; carries the followee's new follower count
+    and delivery state, both as user-service wrote them in the change's transaction."""
 
     topic = FOLLOWS_TOPIC
     follower_id: int
     followee_id: int
     followee_followers_count: int
+    # Whether the followee is pulled (read at read time) after this change: user-service's
+    # flag, with hysteresis (docs/decisions.md). None in events written before it kept one.
+    followee_pulled: bool | None = None
+    # "up" when this change made the followee pulled, "down" when it made them pushed again.
+    followee_crossed: Crossing | None = None
 
     def key(self) -> str:
         return str(self.follower_id)

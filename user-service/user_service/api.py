@@ -11,6 +11,7 @@ from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
 from user_service.schemas import (
     AuthRead,
+    DeliveryRead,
     FolloweesRead,
     FollowerIdsPage,
     FollowRead,
@@ -122,3 +123,8 @@ async def active_followers(
 @router.get("/internal/users/{user_id}/followees")
 async def followees(user_id: UserIdPath, users: Users, _: Caller) -> FolloweesRead:
     return await users.followees(user_id)
+
+
+@router.get("/internal/users/{user_id}/delivery")
+async def delivery(user_id: UserIdPath, users: Users, _: Caller) -> DeliveryRead:
+    return await users.delivery(user_id)

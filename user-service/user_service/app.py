@@ -51,6 +51,7 @@ def create_app(
         jwt_secret=platform.jwt_secret,
         token_ttl_seconds=platform.access_token_ttl_seconds,
         seen_resolution_seconds=settings.seen_resolution_seconds,
+        celebrity_threshold=platform.celebrity_threshold,
     )
 
     async def count_post(envelope: Envelope) -> None:

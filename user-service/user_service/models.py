@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -12,6 +13,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    false,
 )
 
 from photogram_common.outbox import outbox_table
@@ -34,6 +36,9 @@ users = Table(
     Column("followers_count", Integer, nullable=False, server_default="0"),
     Column("following_count", Integer, nullable=False, server_default="0"),
     Column("posts_count", Integer, nullable=False, server_default="0"),
+    # Delivery: pulled at read time (a celebrity) or pushed to followers. Set when the count
+    # reaches the threshold, cleared only at threshold - band or below (service.next_pulled).
+    Column("pulled", Boolean, nullable=False, server_default=false()),
 )
 
 follows = Table(

@@ -44,9 +44,7 @@ async def insert_follow(
     """Insert the edge; False when it existed already."""
     statement = insert_ignoring_conflicts(
         session, follows, on=("follower_id", "followee_id")
-    ).values(
-        follower_id=follower_id, followee_id=followee_id, id=follow_id, created_at=at
-    )
+    ).values(follower_id=follower_id, followee_id=followee_id, id=follow_id, created_at=at)
     result: Any = await session.execute(statement)
     return bool(result.rowcount == 1)
 
@@ -62,20 +60,36 @@ async def delete_follow(session: AsyncSession, *, follower_id: int, followee_id:
 
 async def add_to_counts(
     session: AsyncSession, *, follower_id: int, followee_id: int, delta: int
-) -> int:
-    """Move both counts in the database (no read-modify-write); return the followee's new count."""
+) -> tuple[int, bool]:
+    """Move both counts in the database (no read-modify-write); return the followee's new
+    count and their pulled flag as it was. The update holds the followee's row until the
+    transaction ends, so a change of the flag that follows it is decided on this count."""
     await session.execute(
         update(users)
         .where(users.c.id == follower_id)
         .values(following_count=users.c.following_count + delta)
     )
-    count = await session.scalar(
-        update(users)
-        .where(users.c.id == followee_id)
-        .values(followers_count=users.c.followers_count + delta)
-        .returning(users.c.followers_count)
-    )
-    return int(count or 0)
+    row = (
+        await session.execute(
+            update(users)
+            .where(users.c.id == followee_id)
+            .values(followers_count=users.c.followers_count + delta)
+            .returning(users.c.followers_count, users.c.pulled)
+        )
+    ).first()
+    if row is None:
+        return 0, False
+    return int(row.followers_count), bool(row.pulled)
+
+
+async def set_pulled(session: AsyncSession, *, user_id: int, pulled: bool) -> None:
+    await session.execute(update(users).where(users.c.id == user_id).values(pulled=pulled))
+
+
+async def get_pulled(session: AsyncSession, user_id: int) -> bool | None:
+    """The user's pulled flag; None when there is no such user."""
+    found = await session.scalar(select(users.c.pulled).where(users.c.id == user_id))
+    return None if found is None else bool(found)
 
 
 async def add_to_posts_count(session: AsyncSession, *, user_id: int, delta: int) -> None:
@@ -131,14 +145,15 @@ async def active_follower_ids(
     return list((await session.scalars(query)).all())
 
 
-async def followees(session: AsyncSession, *, user_id: int) -> list[tuple[int, int]]:
-    """(followee id, its followers count) for every account the user follows."""
+async def followees(session: AsyncSession, *, user_id: int) -> list[tuple[int, int, bool]]:
+    """(followee id, its followers count, pulled) for every account the user follows."""
     query = (
-        select(users.c.id, users.c.followers_count)
+        select(users.c.id, users.c.followers_count, users.c.pulled)
         .join(follows, follows.c.followee_id == users.c.id)
         .where(follows.c.follower_id == user_id)
     )
-    return [(row.id, row.followers_count) for row in (await session.execute(query)).all()]
+    rows = (await session.execute(query)).all()
+    return [(row.id, row.followers_count, bool(row.pulled)) for row in rows]
 
 
 async def touch_last_active(

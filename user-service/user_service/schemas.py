@@ -23,11 +23,19 @@ class FollowerIdsPage(BaseModel):
 
 
 class FolloweeRead(BaseModel):
-    """Internal: an account the caller follows, with its follower count (push or pull)."""
+    """Internal: an account the caller follows, and whether its posts are pulled."""
 
     user_id: str
     followers_count: int
+    pulled: bool
 
 
 class FolloweesRead(BaseModel):
     items: list[FolloweeRead]
+
+
+class DeliveryRead(BaseModel):
+    """Internal: whether an author is pulled at read time (else pushed to followers)."""
+
+    user_id: str
+    pulled: bool

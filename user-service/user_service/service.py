@@ -8,10 +8,17 @@ from typing import Any
 
 from sqlalchemy import RowMapping
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from photogram_common.cursors import decode_cursor, encode_cursor
 from photogram_common.db import Database
-from photogram_common.events import FollowCreated, FollowDeleted, PostCreated, PostDeleted
+from photogram_common.events import (
+    Crossing,
+    FollowCreated,
+    FollowDeleted,
+    PostCreated,
+    PostDeleted,
+)
 from photogram_common.identity import Identity, issue_access_token
 from photogram_common.ids import IdGenerator
 from photogram_common.outbox import Outbox
@@ -21,6 +28,7 @@ from user_service import repository as repo
 from user_service.passwords import hash_password, verify_password
 from user_service.schemas import (
     AuthRead,
+    DeliveryRead,
     FolloweeRead,
     FolloweesRead,
     FollowerIdsPage,
@@ -54,6 +62,38 @@ def _not_found() -> Problem:
     return Problem(404, "No such user.", title="Not found")
 
 
+def pulled_band(threshold: int) -> int:
+    """How far below the threshold a pulled author must fall to be pushed again."""
+    return max(1, threshold // 10)
+
+
+def next_pulled(count: int, *, was: bool, threshold: int) -> bool:
+    """An author's delivery after a change of their follower count, with hysteresis.
+
+    Pulled from the threshold up; pushed again only at `threshold - band` or below; in
+    between, whatever they were. An author flapping at either edge crosses once.
+    """
+    if count >= threshold:
+        return True
+    if count <= threshold - pulled_band(threshold):
+        return False
+    return was
+
+
+@dataclass(frozen=True)
+class _FolloweeChange:
+    count: int
+    pulled: bool
+    crossed: Crossing | None
+
+    def event_fields(self) -> dict[str, Any]:
+        return {
+            "followee_followers_count": self.count,
+            "followee_pulled": self.pulled,
+            "followee_crossed": self.crossed,
+        }
+
+
 @dataclass
 class UserService:
     database: Database
@@ -62,6 +102,7 @@ class UserService:
     jwt_secret: str
     token_ttl_seconds: int
     seen_resolution_seconds: int = 60
+    celebrity_threshold: int = 10_000
 
     def _auth(self, row: RowMapping) -> AuthRead:
         token = issue_access_token(
@@ -161,15 +202,13 @@ class UserService:
                 at=utcnow(),
             )
             if created:
-                count = await repo.add_to_counts(
+                change = await self._move_counts(
                     session, follower_id=follower_id, followee_id=followee_id, delta=1
                 )
                 await self.outbox.add(
                     session,
                     FollowCreated(
-                        follower_id=follower_id,
-                        followee_id=followee_id,
-                        followee_followers_count=count,
+                        follower_id=follower_id, followee_id=followee_id, **change.event_fields()
                     ),
                 )
         if created:
@@ -183,19 +222,31 @@ class UserService:
                 session, follower_id=follower_id, followee_id=followee_id
             )
             if deleted:
-                count = await repo.add_to_counts(
+                change = await self._move_counts(
                     session, follower_id=follower_id, followee_id=followee_id, delta=-1
                 )
                 await self.outbox.add(
                     session,
                     FollowDeleted(
-                        follower_id=follower_id,
-                        followee_id=followee_id,
-                        followee_followers_count=count,
+                        follower_id=follower_id, followee_id=followee_id, **change.event_fields()
                     ),
                 )
         if deleted:
             self.outbox.notify()
+
+    async def _move_counts(
+        self, session: AsyncSession, *, follower_id: int, followee_id: int, delta: int
+    ) -> _FolloweeChange:
+        """Both counts, then the followee's delivery, in the caller's transaction."""
+        count, was = await repo.add_to_counts(
+            session, follower_id=follower_id, followee_id=followee_id, delta=delta
+        )
+        pulled = next_pulled(count, was=was, threshold=self.celebrity_threshold)
+        crossed: Crossing | None = None
+        if pulled != was:
+            await repo.set_pulled(session, user_id=followee_id, pulled=pulled)
+            crossed = "up" if pulled else "down"
+        return _FolloweeChange(count=count, pulled=pulled, crossed=crossed)
 
     async def follow_page(
         self, *, user_id: int, direction: str, cursor: str | None, limit: int
@@ -232,8 +283,16 @@ class UserService:
         async with self.database.transaction() as session:
             rows = await repo.followees(session, user_id=user_id)
         return FolloweesRead(
-            items=[FolloweeRead(user_id=str(i), followers_count=c) for i, c in rows]
+            items=[FolloweeRead(user_id=str(i), followers_count=c, pulled=p) for i, c, p in rows]
         )
+
+    async def delivery(self, user_id: int) -> DeliveryRead:
+        """Whether the user's posts are pulled at read time or pushed to followers."""
+        async with self.database.transaction() as session:
+            pulled = await repo.get_pulled(session, user_id)
+        if pulled is None:
+            raise _not_found()
+        return DeliveryRead(user_id=str(user_id), pulled=pulled)
 
     async def seen(self, user_id: int) -> None:
         """Record activity, at most once per resolution period (it drives the fan-out)."""
