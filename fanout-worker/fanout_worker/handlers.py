@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 from photogram_common.bus.consumer import Routes
 from photogram_common.clients import ServiceClient
-from photogram_common.events import Event, FollowCreated, FollowDeleted, PostCreated, PostDeleted
+from photogram_common.events import (
+    Crossing,
+    Event,
+    FollowCreated,
+    FollowDeleted,
+    PostCreated,
+    PostDeleted,
+)
 from photogram_common.follows import FollowSets
 from photogram_common.timelines import TimelineStore
 
@@ -22,6 +29,7 @@ class FanoutHandlers:
     users: ServiceClient
     posts: ServiceClient
     feed: ServiceClient
+    # Read only for follow events written before user-service kept the pulled flag.
     celebrity_threshold: int
     page_size: int = 1000
     backfill_posts: int = 40
@@ -67,9 +75,23 @@ class FanoutHandlers:
         )
         return [int(p) for p in found["post_ids"]]
 
-    async def _followers_count(self, user_id: int) -> int:
-        user = await self.users.call("GET", f"/users/{user_id}")
-        return int(user["followers_count"])
+    async def _pulled(self, user_id: int) -> bool:
+        """The author's delivery as user-service keeps it (pulled, or pushed to followers)."""
+        found = await self.users.call("GET", f"/internal/users/{user_id}/delivery")
+        return bool(found["pulled"])
+
+    async def _delivery(self, event: FollowCreated | FollowDeleted) -> tuple[bool, Crossing | None]:
+        """Whether the followee is pulled after this change, and whether it crossed."""
+        if event.followee_pulled is not None:
+            return event.followee_pulled, event.followee_crossed
+        # Written before user-service kept the flag (an upgrade in flight, a replay): the
+        # flag is asked for, and the old rule (a crossing at exactly the threshold) names
+        # the crossing, which the crossing handlers check against the flag anyway.
+        pulled = await self._pulled(event.followee_id)
+        count, threshold = event.followee_followers_count, self.celebrity_threshold
+        if isinstance(event, FollowCreated):
+            return pulled, "up" if count == threshold else None
+        return pulled, "down" if count == threshold - 1 else None
 
     async def post_created(self, event: PostCreated) -> None:
         # The recent list first: a concurrent threshold crossing reads it (see decisions.md).
@@ -77,7 +99,7 @@ class FanoutHandlers:
             recent = await self._newest_posts(event.author_id, self.timelines.recent_cap)
             await self.timelines.build_recent(event.author_id, recent)
         await self.timelines.push([event.author_id], event.post_id)
-        if await self._followers_count(event.author_id) >= self.celebrity_threshold:
+        if await self._pulled(event.author_id):
             return  # pulled at read time: no follower timeline is written
         # The next page of followers is read while the previous one is written.
         pushed = await self.timelines.push_pages(self._followers(event.author_id), event.post_id)
@@ -91,37 +113,42 @@ class FanoutHandlers:
             await self.timelines.remove(followers, [event.post_id])
 
     async def follow_created(self, event: FollowCreated) -> None:
-        pulled = event.followee_followers_count >= self.celebrity_threshold
+        pulled, crossed = await self._delivery(event)
         await self.follows.follow(event.follower_id, event.followee_id, pulled=pulled)
+        await self._crossed(event.followee_id, crossed)
         if pulled:
-            # The follower's next read merges the followee's recent posts.
-            if event.followee_followers_count == self.celebrity_threshold:
-                await self._crossed_up(event.followee_id)
-            return
+            return  # the follower's next read merges the followee's recent posts
         posts = await self._newest_posts(event.followee_id, self.backfill_posts)
         await self.timelines.push_posts(event.follower_id, posts)
 
     async def follow_deleted(self, event: FollowDeleted) -> None:
+        _, crossed = await self._delivery(event)
         await self.follows.unfollow(event.follower_id, event.followee_id)
         posts = await self._newest_posts(event.followee_id, self.timelines.cap)
         await self.timelines.remove([event.follower_id], posts)
-        if event.followee_followers_count == self.celebrity_threshold - 1:
-            await self._crossed_down(event.followee_id)
+        await self._crossed(event.followee_id, crossed)
+
+    async def _crossed(self, author_id: int, crossed: Crossing | None) -> None:
+        # Either event can cross either way: a follow crosses down, an unfollow up, after
+        # the threshold was changed (the flag follows the count at the next change).
+        if crossed == "up":
+            await self._crossed_up(author_id)
+        elif crossed == "down":
+            await self._crossed_down(author_id)
 
     async def _crossed_up(self, author_id: int) -> None:
-        """The author reached the threshold: every follower's reads merge them from now on.
+        """The author became pulled: every follower's reads merge them from now on.
 
         Follow events of different followers arrive out of order, so the author's current
-        count decides, not the event's.
+        flag decides, not the event's.
         """
-        if await self._followers_count(author_id) < self.celebrity_threshold:
+        if not await self._pulled(author_id):
             return
-        async for followers in self._followers(author_id, active_days=0):
-            await self.follows.add_pulled(followers, author_id)
+        await self._pull_for_followers(author_id)
 
     async def _crossed_down(self, author_id: int) -> None:
-        """The author dropped below the threshold: push what reads showed, then stop pulling."""
-        if await self._followers_count(author_id) >= self.celebrity_threshold:
+        """The author is pushed again: push what reads showed, then stop pulling."""
+        if await self._pulled(author_id):
             return
         # Their posts were never pushed; reads merged up to a recent list's worth of them.
         recent = await self._newest_posts(author_id, self.timelines.recent_cap)
@@ -130,3 +157,11 @@ class FanoutHandlers:
                 await self.timelines.push(followers, post_id)
         async for followers in self._followers(author_id, active_days=0):
             await self.follows.remove_pulled(followers, author_id)
+        if await self._pulled(author_id):
+            # Pulled again meanwhile: that crossing's handler may have added them before
+            # the removal above, so add them back (the merge deduplicates the pushed posts).
+            await self._pull_for_followers(author_id)
+
+    async def _pull_for_followers(self, author_id: int) -> None:
+        async for followers in self._followers(author_id, active_days=0):
+            await self.follows.add_pulled(followers, author_id)

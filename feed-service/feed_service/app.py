@@ -50,7 +50,6 @@ def create_app(
         bodies=PostBodies(redis=raw, posts=posts, ttl_seconds=settings.post_cache_seconds),
         users=users,
         posts=posts,
-        celebrity_threshold=platform.celebrity_threshold,
         rebuild_wait_seconds=settings.rebuild_wait_seconds,
     )
     lifespan = service_lifespan(

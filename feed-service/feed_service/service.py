@@ -46,7 +46,6 @@ class FeedService:
     bodies: PostBodies
     users: ServiceClient
     posts: ServiceClient
-    celebrity_threshold: int
     rebuild_wait_seconds: float = 5.0
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -129,7 +128,8 @@ class FeedService:
         pushed: list[int] = []
         pulled: list[int] = []
         for item in found["items"]:
-            target = pulled if item["followers_count"] >= self.celebrity_threshold else pushed
+            # user-service's flag, not the count: it has hysteresis (docs/decisions.md).
+            target = pulled if item["pulled"] else pushed
             target.append(int(item["user_id"]))
         return Followees(pushed=pushed, pulled=pulled)
 
