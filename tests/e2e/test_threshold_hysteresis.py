@@ -173,3 +173,23 @@ async def test_flapping_across_the_threshold_crosses_once_each_way(api: Api, sys
         await eventually(complete, timeout=15)
     await eventually(all_handled, timeout=15)
     assert pushes[(first, int(newer))] == 1
+
+
+async def test_a_follow_event_from_before_the_flag_decodes_and_is_read_by_the_old_rule(
+    api: Api, system: Any
+) -> None:
+    star = await api.signup("star")
+    fans = [await api.signup(f"fan{i}") for i in range(THRESHOLD)]
+    for fan in fans:
+        await follow(api, fan, star)
+    old = (
+        b'{"event_id":"e1","type":"follow.created","version":1,"data":'
+        b'{"follower_id":%d,"followee_id":%d,"followee_followers_count":%d}}'
+    )
+    handlers = system.services["fanout-worker"].state.handlers
+    for count, crossed in ((THRESHOLD, "up"), (THRESHOLD + 1, None)):
+        envelope = Envelope.decode(old % (int(fans[-1]["id"]), int(star["id"]), count))
+        assert envelope is not None and isinstance(envelope.event, FollowCreated)
+        assert (envelope.event.followee_pulled, envelope.event.followee_crossed) == (None, None)
+        # The flag is asked of user-service; the old rule names the crossing.
+        assert await handlers._delivery(envelope.event) == (True, crossed)
