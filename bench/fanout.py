@@ -16,10 +16,14 @@
        with user-service's `repository.active_follower_ids` (pages of 1,000, as the worker
        asks) and push; now with `push_pages`, which reads the next page while one is
        written.
-     Each row reports inserts/s over all its repeats (a lazily trimmed row runs slack + 1
-     repeats, so each timeline is trimmed once within it), Redis's main-thread CPU per
-     insert (INFO cpu) and the command time per insert (INFO commandstats, top-level
-     commands only: a script's time includes the commands it runs). Memory per timeline is
+     The rows are measured in `--rounds` interleaved rounds, a block of `--block` posts
+     per row per round (a lazily trimmed row's block is slack + 1 posts, so each timeline
+     is trimmed once within it; the naive row's is one post). Each row reports the median
+     over the rounds of inserts/s (and the best), Redis's main-thread CPU per insert
+     (INFO cpu: everything the server does, parsing and replies included) and the command
+     time per insert and per call (INFO commandstats, top-level commands only: a script's
+     time includes the commands it runs; wall time inside Redis, so it grows when the
+     machine is busy, unlike the CPU figure). Memory per timeline is
      `MEMORY USAGE key SAMPLES 0` at 800 posts and at 800 + slack, for each encoding.
      A sweep of CHUNK and IN_FLIGHT on each encoding shows where those two are set, with
      how long one call holds Redis.
@@ -38,7 +42,7 @@ database 5 of the local Redis instead (FLUSHDB before and after; its counters ar
 server-wide). PostgreSQL: a database of its own (`photogram_bench_fanout`, made with
 user-service's migrations, dropped at the end).
 
-    uv run python bench/fanout.py [--followers 10000] [--repeats 5] [--authors 2000]
+    uv run python bench/fanout.py [--followers 10000] [--rounds 3] [--authors 2000]
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -275,60 +280,66 @@ async def all_followers(database: Database, author: int, page_size: int) -> list
     return [uid async for page in follower_pages(database, author, page_size) for uid in page]
 
 
-class Rows:
-    """Runs and records the rows of (i): time, inserts, Redis CPU and command time."""
+@dataclass
+class Row:
+    """One row of (i): a push function, measured in blocks of `block` posts per round."""
 
-    def __init__(self, redis: aioredis.Redis, gen: IdGenerator, n: int) -> None:
-        self.redis, self.gen, self.n = redis, gen, n
-        self.rows: list[dict[str, Any]] = []
+    encoding: str
+    name: str
+    fn: Callable[[int], Awaitable[int]]
+    block: int
+    top_level: str = "script"
+    chunk: int | None = None  # the sweep's CHUNK and IN_FLIGHT, else the module's
+    in_flight: int | None = None
+    blocks: list[dict[str, float]] = field(default_factory=list)
 
-    async def run(
-        self,
-        encoding: str,
-        name: str,
-        fn: Callable[[int], Awaitable[int]],
-        repeats: int,
-        top_level: str = "script",
-    ) -> dict[str, Any]:
-        times: list[float] = []
-        cpu0, usec0 = await redis_counters(self.redis)
-        for _ in range(repeats):
-            post = self.gen.next_id()
-            t0 = time.perf_counter()
-            added = await fn(post)
-            times.append(time.perf_counter() - t0)
-            assert added == self.n, (name, added)
-        cpu1, usec1 = await redis_counters(self.redis)
-        inserts = self.n * repeats
-        deltas = [
-            (
-                usec1.get(c, (0, 0))[0] - usec0.get(c, (0, 0))[0],
-                usec1.get(c, (0, 0))[1] - usec0.get(c, (0, 0))[1],
-            )
-            for c in TOP_LEVEL[top_level]
-        ]
-        calls = sum(d[0] for d in deltas)
-        command_usec = sum(d[1] for d in deltas)
-        row = {
-            "encoding": encoding,
-            "row": name,
-            "repeats": repeats,
-            "inserts_per_s": inserts / sum(times),
-            "median_ms": percentile(times, 50) * 1000,
-            "redis_cpu_us_per_insert": (cpu1 - cpu0) * 1e6 / inserts,
-            "command_us_per_insert": command_usec / inserts,
-            # How long one call holds Redis (other clients wait meanwhile).
-            "command_ms_per_call": command_usec / calls / 1000,
-        }
-        self.rows.append(row)
-        print(
-            f"[fanout] {encoding:8} {name}: {row['inserts_per_s']:,.0f} inserts/s "
-            f"(median {row['median_ms']:.0f} ms; Redis CPU {row['redis_cpu_us_per_insert']:.1f} "
-            f"µs/insert, command time {row['command_us_per_insert']:.1f} µs, "
-            f"{row['command_ms_per_call']:.2f} ms per call)",
-            flush=True,
+    async def measure(self, redis: aioredis.Redis, gen: IdGenerator, n: int) -> None:
+        saved = timelines.CHUNK, timelines.IN_FLIGHT
+        timelines.CHUNK = self.chunk or saved[0]
+        timelines.IN_FLIGHT = self.in_flight or saved[1]
+        try:
+            cpu0, stats0 = await redis_counters(redis)
+            elapsed = 0.0
+            for _ in range(self.block):
+                post = gen.next_id()
+                t0 = time.perf_counter()
+                added = await self.fn(post)
+                elapsed += time.perf_counter() - t0
+                assert added == n, (self.name, added)
+            cpu1, stats1 = await redis_counters(redis)
+        finally:
+            timelines.CHUNK, timelines.IN_FLIGHT = saved
+        calls = usec = 0
+        for command in TOP_LEVEL[self.top_level]:
+            calls += stats1.get(command, (0, 0))[0] - stats0.get(command, (0, 0))[0]
+            usec += stats1.get(command, (0, 0))[1] - stats0.get(command, (0, 0))[1]
+        inserts = n * self.block
+        self.blocks.append(
+            {
+                "inserts_per_s": inserts / elapsed,
+                "redis_cpu_us_per_insert": (cpu1 - cpu0) * 1e6 / inserts,
+                "command_us_per_insert": usec / inserts,
+                # How long one call holds Redis (other clients wait meanwhile).
+                "command_ms_per_call": usec / calls / 1000,
+            }
         )
-        return row
+
+    def summary(self) -> dict[str, Any]:
+        def median(key: str) -> float:
+            return percentile([b[key] for b in self.blocks], 50)
+
+        return {
+            "encoding": self.encoding,
+            "row": self.name,
+            "block": self.block,
+            "rounds": len(self.blocks),
+            "inserts_per_s": median("inserts_per_s"),
+            "inserts_per_s_best": max(b["inserts_per_s"] for b in self.blocks),
+            "redis_cpu_us_per_insert": median("redis_cpu_us_per_insert"),
+            "command_us_per_insert": median("command_us_per_insert"),
+            "command_ms_per_call": median("command_ms_per_call"),
+            "blocks": self.blocks,
+        }
 
 
 async def memory_of(redis: aioredis.Redis, key: str) -> dict[str, Any]:
@@ -357,10 +368,8 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
     exact = TimelineStore(redis, cap=CAP, trim_slack=0)
     lazy = TimelineStore(redis, cap=CAP)
     previous = redis.register_script(PREVIOUS_SCRIPT)
-    rows = Rows(redis, gen, n)
     memory: dict[str, Any] = {}
-    sweep: list[dict[str, Any]] = []
-    lazy_repeats = lazy.trim_slack + 1
+    summaries: list[dict[str, Any]] = []
 
     async def previous_full(post: int) -> int:
         ids = await all_followers(database, author, 1000)
@@ -369,6 +378,19 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
     async def current_full(post: int) -> int:
         return await lazy.push_pages(follower_pages(database, author, 1000), post)
 
+    async def naive(post: int) -> int:
+        return await naive_push(redis, user_ids, post)
+
+    async def previous_only(post: int) -> int:
+        return await previous_push(redis, previous, user_ids, post)
+
+    async def exact_push(post: int) -> int:
+        return await exact.push(user_ids, post)
+
+    async def lazy_push(post: int) -> int:
+        return await lazy.push(user_ids, post)
+
+    slack = lazy.trim_slack
     for encoding in ("listpack", "skiplist"):
         await redis.flushdb()
         t = time.perf_counter()
@@ -381,64 +403,48 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
         probe = timeline_key(user_ids[0])
         memory[encoding] = {"at_cap": await memory_of(redis, probe)}
         assert memory[encoding]["at_cap"]["encoding"] == encoding
-        await rows.run(
-            encoding,
-            "naive: ZADD + ZREMRANGEBYRANK, one round trip per follower",
-            lambda p: naive_push(redis, user_ids, p),
-            2,
-            top_level="naive",
-        )
-        await rows.run(
-            encoding,
-            "previous push: a script call per follower, pipelined by 200",
-            lambda p: previous_push(redis, previous, user_ids, p),
-            args.repeats,
-        )
-        await rows.run(
-            encoding,
-            "previous full path: page followers, then previous push",
-            previous_full,
-            args.repeats,
-        )
-        await rows.run(
-            encoding,
-            "push: a call per chunk of keys, exact trim",
-            lambda p: exact.push(user_ids, p),
-            args.repeats,
-        )
-        # The lazily trimmed rows start from timelines at the cap, so within slack + 1
-        # pushes each timeline is trimmed exactly once.
-        await rows.run(
-            encoding,
-            f"push: a call per chunk of keys, lazy trim (slack {lazy.trim_slack})",
-            lambda p: lazy.push(user_ids, p),
-            lazy_repeats,
-        )
-        await rows.run(
-            encoding,
-            f"full path: push_pages over the PostgreSQL pages, lazy trim (slack {lazy.trim_slack})",
-            current_full,
-            lazy_repeats,
-        )
-        # Where CHUNK and IN_FLIGHT are set (exact trimming, so every call does the same).
-        saved = timelines.CHUNK, timelines.IN_FLIGHT
-        try:
-            for chunk, in_flight in SWEEP:
-                timelines.CHUNK, timelines.IN_FLIGHT = chunk, in_flight
-                row = await rows.run(
-                    encoding,
-                    f"sweep: push, chunk {chunk}, {in_flight} in flight, exact trim",
-                    lambda p: exact.push(user_ids, p),
-                    args.repeats,
-                )
-                sweep.append({"chunk": chunk, "in_flight": in_flight, **row})
-        finally:
-            timelines.CHUNK, timelines.IN_FLIGHT = saved
+        # Every row but the lazy ones trims to the cap on each push, so a lazy block of
+        # slack + 1 posts starts at the cap and trims each timeline exactly once.
+        rows = [
+            Row(encoding, "naive: ZADD + ZREMRANGEBYRANK, a round trip per follower", naive, 1,
+                top_level="naive"),
+            Row(encoding, "previous push: a script call per follower, pipelined by 200",
+                previous_only, args.block),
+            Row(encoding, "previous full path: page the followers, then previous push",
+                previous_full, args.block),
+            Row(encoding, "push: a script call per chunk of keys, exact trim", exact_push,
+                args.block),
+            Row(encoding, f"push: a script call per chunk of keys, lazy trim (slack {slack})",
+                lazy_push, slack + 1),
+            Row(encoding, f"full path: push_pages over the pages, lazy trim (slack {slack})",
+                current_full, slack + 1),
+            *(
+                Row(encoding, f"sweep: push, chunk {c}, {k} in flight, exact trim", exact_push,
+                    args.block, chunk=c, in_flight=k)
+                for c, k in SWEEP
+            ),
+        ]  # fmt: skip
+        # Rounds interleave the rows, so a burst of other load on the machine is shared.
+        for round_ in range(args.rounds):
+            for row in rows:
+                await row.measure(redis, gen, n)
+            print(f"[fanout] {encoding}: round {round_ + 1} of {args.rounds} done", flush=True)
+        for row in rows:
+            summary = row.summary()
+            summaries.append(summary)
+            print(
+                f"[fanout] {encoding:8} {row.name}: {summary['inserts_per_s']:,.0f} inserts/s "
+                f"(best {summary['inserts_per_s_best']:,.0f}; Redis CPU "
+                f"{summary['redis_cpu_us_per_insert']:.1f} µs/insert, command time "
+                f"{summary['command_us_per_insert']:.1f} µs, "
+                f"{summary['command_ms_per_call']:.2f} ms per call)",
+                flush=True,
+            )
         lengths = {await redis.zcard(timeline_key(uid)) for uid in user_ids[:200]}
-        assert all(CAP + 1 <= length <= CAP + lazy.trim_slack + 1 for length in lengths), lengths
+        assert all(CAP + 1 <= length <= CAP + slack + 1 for length in lengths), lengths
         await redis.delete(probe)
         await build_timelines(
-            redis, [user_ids[0]], CAP + lazy.trim_slack, gen, skiplist=encoding == "skiplist"
+            redis, [user_ids[0]], CAP + slack, gen, skiplist=encoding == "skiplist"
         )
         memory[encoding]["at_cap_plus_slack"] = await memory_of(redis, probe)
         print(f"[fanout] {encoding} memory per timeline: {memory[encoding]}", flush=True)
@@ -450,10 +456,9 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
     return {
         "followers": n,
         "paging_ms": [t * 1000 for t in paging],
-        "trim_slack": lazy.trim_slack,
-        "rows": rows.rows,
+        "trim_slack": slack,
+        "rows": summaries,
         "memory": memory,
-        "sweep": sweep,
     }
 
 
@@ -644,7 +649,9 @@ async def stream(
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--followers", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="paging runs")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the rows of (i)")
+    parser.add_argument("--block", type=int, default=2, help="posts per row per round")
     parser.add_argument("--authors", type=int, default=2_000)
     parser.add_argument("--pool", type=int, default=100_000)
     parser.add_argument("--top", type=int, default=50_000, help="followers of the top author")
