@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +23,7 @@ from typing import Any
 
 import fakeredis
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 import gateway.ratelimit as ratelimit
 from backends import REAL, require
@@ -193,3 +196,102 @@ if REAL:
             assert process.returncode == 0, err
             allowed.append(json.loads(out))
         assert sum(allowed) == limit, allowed
+
+
+# ------------------------------------------------------------------ without Redis: fail open
+
+
+def _dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def unreachable() -> AsyncIterator[Any]:
+    """A Redis client that cannot connect: a stopped stand-in, or a port nothing listens on."""
+    if REAL:
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(f"redis://127.0.0.1:{_dead_port()}/0", decode_responses=True)
+    else:
+        server = fakeredis.FakeServer()
+        server.connected = False
+        client = fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def limiter_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [
+        r for r in caplog.records if r.name == "gateway.ratelimit" and r.levelno >= logging.WARNING
+    ]
+
+
+async def test_without_redis_every_request_is_allowed_logged_once_and_counted(
+    unreachable: Any, clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    steady = SimpleNamespace(value=1000.0)
+    limiter = RateLimiter(
+        unreachable, retry_seconds=5, log_every_seconds=60, clock=lambda: steady.value
+    )
+    with caplog.at_level(logging.WARNING, logger="gateway.ratelimit"):
+        verdicts = [await limiter.hit(subject(), limit=1) for _ in range(20)]
+        assert verdicts == [ratelimit.ALLOWED] * 20
+        assert limiter.stats == {"failed_open": 20, "redis_errors": 1}  # then not asked
+        assert len(limiter_warnings(caplog)) == 1
+        with pytest.raises(RedisConnectionError):  # its readiness check does fail
+            await limiter.ping()
+
+        steady.value += 5  # the retry interval: Redis is asked again, still nothing logged
+        assert (await limiter.hit(subject(), limit=1)).allowed
+        assert limiter.stats == {"failed_open": 21, "redis_errors": 2}
+        assert len(limiter_warnings(caplog)) == 1
+
+        steady.value += 60  # the log interval: one more line, with the count let through
+        assert (await limiter.hit(subject(), limit=1)).allowed
+    lines = limiter_warnings(caplog)
+    assert len(lines) == 2
+    assert (lines[0].failed_open, lines[1].failed_open, lines[1].since_last_log) == (1, 22, 21)
+
+
+class _Switch:
+    """A client whose scripts fail while `down` is set, and otherwise run on `redis`."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis, self.down = redis, False
+
+    def register_script(self, body: str) -> Any:
+        script = self.redis.register_script(body)
+
+        async def run(**kwargs: Any) -> Any:
+            if self.down:
+                raise RedisConnectionError("Connection refused")
+            return await script(**kwargs)
+
+        return run
+
+
+async def test_limits_count_again_once_redis_is_back(
+    redis: Any, clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    steady = SimpleNamespace(value=1000.0)
+    switch = _Switch(redis)
+    limiter, who = RateLimiter(switch, retry_seconds=5, clock=lambda: steady.value), subject()
+    assert (await limiter.hit(who, limit=2)).allowed
+    switch.down = True
+    with caplog.at_level(logging.WARNING, logger="gateway.ratelimit"):
+        assert all([(await limiter.hit(who, limit=2)).allowed for _ in range(5)])
+        switch.down = False
+        assert (await limiter.hit(who, limit=2)).allowed  # inside the retry interval: unchecked
+        steady.value += 5
+        verdicts = [await limiter.hit(who, limit=2) for _ in range(2)]
+    assert [v.allowed for v in verdicts] == [True, False]  # counted again: 1 before + 2 now
+    assert limiter.stats == {"failed_open": 6, "redis_errors": 1}
+    messages = [r.getMessage() for r in limiter_warnings(caplog)]
+    assert messages == [
+        "rate limiter cannot reach Redis: requests are allowed unchecked",
+        "rate limits are counted again",
+    ]
