@@ -64,5 +64,8 @@ def create_app(
     app.state.feed = feed
     app.state.internal_secret = platform.internal_secret
     app.include_router(router)
-    add_health_routes(app, lambda: {"redis": redis.ping})
+    # Without Redis the feed is read from the databases (FeedService.page): reported only.
+    add_health_routes(
+        app, lambda: {"redis": feed.timelines.redis.ping}, informational=frozenset({"redis"})
+    )
     return app

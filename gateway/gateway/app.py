@@ -19,7 +19,7 @@ from gateway.settings import GatewaySettings
 from photogram_common.redis import make_redis
 from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
-from photogram_common.web import add_health_routes, create_service_app
+from photogram_common.web import ReadinessCheck, add_health_routes, create_service_app
 
 
 def create_app(
@@ -76,17 +76,23 @@ def create_app(
     app.include_router(users.router)
     app.include_router(posts.router)
     app.state.max_upload_bytes = platform.max_upload_mb * 1024 * 1024
-    checks = {
+    peer_checks = {
         "user-service": peers.users.ping,
         "post-service": peers.posts.ping,
         "media-service": peers.media.ping,
         "feed-service": peers.feed.ping,
-        "redis": redis.ping,
         "fanout-worker": fanout.ping,
     }
-    # A stopped worker delays feeds but the API still serves: reported, not gating readiness.
-    add_health_routes(
-        app, lambda: checks, include_in_schema=True, informational=frozenset({"fanout-worker"})
-    )
+    names = frozenset({*peer_checks, "redis"})
+
+    def checks() -> dict[str, ReadinessCheck]:
+        # Redis is the rate limiter's: its check is the limiter's own client.
+        return {**peer_checks, "redis": app.state.policy.limiter.ping}
+
+    # Nothing here gates the gateway's readiness: each peer has its own, and a route whose
+    # peer is down answers 503 on its own; a stopped worker only delays feeds; without Redis
+    # rate limits fail open. Every replica shares these dependencies, so failing them all
+    # would turn each route's 503 into connections refused for every route. Reported only.
+    add_health_routes(app, checks, include_in_schema=True, informational=names)
     app.openapi = public_openapi(app)  # type: ignore[method-assign,unused-ignore]
     return app

@@ -65,5 +65,10 @@ def create_app(
     app.state.database = database
     app.state.internal_secret = platform.internal_secret
     app.include_router(router)
-    add_health_routes(app, lambda: {"database": database.ping, "events": bus.ping})
+    # The outbox holds events while the broker is away: reported, not gating readiness.
+    add_health_routes(
+        app,
+        lambda: {"database": database.ping, "events": bus.ping},
+        informational=frozenset({"events"}),
+    )
     return app

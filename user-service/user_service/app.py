@@ -97,5 +97,10 @@ def create_app(
     app.state.internal_secret = platform.internal_secret
     app.state.active_days = platform.active_days
     app.include_router(router)
-    add_health_routes(app, lambda: {"database": database.ping, "events": bus.ping})
+    # The outbox holds events while the broker is away: reported, not gating readiness.
+    add_health_routes(
+        app,
+        lambda: {"database": database.ping, "events": bus.ping},
+        informational=frozenset({"events"}),
+    )
     return app
