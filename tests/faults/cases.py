@@ -9,6 +9,7 @@ record goes last, since a partition it stalls would stall every later case too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -75,12 +76,21 @@ async def streamed(
         refused = await signups_for(ctx, after)
         ctx.notes.append(f"signups in the {after:.0f} s after recovery refused: {dict(refused)}")
     stopping = asyncio.create_task(uploads.stop())
+    await read_once(ctx, crowd)
     await uploads.one_each(recovered + DEADLINE)
     await stopping
     ctx.notes.append(f"failed uploads {uploads.failures()}")
     delivery = await await_delivery(ctx.client, crowd, uploads.acked, recovered)
     await note_records(ctx, records, len(uploads.acked))
     return delivery
+
+
+async def read_once(ctx: Context, crowd: Crowd) -> None:
+    """Every follower reads once after recovery (rebuilding a timeline Redis lost), so the
+    posts made next reach them through the fan-out, not through a rebuild."""
+    for reader in crowd.followers:
+        with contextlib.suppress(httpx.HTTPError):
+            await feed(ctx.client, reader)
 
 
 async def signups_for(ctx: Context, seconds: float) -> Counter[str]:

@@ -31,7 +31,7 @@ from workload import REQUEST_TIMEOUT, Delivery, warm_up, writable  # noqa: E402
 
 from helpers import Api  # noqa: E402
 
-SUITE_DEADLINE = 540.0  # past this no case starts: the rest fail as not run
+SUITE_DEADLINE = 420.0  # past this no case starts: the rest fail as not run
 RESTORE_TIMEOUT = 150.0
 
 
@@ -83,7 +83,7 @@ async def run_case(stack: Stack, api: Api, case: Case, index: int) -> Result:
         done = await asyncio.wait_for(stack.restore(), RESTORE_TIMEOUT)
         if done:
             ctx.notes.append(f"restored: {', '.join(done)}")
-        waited, refused = await writable(api, f"{ctx.tag}probe", time.monotonic() + 60)
+        waited, refused = await writable(api, f"{ctx.tag}probe", time.monotonic() + 30)
         if refused:
             ctx.notes.append(
                 f"after the restore the API refused writes for {waited:.1f} s: {dict(refused)}"

@@ -39,6 +39,18 @@ REPO = Path(__file__).resolve().parents[2]
 RUN = Path(os.environ.get("PHOTOGRAM_FAULTS_DIR", REPO / ".backends" / "faults"))
 SUPPORT = REPO / "scripts" / "backends"
 PYCACHE = RUN.parent / "faults-pycache"
+# The code under test, copied at the start: a service restarted mid-run runs the same code
+# as the ones still running, whatever is edited in the work tree meanwhile.
+SOURCES = {
+    "common": "photogram_common",
+    "gateway": "gateway",
+    "user-service": "user_service",
+    "post-service": "post_service",
+    "media-service": "media_service",
+    "feed-service": "feed_service",
+    "fanout-worker": "fanout_worker",
+    "runner": "photogram_runner",
+}
 
 NETNS = "photogram-faults"
 VETH_HOST, VETH_NS = "pgfaults0", "pgfaults1"
@@ -205,6 +217,9 @@ class Stack:
         # (re)started mid-case then takes seconds, not the ten its imports cost uncompiled.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(RUN / "src"), os.environ.get("PYTHONPATH", "")) if p
+        )
         env.update(
             {
                 "PHOTOGRAM_MODE": "distributed",
@@ -300,6 +315,12 @@ class Stack:
         self.logs.mkdir(parents=True)
         (RUN / "services").mkdir()
         self.secrets_ = {"jwt": secrets.token_urlsafe(48), "internal": secrets.token_urlsafe(48)}
+        for project, package in SOURCES.items():
+            shutil.copytree(
+                REPO / project / package,
+                RUN / "src" / package,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
         began = time.monotonic()
 
         def step(what: str) -> None:
@@ -308,10 +329,16 @@ class Stack:
         await self.make_netns()
         await asyncio.gather(self.launch_kafka(), self.init_postgres(), self.start_redis())
         step("PostgreSQL and Redis up, broker launched")
-        await self.wait_kafka(120)
-        step(f"broker answering on {self.bootstrap} (netns {NETNS})")
-        await self.migrate()
-        step("databases migrated")
+
+        async def broker() -> None:
+            await self.wait_kafka(120)
+            step(f"broker answering on {self.bootstrap} (netns {NETNS})")
+
+        async def databases() -> None:
+            await self.migrate()  # needs PostgreSQL only: while the broker boots
+            step("databases migrated")
+
+        await asyncio.gather(broker(), databases())
         for name in SERVICES:
             self.start_service(name)
         await asyncio.gather(*(self.wait_service(name, 90) for name in SERVICES))
@@ -562,7 +589,9 @@ class Stack:
                 "\n# the fault suite's own throwaway cluster\n"
                 f"listen_addresses = '127.0.0.1'\nport = {self.ports.pg}\n"
                 f"unix_socket_directories = '{self.pg_socket_dir}'\nmax_connections = 200\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                # Commits are durable across a PostgreSQL crash (postgres-restart is one), as in
+                # production; fsync stays off, since the machine itself does not go down.
+                "fsync = off\nsynchronous_commit = on\nfull_page_writes = off\n"
             )
         log = self.logs / "postgres.log"
         log.touch()
