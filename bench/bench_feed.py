@@ -5,8 +5,10 @@
     uv run python bench/bench_feed.py --users 100000 [--readers 20000] [--trial-seconds 8]
 
 Data: `bench/feed_graph.py`'s, reused when `.backends/bench/graph.json` names the same
-user count (and the databases are there), generated otherwise. The three systems, each
-run alone on the machine, one after the other, on the same PostgreSQL data:
+user count (and the databases are there), generated otherwise. Three systems on the same
+PostgreSQL data, all started before the first trial and measured in turn (one trial of
+each, then the next of each), so that whatever else loads the shared machine meanwhile
+weighs on the three alike; an idle system costs next to nothing (measured, reported):
 
 - **photogram**: `GET /api/feed` through the gateway of the distributed mode
   (`python -m photogram_runner up` on the bench's stores: its databases, Kafka prefix
@@ -24,7 +26,7 @@ run alone on the machine, one after the other, on the same PostgreSQL data:
 For each: the highest open-loop rate served with p99 <= `--p99-ms` (100) and no error,
 searched by doubling from `--start-rate` until a trial fails, then bisecting to
 `--precision` (10 %); one trial is `--trial-seconds` (8) of load, longer at low rates
-so that it has at least `--min-requests` (400) requests, from a separate
+so that it has at least `--min-requests` (400) requests (at most 4x as long), from a separate
 load-generator process (aiohttp; request i scheduled at t0 + i/R, latency counted from
 that time, so queueing in the generator counts; readers drawn at random from the sample,
 each with an access token minted with the bench's JWT secret). Then a run at half that
@@ -66,6 +68,7 @@ from benchlib import (
     BENCH_RUN_DIR,
     REPO,
     bench_env,
+    bench_lock,
     machine,
     percentile,
     pg_url,
@@ -649,46 +652,65 @@ def line(system: str, result: dict) -> str:
 
 
 def trial_seconds(args: argparse.Namespace, rate: float) -> float:
-    """A trial's length: long enough for a p99 that is not just the slowest few requests."""
-    return round(max(args.trial_seconds, args.min_requests / rate), 1)
+    """A trial's length: long enough for a p99 that is not just the slowest few requests
+    (up to four times the usual length, at very low rates)."""
+    wanted = min(args.min_requests / rate, 4 * args.trial_seconds)
+    return round(max(args.trial_seconds, wanted), 1)
 
 
-def find_max(system: System, args: argparse.Namespace, readers_file: Path) -> dict:
-    """Double until a trial fails, then bisect to the precision; the highest passing rate."""
-    trials: list[dict] = []
+@dataclass
+class Search:
+    """The highest passing rate: x2 until a trial fails, then bisection to the precision."""
 
-    def run(rate: float) -> bool:
-        result = trial(system, rate, trial_seconds(args, rate), readers_file)
-        trials.append(result)
-        ok = passed(result, args.p99_ms)
-        print(line(system.name, result) + ("" if ok else "  FAIL"), flush=True)
-        settle(system, args.pause)
-        return ok
+    rate: float
+    precision: float
+    max_rate: float
+    low: float = 0.0
+    high: float | None = None
+    trials: list[dict] = field(default_factory=list)
 
-    low, high, rate = 0.0, None, float(args.start_rate)
-    while high is None:
-        if run(rate):
-            low = rate
-            rate *= 2
-            if rate > args.max_rate:
-                break
+    def next_rate(self) -> float | None:
+        """The rate of the next trial; None when the search is done."""
+        if self.high is None:
+            return self.rate if self.rate <= self.max_rate else None
+        if self.low == 0:
+            # Even the start rate failed: halve, down to 1/s.
+            return self.high / 2 if self.high / 2 >= 1 else None
+        if self.high - self.low <= max(self.precision * self.low, 1.0):
+            return None
+        return round((self.low + self.high) / 2, 1)
+
+    def record(self, rate: float, ok: bool, result: dict) -> None:
+        self.trials.append(result)
+        if ok:
+            self.low = rate
+            if self.high is None:
+                self.rate = rate * 2
         else:
-            high = rate
-    if low == 0:
-        # Even the start rate failed: halve down to 1/s.
-        rate = float(args.start_rate) / 2
-        while rate >= 1 and low == 0:
-            if run(rate):
-                low = rate
-            else:
-                high, rate = rate, rate / 2
-    while high is not None and low > 0 and high / low > 1 + args.precision:
-        mid = round((low + high) / 2, 1)
-        if run(mid):
-            low = mid
-        else:
-            high = mid
-    return {"max_rps": low, "first_failing_rps": high, "trials": trials}
+            self.high = rate
+
+    def figures(self) -> dict:
+        return {"max_rps": self.low, "first_failing_rps": self.high, "trials": self.trials}
+
+
+def search_all(systems: list[System], args: argparse.Namespace, readers_file: Path) -> dict:
+    """Every system's search, one trial of each in turn, so that whatever else loads the
+    machine meanwhile weighs on all of them alike."""
+    searches = {
+        system.name: Search(float(args.start_rate), args.precision, args.max_rate)
+        for system in systems
+    }
+    while True:
+        pending = [(system, searches[system.name].next_rate()) for system in systems]
+        pending = [(system, rate) for system, rate in pending if rate is not None]
+        if not pending:
+            return {name: search.figures() for name, search in searches.items()}
+        for system, rate in pending:
+            result = trial(system, rate, trial_seconds(args, rate), readers_file)
+            ok = passed(result, args.p99_ms)
+            searches[system.name].record(rate, ok, result)
+            print(line(system.name, result) + ("" if ok else "  FAIL"), flush=True)
+            settle(system, args.pause)
 
 
 async def flush_bench_redis() -> None:
@@ -862,49 +884,71 @@ async def sample_readers(count: int, ttl_seconds: int) -> tuple[list[dict], dict
 # --------------------------------------------------------------------------- orchestration
 
 
-def measure(
-    system: System, args: argparse.Namespace, readers: list[dict], readers_file: Path
+def measure_all(
+    systems: list[System], args: argparse.Namespace, readers: list[dict], readers_file: Path
 ) -> dict:
-    print(f"[bench] starting {system.name}", flush=True)
-    system.start()
-    figures: dict[str, Any] = {}
+    """Start every system (Photogram first, then warm it), search them side by side, then
+    each one's half-rate run and Photogram's run past the knee; stop them all."""
+    figures: dict[str, dict[str, Any]] = {system.name: {} for system in systems}
+    started: list[System] = []
     try:
-        if isinstance(system, Photogram):
-            print(
-                f"[bench] warming Photogram: reading each of {len(readers):,} readers' feeds "
-                f"once, {args.warm_concurrency} at a time, for {args.warm_budget:.0f} s at most",
-                flush=True,
-            )
-            figures["warm_first_reads"], warmed = asyncio.run(
-                warm(system.url, readers, args.warm_concurrency, args.warm_budget)
-            )
-            print(f"[bench] warm-up: {json.dumps(figures['warm_first_reads'])}", flush=True)
-            if not warmed:
-                raise SystemExit("no reader's feed could be read: Photogram's feed fails")
-            # The measured reads (of every system) draw from the readers with a built timeline.
-            readers[:] = warmed
-            readers_file.write_text(json.dumps(readers))
+        for system in systems:
+            print(f"[bench] starting {system.name}", flush=True)
+            system.start()
+            started.append(system)
+            if isinstance(system, Photogram):
+                print(
+                    f"[bench] warming Photogram: reading each of {len(readers):,} readers' "
+                    f"feeds once, {args.warm_concurrency} at a time, for "
+                    f"{args.warm_budget:.0f} s at most",
+                    flush=True,
+                )
+                warm_figures, warmed = asyncio.run(
+                    warm(system.url, readers, args.warm_concurrency, args.warm_budget)
+                )
+                figures[system.name]["warm_first_reads"] = warm_figures
+                print(f"[bench] warm-up: {json.dumps(warm_figures)}", flush=True)
+                if not warmed:
+                    raise SystemExit("no reader's feed could be read: Photogram's feed fails")
+                # Every system's measured reads draw from the readers with a built timeline.
+                readers[:] = warmed
+                readers_file.write_text(json.dumps(readers))
+            else:
+                # Connections, pools and caches: a few seconds of light load, not measured.
+                trial(system, args.start_rate, 3, readers_file)
             settle(system, args.pause)
-        else:
-            # Connections, pools and caches: a few seconds of light load, not measured.
-            trial(system, args.start_rate, 3, readers_file)
-            settle(system, args.pause)
-        figures["search"] = find_max(system, args, readers_file)
-        top = figures["search"]["max_rps"]
-        if top:
+        for system in systems:
+            # What the processes use with no load (polling, heartbeats): it is in every
+            # trial's CPU, and weighs most per request at low rates.
+            window = CpuWindow(system.processes)
+            window.start()
+            time.sleep(3.0)
+            idle = window.stop()
+            figures[system.name]["idle_cpu_cores"] = {
+                name: round(seconds / 3.0, 3) for name, seconds in sorted(idle.items())
+            }
+        for name, search in search_all(systems, args, readers_file).items():
+            figures[name]["search"] = search
+        for system in systems:
+            top = figures[system.name]["search"]["max_rps"]
+            if not top:
+                continue
             half = trial(system, top / 2, trial_seconds(args, top / 2), readers_file)
             print(line(system.name, half) + "  (half of the maximum)", flush=True)
-            figures["at_half"] = half
+            figures[system.name]["at_half"] = half
             settle(system, args.pause)
-            if isinstance(system, Photogram):
+        for system in systems:
+            top = figures[system.name]["search"]["max_rps"]
+            if isinstance(system, Photogram) and top:
                 knee = trial(
                     system, round(top * 2, 1), args.knee_seconds, readers_file, timeout=15.0
                 )
                 print(line(system.name, knee) + "  (twice the maximum)", flush=True)
-                figures["past_the_knee"] = knee
+                figures[system.name]["past_the_knee"] = knee
     finally:
-        print(f"[bench] stopping {system.name}", flush=True)
-        system.stop()
+        for system in reversed(started):
+            print(f"[bench] stopping {system.name}", flush=True)
+            system.stop()
     return figures
 
 
@@ -932,16 +976,18 @@ def orchestrate(args: argparse.Namespace) -> None:
             "trial_seconds": args.trial_seconds,
             "trial_requests_at_least": args.min_requests,
             "search": f"x2 from {args.start_rate}/s until a failure, then bisection to "
-            f"{args.precision:.0%}",
+            f"{args.precision:.0%} (or 1/s)",
         },
         "systems": {},
     }
-    systems = {"photogram": Photogram, "pull": PullMonolith, "floor": Floor}
+    kinds: dict[str, type[System]] = {
+        "photogram": Photogram,
+        "pull": PullMonolith,
+        "floor": Floor,
+    }
     # Photogram first: the others then read as the readers whose timelines it built.
     names = sorted(args.systems.split(","), key=lambda name: name != "photogram")
-    for name in names:
-        figures["systems"][name] = measure(systems[name](), args, readers, readers_file)
-        time.sleep(args.pause)
+    figures["systems"] = measure_all([kinds[name]() for name in names], args, readers, readers_file)
     figures["readers_measured"] = len(readers)
     figures["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     figures["wall_s"] = round(time.perf_counter() - started, 1)
@@ -1011,7 +1057,7 @@ def main() -> None:
         args.url = args.generate
         asyncio.run(generate(args))
     else:
-        with BenchRedis():
+        with bench_lock("bench_feed.py"), BenchRedis():
             orchestrate(args)
 
 

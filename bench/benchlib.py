@@ -8,13 +8,15 @@ prefix (see `bench_env`), so they never touch the data of tests or of a develope
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import platform
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +34,37 @@ BENCH_DBS = {
 BENCH_REDIS_DB = 6
 BENCH_KAFKA_PREFIX = "bench."
 BENCH_RUN_DIR = REPO / ".backends" / "bench"
+
+
+# One lock for the machine, whatever the checkout: the bench databases and ports are shared.
+BENCH_LOCK = Path("/tmp/photogram-bench-feed.lock")
+_LOCK_HELD = "PHOTOGRAM_BENCH_LOCK_HELD"
+
+
+@contextlib.contextmanager
+def bench_lock(what: str) -> Iterator[None]:
+    """Fail at once if another feed bench or generator run (from any checkout) is going.
+
+    The lock is the process's own (flock, released when it exits); the processes it starts
+    inherit the right to run under it through the environment.
+    """
+    if os.environ.get(_LOCK_HELD):
+        yield
+        return
+    with BENCH_LOCK.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(
+                f"{what}: another run is using the bench databases and ports "
+                f"(it holds {BENCH_LOCK}); wait for it to end"
+            ) from None
+        os.environ[_LOCK_HELD] = "1"
+        try:
+            yield
+        finally:
+            os.environ.pop(_LOCK_HELD, None)
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def pg_url(database: str, *, driver: str = "") -> str:

@@ -49,7 +49,7 @@ import asyncpg
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import BENCH_DBS, BENCH_RUN_DIR, PG_ADMIN, REPO, bench_env, pg_url
+from benchlib import BENCH_DBS, BENCH_RUN_DIR, PG_ADMIN, REPO, bench_env, bench_lock, pg_url
 
 from photogram_common.ids import EPOCH_MS
 from photogram_common.schemas import MediaRead
@@ -807,7 +807,9 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument("--index-workers", type=int, default=2)
     parser.add_argument("--maintenance-mb", type=int, default=1024)
-    asyncio.run(generate(parser.parse_args()))
+    args = parser.parse_args()
+    with bench_lock("feed_graph.py"):
+        asyncio.run(generate(args))
 
 
 if __name__ == "__main__":

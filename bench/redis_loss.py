@@ -48,7 +48,7 @@ from bench_feed import (
     trial,
     warm,
 )
-from benchlib import machine, percentile, revision, today
+from benchlib import bench_lock, machine, percentile, revision, today
 
 
 def buckets_after(
@@ -151,25 +151,7 @@ def default_rate(users: int) -> float:
     return round(top / 2, 1)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--users", type=int, default=int(os.environ.get("BENCH_USERS", 100_000)))
-    parser.add_argument(
-        "--readers", type=int, help="active readers (default: every user, at most 100,000)"
-    )
-    parser.add_argument("--rate", type=float, help="reads/s (default: half the measured max)")
-    parser.add_argument("--before", type=float, default=30.0)
-    parser.add_argument("--after", type=float, default=300.0)
-    parser.add_argument("--bucket", type=float, default=5.0)
-    parser.add_argument("--report-s", type=float, default=60.0, help="buckets printed")
-    parser.add_argument("--tolerance", type=float, default=1.25)
-    parser.add_argument("--stable", type=int, default=3)
-    parser.add_argument("--timeout", type=float, default=10.0)
-    parser.add_argument("--warm-concurrency", type=int, default=16)
-    parser.add_argument("--pause", type=float, default=2.0)
-    parser.add_argument("--json", help="where to write the figures")
-    args = parser.parse_args()
-
+def run_all(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     rate = args.rate or default_rate(args.users)
     summary, generated_s = ensure_data(args.users, [])
@@ -248,6 +230,29 @@ def main() -> None:
     }
     print(f"[loss] figures written to {out}", flush=True)
     print(json.dumps(headline))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=int(os.environ.get("BENCH_USERS", 100_000)))
+    parser.add_argument(
+        "--readers", type=int, help="active readers (default: every user, at most 100,000)"
+    )
+    parser.add_argument("--rate", type=float, help="reads/s (default: half the measured max)")
+    parser.add_argument("--before", type=float, default=30.0)
+    parser.add_argument("--after", type=float, default=300.0)
+    parser.add_argument("--bucket", type=float, default=5.0)
+    parser.add_argument("--report-s", type=float, default=60.0, help="buckets printed")
+    parser.add_argument("--tolerance", type=float, default=1.25)
+    parser.add_argument("--stable", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--warm-concurrency", type=int, default=16)
+    parser.add_argument("--pause", type=float, default=2.0)
+    parser.add_argument("--json", help="where to write the figures")
+    args = parser.parse_args()
+
+    with bench_lock("redis_loss.py"):
+        run_all(args)
 
 
 if __name__ == "__main__":
