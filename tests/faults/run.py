@@ -147,8 +147,10 @@ async def suite(names: list[str]) -> int:
                         say(f"    PROBLEM: {problem}")
     finally:
         say("stopping the suite's stack")
+        stopping = time.monotonic()
         try:
             await asyncio.wait_for(stack.stop(), 90)
+            say(f"stack stopped in {time.monotonic() - stopping:.0f} s")
         except Exception as exc:
             say(f"stopping the stack failed: {exc}")
     shared = await run("bash", str(REPO / "scripts" / "backends.sh"), "status", check=False)
