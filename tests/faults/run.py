@@ -76,6 +76,12 @@ async def run_case(stack: Stack, api: Api, case: Case, index: int) -> Result:
         result.problems.append(f"{type(exc).__name__}: {str(exc)[:1500]}")
     finally:
         await ctx.cancel_uploads()
+    if result.problems and not result.delivery.acknowledged:
+        # Broken off before its check: what was acknowledged counts as not shown delivered.
+        acked = sum(len(u.acked) for u in ctx.uploads)
+        result.delivery = Delivery(acknowledged=acked, lost=acked)
+        if acked:
+            ctx.notes.append("delivery not checked: the case broke off")
     died = stack.unexpected_exits()
     if died:
         result.problems.append(f"exited without being killed: {', '.join(died)}")
