@@ -396,6 +396,8 @@ class Stack:
     async def clean_leftovers(self) -> None:
         """Processes and the namespace an interrupted earlier run of this suite left behind."""
         for pid_file in sorted(RUN.glob("**/*.pid")) if RUN.exists() else []:
+            if pid_file.name == "postmaster.pid":
+                continue  # PostgreSQL is stopped by pg_ctl below
             with contextlib.suppress(OSError, ValueError):
                 pid = int(pid_file.read_text().split()[0])
                 if alive(pid) and self._ours(pid):
