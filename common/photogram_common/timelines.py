@@ -141,6 +141,7 @@ class TimelineStore:
         self._add_if_built = redis.register_script(_ADD_IF_BUILT)
         self._remove_all = redis.register_script(_REMOVE_ALL)
         self._cluster = isinstance(redis, RedisCluster)
+        self._loaded_on_cluster = False
 
     async def push(self, user_ids: Iterable[int], post_id: int) -> int:
         """Add one post to each built timeline; return how many took it.
@@ -206,6 +207,12 @@ class TimelineStore:
 
     async def _per_slot(self, script: Any, keys: Sequence[str], args: Sequence[Any]) -> int:
         """A script over keys of many slots on Redis Cluster: one call per slot."""
+        if not self._loaded_on_cluster:
+            # Loaded on every primary first: else each of the concurrent calls below meets
+            # NOSCRIPT and loads it itself, a connection per call per node.
+            for known in (self._add_if_built, self._remove_all):
+                await self.redis.script_load(known.script)
+            self._loaded_on_cluster = True
         by_slot: dict[int, list[str]] = {}
         for key in keys:
             by_slot.setdefault(key_slot(key.encode()), []).append(key)
