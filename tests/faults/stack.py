@@ -275,8 +275,12 @@ class Stack:
             raise StackError(f"pg_ctl not found in {self.pg_bin()}")
         self.kafka_libs()
 
-    def check_ports(self) -> None:
-        busy = [p for p in self._local_ports() if port_busy(p)]
+    async def check_ports(self) -> None:
+        deadline = time.monotonic() + 10  # a process killed just now may still hold one
+        while busy := [p for p in self._local_ports() if port_busy(p)]:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
         if busy:
             raise StackError(f"ports in use by other processes: {busy} (see: ss -ltnp)")
 
@@ -309,7 +313,7 @@ class Stack:
     async def start(self) -> None:
         self.preflight()
         await self.clean_leftovers()
-        self.check_ports()
+        await self.check_ports()
         if RUN.exists():
             shutil.rmtree(RUN)
         self.logs.mkdir(parents=True)
@@ -367,6 +371,9 @@ class Stack:
                 check=False,
             )
         await self.remove_netns()
+        strays = self.kill_strays()
+        if strays:
+            print(f"[faults]     killed {len(strays)} leftover processes: {strays}", flush=True)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.drop_bucket(), 60)
 
@@ -395,19 +402,29 @@ class Stack:
 
     async def clean_leftovers(self) -> None:
         """Processes and the namespace an interrupted earlier run of this suite left behind."""
-        for pid_file in sorted(RUN.glob("**/*.pid")) if RUN.exists() else []:
-            if pid_file.name == "postmaster.pid":
-                continue  # PostgreSQL is stopped by pg_ctl below
-            with contextlib.suppress(OSError, ValueError):
-                pid = int(pid_file.read_text().split()[0])
-                if alive(pid) and self._ours(pid):
-                    os.kill(pid, signal.SIGKILL)
         if (self.pgdata / "postmaster.pid").exists():
             await run(
                 *self._as_pg("pg_ctl", "-D", str(self.pgdata), "-m", "immediate", "-s", "stop"),
                 check=False,
             )
+        for pid in self.kill_strays():
+            await wait_gone(pid, 10)
         await self.remove_netns()
+
+    def kill_strays(self) -> list[int]:
+        """SIGKILL every process this suite started that is still there: each carries the
+        suite's run directory in its environment (services and what they spawned, such as
+        the image pool's workers) or command line (the broker, Redis, the packet handler)."""
+        killed = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            pid = int(entry.name)
+            with contextlib.suppress(OSError):
+                if self._ours(pid) and alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+        return killed
 
     def _ours(self, pid: int) -> bool:
         """Whether a pid from one of our pid files is still one of our processes."""
@@ -417,8 +434,8 @@ class Stack:
         return (
             run_dir in cmdline
             or b"PHOTOGRAM_BACKENDS_DIR=" + run_dir + b"\0" in environ
-            or b"faults/nfqueue.py" in cmdline
-            or (b"redis-server" in cmdline and f":{self.ports.redis}".encode() in cmdline)
+            or str(Path(__file__).with_name("nfqueue.py")).encode() in cmdline
+            or (b"redis-server" in cmdline and f"127.0.0.1:{self.ports.redis}".encode() in cmdline)
         )
 
     # ------------------------------------------------------------------ network namespace
