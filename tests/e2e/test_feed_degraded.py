@@ -48,7 +48,7 @@ async def redis_down(system: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     with monkeypatch.context() as patch:
         for owner, attribute, client in (
             (feed.timelines, "redis", text),
-            (feed.pulled, "redis", text),
+            (feed.follows, "redis", text),
             (feed.bodies, "_redis", raw),
         ):
             patch.setattr(owner, attribute, client)
