@@ -19,6 +19,10 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class NoWorkerId(RuntimeError):
+    """No worker id is held (a lease not yet taken, or lost): no ID can be made safely."""
+
+
 class IdGenerator:
     """Makes unique, monotonic IDs without coordination, given a distinct worker id."""
 
@@ -49,7 +53,7 @@ class IdGenerator:
     def next_id(self) -> int:
         """Return the next ID; never smaller than the one before, even if the clock steps back."""
         if self._worker_id < 0:
-            raise RuntimeError("no worker id assigned yet: IDs are not unique without one")
+            raise NoWorkerId("no worker id assigned yet: IDs are not unique without one")
         with self._lock:
             now = self._clock() - EPOCH_MS
             if now <= self._last_ms:

@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from photogram_common.ids import NoWorkerId
+
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
 
@@ -93,9 +95,21 @@ async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(Problem(500, "Something went wrong on our side."))
 
 
+async def _on_no_worker_id(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("no worker id held: refusing a write", extra={"error": str(exc)})
+    unavailable = Problem(
+        503,
+        "The service is briefly unable to create anything; try again shortly.",
+        title="Service unavailable",
+        headers={"Retry-After": "1"},
+    )
+    return problem_response(unavailable)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error of the app, FastAPI's own included, problem JSON."""
     app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(NoWorkerId, _on_no_worker_id)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(Exception, _on_unexpected)

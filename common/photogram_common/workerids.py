@@ -37,7 +37,7 @@ class WorkerIdLease:
         database: Database,
         ids: IdGenerator,
         *,
-        check_seconds: float = 5.0,
+        check_seconds: float = 1.0,
         worker_ids: Sequence[int] = range(MAX_WORKER_ID + 1),
     ) -> None:
         # A connection of its own, outside the service's pool, held for the lease's life.

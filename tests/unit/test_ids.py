@@ -54,3 +54,26 @@ def test_parse_id_accepts_only_positive_decimal_63_bit() -> None:
     assert parse_id("7258416120135680") == 7258416120135680
     for bad in ("", "-1", "0", "1e5", " 1", "9" * 20, str(2**63), "\uff10\uff11"):
         assert parse_id(bad) is None, bad
+
+
+async def test_a_write_without_a_worker_id_is_a_503_problem_not_a_500() -> None:
+    import httpx
+
+    from photogram_common.web import create_service_app
+
+    app = create_service_app(title="t", lifespan=None)
+    unleased = IdGenerator(None)
+
+    @app.post("/things")
+    async def create() -> dict[str, int]:
+        return {"id": unleased.next_id()}
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        refused = await client.post("/things")
+        unleased.assign(3)
+        made = await client.post("/things")
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert made.status_code == 200 and made.json()["id"] > 0
