@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from photogram_common import deadlines
 from photogram_common.identity import INTERNAL_HEADER, Identity, issue_internal_token
 from photogram_common.logs import request_id_var
 from photogram_common.problems import Problem
@@ -96,10 +98,51 @@ class ServiceClient:
         return headers
 
     async def request(
-        self, method: str, path: str, *, identity: Identity | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        identity: Identity | None = None,
+        deadline_only: bool = False,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """Send a request; a peer that is down or slow becomes a quick 503 Problem."""
+        """Send a request; a peer that is down or slow becomes a quick 503 Problem.
+
+        Under a deadline (photogram_common.deadlines) the peer is waited for no longer than
+        the time left, nor, over the network, than the per-hop timeout (unless
+        `deadline_only`: a streamed upload), and is told so in its budget header.
+        """
         headers = {**self.headers(identity), **kwargs.pop("headers", {})}
+        wait = self._wait(deadline_only)
+        if wait is None:
+            return await self._send(method, path, headers, kwargs)
+        name, value = deadlines.budget_header(wait)
+        headers[name] = value
+        limit = asyncio.timeout(wait)
+        try:
+            async with limit:
+                return await self._send(method, path, headers, kwargs)
+        except TimeoutError as exc:
+            if not limit.expired():
+                raise
+            log.warning("peer out of time", extra={"peer": self.name, "seconds": round(wait, 3)})
+            raise ServiceUnavailable(self.name) from exc
+
+    def _wait(self, deadline_only: bool = False) -> float | None:
+        """How long to wait for the peer under the current deadline (None: no deadline)."""
+        left = deadlines.remaining()
+        if left is None:
+            return None
+        # In-process there is no per-hop timeout (the peer is this process): only the deadline.
+        wait = left if deadline_only or not self._network else min(self._timeout, left)
+        if wait <= 0:
+            log.warning("deadline passed before a peer call", extra={"peer": self.name})
+            raise ServiceUnavailable(self.name)
+        return wait
+
+    async def _send(
+        self, method: str, path: str, headers: dict[str, str], kwargs: dict[str, Any]
+    ) -> httpx.Response:
         try:
             return await self.http.request(method, path, headers=headers, **kwargs)
         except (httpx.TransportError, OSError) as exc:
@@ -130,9 +173,16 @@ class ServiceClient:
         if not self._network:
             response = await self.request("GET", path, identity=identity, params=params)
             return RawResponse(response.status_code, response.headers, response.content)
+        headers = self.headers(identity)
+        wait = self._wait()
+        options: dict[str, Any] = {}
+        if wait is not None:
+            name, value = deadlines.budget_header(wait)
+            headers[name] = value
+            options["timeout"] = aiohttp.ClientTimeout(total=wait)
         try:
             async with self._aiohttp().get(
-                self._base_url + path, params=params, headers=self.headers(identity)
+                self._base_url + path, params=params, headers=headers, **options
             ) as reply:
                 return RawResponse(reply.status, reply.headers, await reply.read())
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from photogram_common.deadlines import DeadlineMiddleware
 from photogram_common.logs import request_id_var
 from photogram_common.problems import Problem, install_problem_handlers, problem_response
 from photogram_common.shedding import InFlightLimitMiddleware
@@ -145,12 +146,21 @@ def add_health_routes(
 
 
 def create_service_app(
-    *, title: str, lifespan: Any, max_in_flight: int = 0, **kwargs: Any
+    *,
+    title: str,
+    lifespan: Any,
+    max_in_flight: int = 0,
+    caller_deadlines: bool = True,
+    **kwargs: Any,
 ) -> FastAPI:
-    """Make a FastAPI app with problem JSON errors, request IDs and, when `max_in_flight`
-    is set, a bound on the requests in flight (a fast 503 past it)."""
+    """Make a FastAPI app with problem JSON errors, request IDs, the caller's deadline
+    (`caller_deadlines`: services behind the gateway; photogram_common.deadlines) and, when
+    `max_in_flight` is set, a bound on the requests in flight (a fast 503 past it)."""
     app = FastAPI(title=title, lifespan=lifespan, **kwargs)
     install_problem_handlers(app)
+    if caller_deadlines:
+        # Inside the request ID, so a 504 carries it and is logged with it.
+        app.add_middleware(DeadlineMiddleware)
     app.add_middleware(RequestIdMiddleware)
     if max_in_flight:
         # Outermost, so a refused request costs no logging, routing or validation.

@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 
 from gateway.addresses import ClientAddresses, parse_networks
 from gateway.bodylimit import BodyLimitMiddleware, HeaderLimitMiddleware
+from gateway.deadline import RequestDeadlineMiddleware
 from gateway.deps import EdgePolicy, Peers
 from gateway.openapi import public_openapi
 from gateway.ratelimit import RateLimiter
@@ -54,6 +55,8 @@ def create_app(
         description="The public API of Photogram, served by its gateway.",
         lifespan=lifespan,
         max_in_flight=platform.in_flight_bound,
+        # The gateway sets each request's deadline itself; a client's budget header is not one.
+        caller_deadlines=False,
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
@@ -61,6 +64,11 @@ def create_app(
         redirect_slashes=False,
         # Inside the request-ID middleware, so a 413 or 431 carries the ID too.
         middleware=[
+            Middleware(
+                RequestDeadlineMiddleware,
+                seconds=settings.request_deadline_seconds,
+                upload_seconds=settings.upload_deadline_seconds,
+            ),
             Middleware(HeaderLimitMiddleware, limit=settings.max_header_bytes),
             Middleware(BodyLimitMiddleware, limit=settings.max_json_body_bytes),
         ],
@@ -76,6 +84,8 @@ def create_app(
     app.include_router(users.router)
     app.include_router(posts.router)
     app.state.max_upload_bytes = platform.max_upload_mb * 1024 * 1024
+    # The budget of a clean-up that runs after its request's deadline (an upload's media).
+    app.state.cleanup_seconds = platform.service_timeout_seconds
     peer_checks = {
         "user-service": peers.users.ping,
         "post-service": peers.posts.ping,

@@ -19,6 +19,10 @@ class GatewaySettings(BaseSettings):
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     # Signup and login are where credential stuffing happens: they get a tenth of the limit.
     auth_rate_divisor: int = 10
+    # Each request's deadline, which every call to a service gets what is left of
+    # (docs/decisions.md, "Deadlines"); an upload's covers receiving its body too.
+    request_deadline_seconds: float = Field(default=10.0, gt=0)
+    upload_deadline_seconds: float = Field(default=120.0, gt=0)
     # Proxies whose X-Forwarded-For is believed: comma-separated addresses or CIDR ranges.
     # None by default: the TCP peer is the client (docs/operations.md).
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
