@@ -43,6 +43,7 @@ from benchlib import (
     BENCH_RUN_DIR,
     REDIS_BASE,
     bench_env,
+    bench_lock,
     jwt_secret,
     machine,
     percentile,
@@ -374,7 +375,8 @@ def main() -> None:
     if args.generate:
         asyncio.run(generate(args))
     else:
-        orchestrate(args)
+        with bench_lock("feed_reads.py"):
+            orchestrate(args)
 
 
 if __name__ == "__main__":
