@@ -512,6 +512,7 @@ async def stream_worker(
     sys.stdin.readline()
     inserts = skipped = 0
     per_post: list[float] = []
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     for author, post in mine:
         # The author's own timeline is pushed in every case, as the worker does.
@@ -523,6 +524,7 @@ async def stream_worker(
         inserts += await push(followers[author], post)
         per_post.append(time.perf_counter() - p0)
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     await redis.aclose()
     print(
         json.dumps(
@@ -531,6 +533,7 @@ async def stream_worker(
                 "inserts": inserts,
                 "skipped": skipped,
                 "seconds": elapsed,
+                "cpu_seconds": cpu,
                 "per_post_ms": [p * 1000 for p in per_post],
             }
         ),
@@ -628,6 +631,9 @@ async def stream(
                 "skipped": sum(r["skipped"] for r in results),
                 "seconds": wall,
                 "worker_seconds": [r["seconds"] for r in results],
+                # CPU time each worker got: below its wall time when the cores are shared.
+                "worker_cpu_seconds": [r["cpu_seconds"] for r in results],
+                "redis_cpu_seconds": cpu1 - cpu0,
                 "posts_per_s": len(events) / wall,
                 "inserts_per_s": inserts / wall,
                 "redis_cpu_us_per_insert": (cpu1 - cpu0) * 1e6 / inserts,
