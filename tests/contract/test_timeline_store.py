@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import fakeredis
@@ -237,3 +239,31 @@ async def test_push_pages_fails_as_the_page_source_fails(store: TimelineStore) -
 async def pages_of(pages: list[list[int]]) -> AsyncIterator[list[int]]:
     for page in pages:
         yield page
+
+
+async def test_pushes_recover_from_a_flushed_script_cache(store: TimelineStore) -> None:
+    await store.open_for_rebuild(1)
+    first, second = ids_in_one_millisecond(2)
+    await store.push([1], first)
+    await store.redis.script_flush()  # as after a Redis restart
+    assert await store.push([1], second) == 1
+    await store.redis.script_flush()
+    await store.remove([1], [first])
+    assert await store.page(1, before=None, limit=5) == [second]
+
+
+async def test_a_cancelled_push_leaves_no_reply_behind(store: TimelineStore) -> None:
+    users = list(range(1, 3 * CHUNK))
+    for user in users:
+        await store.open_for_rebuild(user)
+    first, second = ids_in_one_millisecond(2)
+    for spins in range(6):
+        pushing = asyncio.ensure_future(store.push(users, first))
+        for _ in range(spins):
+            await asyncio.sleep(0)
+        pushing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pushing
+        # A connection left with an unread reply would answer this with the old one.
+        assert await store.push([1], second) == 1
+        assert await store.push([10**6], second) == 0
