@@ -23,10 +23,25 @@ class UploadRead(BaseModel):
     media: list[MediaRead]
     caption: str | None
     location: str | None
+    # What the upload asked for, as a hash (ParsedUpload.digest): an idempotent retry's test.
+    request_hash: str
+
+
+class DigestRead(BaseModel):
+    request_hash: str
 
 
 class MediaIdsCreate(BaseModel):
     media_ids: list[str] = Field(max_length=100)
+
+
+class ClaimCreate(BaseModel):
+    post_id: str = Field(max_length=20)
+    media_ids: list[str] = Field(min_length=1, max_length=10)
+
+
+class ReleaseCreate(BaseModel):
+    post_id: str = Field(max_length=20)
 
 
 class MediaPage(BaseModel):
@@ -55,20 +70,54 @@ async def upload(request: Request, service: Media, caller: CurrentUser) -> Uploa
         body=request.stream(),
         max_file_bytes=request.app.state.max_upload_bytes,
     )
-    # A form sends an empty field for an empty box: that is no caption, not an empty one.
-    caption, location = upload.fields.get("caption") or None, upload.fields.get("location") or None
+    digest = upload.digest()
     media = await service.ingest(user_id=caller.user_id, upload=upload)
-    return UploadRead(media=media, caption=caption, location=location)
+    return UploadRead(
+        media=media,
+        caption=upload.text("caption"),
+        location=upload.text("location"),
+        request_hash=digest,
+    )
 
 
-@router.post("/internal/media/lookup")
-async def lookup(body: MediaIdsCreate, service: Media, _: Caller) -> MediaPage:
-    ids = [m for m in (parse_id(i) for i in body.media_ids) if m is not None]
-    return MediaPage(items=await service.lookup(ids))
+@router.post("/internal/uploads/digest")
+async def digest(request: Request, _: CurrentUser) -> DigestRead:
+    """Read an upload without storing anything; only its digest (a retry with a used
+    Idempotency-Key is compared with the first request by it)."""
+    upload = await parse_upload(
+        content_type=request.headers.get("content-type", ""),
+        body=request.stream(),
+        max_file_bytes=request.app.state.max_upload_bytes,
+        spool=False,
+    )
+    return DigestRead(request_hash=upload.digest())
+
+
+@router.post("/internal/media/claim")
+async def claim(body: ClaimCreate, service: Media, caller: CurrentUser) -> MediaPage:
+    """A post about to be made claims the caller's media (all or none: a 422 otherwise)."""
+    post_id = parse_id(body.post_id)
+    ids = [parse_id(i) for i in body.media_ids]
+    if post_id is None or None in ids or len(set(ids)) != len(ids):
+        raise Problem(422, "Media and post IDs must be distinct, valid IDs.")
+    media_ids = [m for m in ids if m is not None]
+    return MediaPage(
+        items=await service.claim(user_id=caller.user_id, post_id=post_id, media_ids=media_ids)
+    )
+
+
+@router.post("/internal/media/release", status_code=204)
+async def release(body: ReleaseCreate, service: Media, caller: CurrentUser) -> Response:
+    """Let go of the claims of a post that was certainly not made."""
+    post_id = parse_id(body.post_id)
+    if post_id is not None:
+        await service.release(user_id=caller.user_id, post_id=post_id)
+    return Response(status_code=204)
 
 
 @router.post("/internal/media/delete", status_code=204)
 async def remove(body: MediaIdsCreate, service: Media, caller: CurrentUser) -> Response:
+    """Delete the caller's media that no post claimed (claimed ones are left alone)."""
     ids = [m for m in (parse_id(i) for i in body.media_ids) if m is not None]
     await service.remove(user_id=caller.user_id, media_ids=ids)
     return Response(status_code=204)

@@ -1,10 +1,15 @@
-"""media-service composition: database, blob store (S3 or local disk), image process pool."""
+"""media-service composition: database, blob store (S3 or local disk), image process pool,
+the post.deleted consumer and the orphan sweeper."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import multiprocessing
 import os
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +20,17 @@ from media_service.service import MediaService
 from media_service.settings import MediaServiceSettings, S3Settings
 from photogram_common.blobs import LocalBlobStore, S3BlobStore
 from photogram_common.bus import EventBus
+from photogram_common.bus.consumer import EventConsumer
 from photogram_common.db import Database
+from photogram_common.events import PostDeleted
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
-from photogram_common.runtime import make_id_generator
+from photogram_common.runtime import make_id_generator, peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import add_health_routes, create_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 def database_for(platform: PlatformSettings, settings: MediaServiceSettings) -> Database:
@@ -42,18 +50,36 @@ def blob_store_for(platform: PlatformSettings, s3: S3Settings) -> LocalBlobStore
     return LocalBlobStore(platform.data_dir / "media")
 
 
+def _late(apps: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """An in-process peer looked up when first called: post-service is composed after
+    media-service (it calls media-service too), so it is not in `apps` yet."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await apps[name](scope, receive, send)
+
+    return {name: app}
+
+
 def create_app(
     platform: PlatformSettings,
     settings: MediaServiceSettings,
     *,
-    bus: EventBus | None = None,
-    owns_bus: bool = False,
+    bus: EventBus,
+    owns_bus: bool = True,
     s3: S3Settings | None = None,
+    in_process: Mapping[str, Any] | None = None,
 ) -> FastAPI:
-    """Build the app; media-service publishes no events, so it takes no bus of its own."""
+    """Build the app; the bus is shared in the embedded mode, so its owner starts it.
+
+    media-service publishes nothing; it consumes post.deleted (a deleted post's media go
+    with it) and asks post-service, when sweeping, whether claimed media's posts exist.
+    """
     database = database_for(platform, settings)
     ids, lease = make_id_generator(platform, default_worker=3, database=database)
     blobs = blob_store_for(platform, s3 or S3Settings())
+    posts = peer_client(
+        platform, "post-service", None if in_process is None else _late(in_process, "post-service")
+    )
     service = MediaService(
         database=database,
         blobs=blobs,
@@ -62,7 +88,23 @@ def create_app(
         max_image_pixels=platform.max_image_pixels,
         public_base_url=settings.public_base_url,
         presigned_url_seconds=settings.presigned_url_seconds,
+        orphan_grace=timedelta(seconds=settings.orphan_grace_seconds),
+        posts=posts,
     )
+    # A deleted post's media and objects go with it (docs/media.md, "Deleting a post").
+    deleted_posts = EventConsumer(
+        bus, group=settings.group, routes={PostDeleted: [service.on_post_deleted]}
+    )
+
+    async def sweep_orphans() -> None:
+        """Every few minutes: delete media no post uses, past their grace."""
+        while True:
+            await asyncio.sleep(settings.sweep_every_seconds)
+            try:
+                await service.sweep()
+            except Exception:
+                log.exception("sweeping orphan media failed")
+
     pool: dict[str, Any] = {}
 
     async def open_resources() -> None:
@@ -85,20 +127,28 @@ def create_app(
     lifespan = service_lifespan(
         lease=lease,
         platform=platform,
-        bus=None,
-        owns_bus=False,
+        bus=bus,
+        owns_bus=owns_bus,
         database=database,
         migrations=MIGRATIONS,
+        tasks=[sweep_orphans],
+        consumers=[deleted_posts],
         on_start=[open_resources],
-        on_stop=[close_resources],
+        on_stop=[close_resources, posts.close],
     )
     app = create_service_app(
         title="media-service", lifespan=lifespan, max_in_flight=platform.in_flight_bound
     )
     app.state.media = service
+    app.state.deleted_posts = deleted_posts
     app.state.database = database
     app.state.internal_secret = platform.internal_secret
     app.state.max_upload_bytes = platform.max_upload_mb * 1024 * 1024
     app.include_router(router)
-    add_health_routes(app, lambda: {"database": database.ping, "blobs": blobs.ping})
+    # Uploads and reads need no broker: without it only deleted posts' media wait.
+    add_health_routes(
+        app,
+        lambda: {"database": database.ping, "blobs": blobs.ping, "events": bus.ping},
+        informational=frozenset({"events"}),
+    )
     return app

@@ -6,6 +6,15 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, MetaD
 
 metadata = MetaData()
 
+# A media row's life (`status`, since `status_at`):
+#   pending  -> stored, no post uses it yet; the upload's compensation and the sweeper may
+#               delete it
+#   claimed  -> a post (`post_id`) is being made of it: nothing but that post's deletion, or
+#               the sweeper once it found no such post, deletes it
+#   attached -> the sweeper saw its post live (rows from before claims are attached too)
+#   deleting -> hidden from readers while its objects and then the row are deleted
+PENDING, CLAIMED, ATTACHED, DELETING = "pending", "claimed", "attached", "deleting"
+
 media = Table(
     "media",
     metadata,
@@ -19,5 +28,11 @@ media = Table(
     # {"large": {"key": ..., "width": ..., "height": ...}, ...}
     Column("variants", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The post that claimed the media (NULL while pending).
+    Column("post_id", BigInteger, nullable=True),
+    # When the status last changed (the sweeper's clock).
+    Column("status_at", DateTime(timezone=True), nullable=True),
     Index("ix_media_user_id", "user_id", "id"),
+    Index("ix_media_post_id", "post_id"),
+    Index("ix_media_status_at", "status", "status_at"),
 )

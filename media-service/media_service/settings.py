@@ -16,6 +16,12 @@ class MediaServiceSettings(BaseSettings):
     public_base_url: str | None = None
     image_workers: int = Field(default=0, ge=0)  # 0: one per core
     presigned_url_seconds: int = Field(default=3600, ge=60)
+    # The consumer group that deletes a deleted post's media (post.deleted).
+    group: str = "media-service"
+    # Media no post uses are deleted this long after their upload (or after a claim whose
+    # post does not exist); longer than any upload takes between its media and its post.
+    orphan_grace_seconds: float = Field(default=3600, ge=0)
+    sweep_every_seconds: float = Field(default=300, gt=0)
 
 
 class S3Settings(BaseSettings):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -33,17 +35,34 @@ _BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?
 
 @dataclass
 class UploadedFile:
-    path: Path
+    path: Path | None
     content_type: str | None = None
     size: int = 0
     head: bytes = b""
+    sha256: Any = field(default_factory=hashlib.sha256)
 
 
 @dataclass
 class ParsedUpload:
-    directory: Path
+    directory: Path | None
     files: list[UploadedFile] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
+
+    def text(self, name: str) -> str | None:
+        """A text field as the post keeps it: a form's empty field is no value, not ""."""
+        return self.fields.get(name) or None
+
+    def digest(self) -> str:
+        """What the upload asks for, as a hash: the caption and location as the post would
+        keep them and each file's bytes in order. Framing (the boundary, part headers, file
+        names) is left out, so a client's retry of the same upload has the same digest."""
+        canonical = {
+            "caption": self.text("caption"),
+            "location": self.text("location"),
+            "files": [item.sha256.hexdigest() for item in self.files],
+        }
+        encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(encoded).hexdigest()
 
 
 def _invalid(detail: str, loc: str) -> Problem:
@@ -58,7 +77,7 @@ def _invalid(detail: str, loc: str) -> Problem:
 class _UploadParser:
     """Callbacks for python-multipart; raises Problem as soon as a limit is crossed."""
 
-    def __init__(self, directory: Path, *, max_file_bytes: int) -> None:
+    def __init__(self, directory: Path | None, *, max_file_bytes: int) -> None:
         self.result = ParsedUpload(directory=directory)
         self._max_file_bytes = max_file_bytes
         self._header_name = b""
@@ -92,9 +111,11 @@ class _UploadParser:
         if name == "file":
             if len(self.result.files) >= MAX_FILES:
                 raise _invalid(f"At most {MAX_FILES} files per post.", "file")
-            path = self.result.directory / f"part-{len(self.result.files)}"
+            directory = self.result.directory
+            path = None if directory is None else directory / f"part-{len(self.result.files)}"
             self._file = UploadedFile(path=path)
-            self._handle = path.open("wb")
+            # Without a directory the files are only counted and hashed (a digest).
+            self._handle = None if path is None else path.open("wb")
             self.result.files.append(self._file)
         elif name in MAX_FIELD_CHARS:
             if name in self.result.fields:
@@ -117,17 +138,19 @@ class _UploadParser:
                 )
             if len(self._file.head) < SNIFF_BYTES:
                 self._file.head += chunk[: SNIFF_BYTES - len(self._file.head)]
-            assert self._handle is not None  # opened with the part's headers
-            self._handle.write(chunk)
+            self._file.sha256.update(chunk)
+            if self._handle is not None:
+                self._handle.write(chunk)
         elif self._field is not None:
             self._field_bytes += chunk
             if len(self._field_bytes) > _MAX_FIELD_BYTES:
                 raise _invalid(f"{self._field} is too long.", self._field)
 
     def on_part_end(self) -> None:
-        if self._file is not None and self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        if self._file is not None:
+            if self._handle is not None:
+                self._handle.close()
+                self._handle = None
         elif self._field is not None:
             self.result.fields[self._field] = _field_text(self._field, bytes(self._field_bytes))
 
@@ -137,9 +160,12 @@ class _UploadParser:
 
 
 async def parse_upload(
-    *, content_type: str, body: AsyncIterator[bytes], max_file_bytes: int
+    *, content_type: str, body: AsyncIterator[bytes], max_file_bytes: int, spool: bool = True
 ) -> ParsedUpload:
-    """Parse the upload into a temp directory; the caller removes it (see discard)."""
+    """Parse the upload into a temp directory; the caller removes it (see discard).
+
+    Without `spool` nothing is written: the files are only counted, sniffed and hashed, for
+    the upload's digest."""
     kind, options = parse_options_header(content_type.encode("latin-1"))
     if kind != b"multipart/form-data":
         raise Problem(
@@ -152,7 +178,7 @@ async def parse_upload(
         raise Problem(
             400, "The multipart boundary is not a valid one (RFC 2046).", title="Bad request"
         )
-    directory = Path(tempfile.mkdtemp(prefix="photogram-upload-"))
+    directory = Path(tempfile.mkdtemp(prefix="photogram-upload-")) if spool else None
     handler = _UploadParser(directory, max_file_bytes=max_file_bytes)
     try:
         parser = MultipartParser(
@@ -178,6 +204,11 @@ async def parse_upload(
         handler.close()
         discard(directory)
         raise Problem(400, "The multipart body is malformed.", title="Bad request") from exc
+    except BaseException:
+        # Cancelled (the request's deadline passed, the client left): no temp files behind.
+        handler.close()
+        discard(directory)
+        raise
     return _validated(handler.result)
 
 
@@ -213,8 +244,10 @@ def _validated(upload: ParsedUpload) -> ParsedUpload:
     return upload
 
 
-def discard(directory: Path) -> None:
+def discard(directory: Path | None) -> None:
     """Remove an upload's temp files."""
+    if directory is None:
+        return
     for path in directory.glob("*"):
         path.unlink(missing_ok=True)
     if directory.exists():

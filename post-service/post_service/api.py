@@ -10,6 +10,8 @@ from photogram_common.callers import Caller, CurrentUser
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
 from post_service.schemas import (
+    IdempotencyKeyRead,
+    IdempotencyKeySearch,
     PostCreate,
     PostIdsRead,
     PostRead,
@@ -41,8 +43,25 @@ PostIdPath = Annotated[int, Depends(post_id_path)]
 
 
 @router.post("/posts", status_code=201)
-async def create_post(body: PostCreate, posts: Posts, caller: CurrentUser) -> PostRead:
-    return await posts.create(caller, body)
+async def create_post(
+    body: PostCreate, posts: Posts, caller: CurrentUser, response: Response
+) -> PostRead:
+    """201 with the new post; 200 with the first one when the idempotency key was used."""
+    post, replayed = await posts.create(caller, body)
+    if replayed:
+        response.status_code = 200
+    return post
+
+
+@router.post("/internal/idempotency-keys/search")
+async def idempotency_key(
+    body: IdempotencyKeySearch, posts: Posts, caller: CurrentUser
+) -> IdempotencyKeyRead:
+    """The caller's earlier use of an idempotency key (404: none within the window)."""
+    found = await posts.earlier_use(caller, body.key)
+    if found is None:
+        raise Problem(404, "No such idempotency key.", title="Not found")
+    return found
 
 
 @router.get("/posts/{post_id}")

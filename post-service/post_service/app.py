@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from post_service.service import PostService
 from post_service.settings import PostServiceSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 def database_for(platform: PlatformSettings, settings: PostServiceSettings) -> Database:
@@ -45,7 +49,19 @@ def create_app(
         outbox=outbox,
         media=media,
         ids=ids,
+        idempotency_window=timedelta(hours=settings.idempotency_key_hours),
+        cleanup_seconds=platform.service_timeout_seconds,
     )
+
+    async def purge_idempotency_keys() -> None:
+        """Hourly: forget the idempotency keys older than their window."""
+        while True:
+            try:
+                await posts.purge_idempotency_keys()
+            except Exception:
+                log.exception("purging idempotency keys failed")
+            await asyncio.sleep(3600)
+
     relay = OutboxRelay(database=database, outbox=outbox, bus=bus)
     lifespan = service_lifespan(
         lease=lease,
@@ -54,7 +70,7 @@ def create_app(
         owns_bus=owns_bus,
         database=database,
         migrations=MIGRATIONS,
-        tasks=[relay.run],
+        tasks=[relay.run, purge_idempotency_keys],
         on_stop=[media.close],
     )
     app = create_service_app(

@@ -46,4 +46,19 @@ post_media = Table(
     Column("media", JSON, nullable=False),
 )
 
+# A client's Idempotency-Key for an upload, kept a day: the first request's hash and its
+# answer, replayed to a retry with the same key and body (docs/api.md, "Idempotent uploads").
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("post_id", BigInteger, nullable=False),
+    # The post as the first answer gave it.
+    Column("response", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
 outbox = outbox_table(metadata)

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, func, select, text, update
+from sqlalchemy import RowMapping, delete, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from post_service.models import post_media, posts
+from photogram_common.db import insert_ignoring_conflicts
+from post_service.models import idempotency_keys, post_media, posts
 
 
 async def insert_post(
@@ -48,6 +49,61 @@ async def media_of(
     for row in (await session.execute(query)).all():
         found[row.post_id].append(row.media)
     return found
+
+
+async def media_ids_of(session: AsyncSession, post_id: int) -> list[int]:
+    query = (
+        select(post_media.c.media_id)
+        .where(post_media.c.post_id == post_id)
+        .order_by(post_media.c.position)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def find_key(
+    session: AsyncSession, *, user_id: int, key: str, since: datetime
+) -> RowMapping | None:
+    """The caller's use of an idempotency key, if it is younger than `since`."""
+    query = select(idempotency_keys).where(
+        idempotency_keys.c.user_id == user_id,
+        idempotency_keys.c.key == key,
+        idempotency_keys.c.created_at >= since,
+    )
+    return (await session.execute(query)).mappings().first()
+
+
+async def insert_key(
+    session: AsyncSession, *, values: dict[str, Any], expired_before: datetime
+) -> bool:
+    """Record a key's first use; False when the key is taken (another request with it
+    committed first; on PostgreSQL this waits for one still in flight). An expired use of
+    the same key is forgotten first."""
+    await session.execute(
+        delete(idempotency_keys).where(
+            idempotency_keys.c.user_id == values["user_id"],
+            idempotency_keys.c.key == values["key"],
+            idempotency_keys.c.created_at < expired_before,
+        )
+    )
+    insert = insert_ignoring_conflicts(session, idempotency_keys, on=("user_id", "key"))
+    inserted = await session.execute(insert.values(**values).returning(idempotency_keys.c.key))
+    return inserted.first() is not None
+
+
+async def purge_keys(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Forget up to `limit` keys recorded before `before`; return how many went."""
+    oldest = (
+        select(idempotency_keys.c.user_id, idempotency_keys.c.key)
+        .where(idempotency_keys.c.created_at < before)
+        .order_by(idempotency_keys.c.created_at)
+        .limit(limit)
+    )
+    result: Any = await session.execute(
+        delete(idempotency_keys).where(
+            tuple_(idempotency_keys.c.user_id, idempotency_keys.c.key).in_(oldest)
+        )
+    )
+    return int(result.rowcount or 0)
 
 
 async def mark_deleted(session: AsyncSession, *, post_id: int, at: datetime) -> bool:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from photogram_common.schemas import Caption, Location, PostRead, PostsPage
 
 __all__ = [
+    "IdempotencyKeyRead",
+    "IdempotencyKeySearch",
     "PostCreate",
     "PostIdsRead",
     "PostRead",
@@ -16,6 +20,9 @@ __all__ = [
 ]
 
 MAX_MEDIA = 10
+# The client's Idempotency-Key (checked at the gateway: 1 to 255 visible ASCII characters).
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[!-~]+$")]
+RequestHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class PostCreate(BaseModel):
@@ -24,6 +31,26 @@ class PostCreate(BaseModel):
     caption: Caption | None = None
     location: Location | None = None
     media_ids: list[str] = Field(min_length=1, max_length=MAX_MEDIA)
+    # Both or neither: the key, and the hash of the upload the post is made from.
+    idempotency_key: IdempotencyKey | None = None
+    request_hash: RequestHash | None = None
+
+    @model_validator(mode="after")
+    def _key_with_its_hash(self) -> Self:
+        if (self.idempotency_key is None) != (self.request_hash is None):
+            raise ValueError("idempotency_key and request_hash go together")
+        return self
+
+
+class IdempotencyKeySearch(BaseModel):
+    key: IdempotencyKey
+
+
+class IdempotencyKeyRead(BaseModel):
+    """An earlier use of the caller's key: what was asked, and the post it answered."""
+
+    request_hash: str
+    post: PostRead
 
 
 class PostsBatchCreate(BaseModel):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import RowMapping
 
+from photogram_common import deadlines
 from photogram_common.clients import ServiceClient
 from photogram_common.cursors import decode_cursor, encode_cursor
 from photogram_common.db import Database
@@ -19,10 +23,13 @@ from photogram_common.problems import Problem
 from photogram_common.schemas import AuthorRead, MediaRead, PostRead, PostsPage
 from photogram_common.timeutil import to_rfc3339, utcnow
 from post_service import repository as repo
-from post_service.schemas import PostCreate
+from post_service.schemas import IdempotencyKeyRead, PostCreate
+
+log = logging.getLogger(__name__)
+PURGE_BATCH = 5000
 
 
-def post_read(row: RowMapping, media: list[dict[str, Any]]) -> PostRead:
+def post_read(row: RowMapping | Mapping[str, Any], media: list[dict[str, Any]]) -> PostRead:
     return PostRead(
         post_id=str(row["id"]),
         user_id=str(row["user_id"]),
@@ -32,6 +39,13 @@ def post_read(row: RowMapping, media: list[dict[str, Any]]) -> PostRead:
         created_at=to_rfc3339(row["created_at"]),
         media=[MediaRead.model_validate(m) for m in media],
     )
+
+
+def _replayed(earlier: IdempotencyKeyRead, request_hash: str | None) -> PostRead:
+    """The first answer, for a retry of the same upload; a 422 for a different one."""
+    if earlier.request_hash != request_hash:
+        raise _key_reused()
+    return earlier.post
 
 
 def _not_found() -> Problem:
@@ -47,48 +61,143 @@ def _invalid_media(detail: str) -> Problem:
     )
 
 
+def _key_reused() -> Problem:
+    detail = "This Idempotency-Key was used for a different upload."
+    errors = [{"loc": ["header", "Idempotency-Key"], "msg": detail, "type": "idempotency_key"}]
+    return Problem(422, detail, title="Validation failed", extra={"errors": errors})
+
+
+class _KeyTaken(Exception):
+    """Another request with the same idempotency key committed its post first."""
+
+
 @dataclass
 class PostService:
     database: Database
     outbox: Outbox
     ids: IdGenerator
     media: ServiceClient
+    idempotency_window: timedelta = timedelta(hours=24)
+    cleanup_seconds: float = 5.0
 
-    async def _owned_ready_media(
-        self, caller: Identity, media_ids: Sequence[str]
+    async def _claim(
+        self, caller: Identity, post_id: int, media_ids: Sequence[str]
     ) -> list[dict[str, Any]]:
+        """Have media-service give the caller's media to this post (before it commits), so
+        an upload's clean-up can never delete the media of a post that exists."""
         parsed = [parse_id(m) for m in media_ids]
         if None in parsed or len(set(parsed)) != len(parsed):
             raise _invalid_media("Media IDs must be distinct, valid IDs.")
         found = await self.media.call(
-            "POST", "/internal/media/lookup", identity=caller, json={"media_ids": list(media_ids)}
+            "POST",
+            "/internal/media/claim",
+            identity=caller,
+            json={"post_id": str(post_id), "media_ids": list(media_ids)},
         )
-        by_id = {m["media_id"]: m for m in found["items"]}
-        for media_id in media_ids:
-            item = by_id.get(media_id)
-            if item is None or item["user_id"] != str(caller.user_id):
-                raise _invalid_media(f"Media {media_id} does not exist or is not yours.")
-        return [by_id[m] for m in media_ids]
+        items: list[dict[str, Any]] = found["items"]
+        if [m["media_id"] for m in items] != list(media_ids) or any(
+            m["user_id"] != str(caller.user_id) for m in items
+        ):
+            raise _invalid_media("The media do not match the claim.")
+        return items
 
-    async def create(self, caller: Identity, data: PostCreate) -> PostRead:
-        media = await self._owned_ready_media(caller, data.media_ids)
+    async def create(self, caller: Identity, data: PostCreate) -> tuple[PostRead, bool]:
+        """Make the post; with an idempotency key, at most once per key and user: a key used
+        before (within the window) answers the first post again. Returns (post, replayed)."""
+        key = data.idempotency_key
+        if key is not None:
+            earlier = await self.earlier_use(caller, key)
+            if earlier is not None:
+                return _replayed(earlier, data.request_hash), True
+        post_id = self.ids.next_id()
+        media = await self._claim(caller, post_id, data.media_ids)
         values = {
-            "id": self.ids.next_id(),
+            "id": post_id,
             "user_id": caller.user_id,
             "author_username": caller.username,
             "caption": data.caption,
             "location": data.location,
             "created_at": utcnow(),
         }
-        async with self.database.transaction() as session:
-            await repo.insert_post(session, values=values, media=media)
-            await self.outbox.add(
-                session, PostCreated(post_id=values["id"], author_id=caller.user_id)
-            )
-            row = await repo.get_post(session, values["id"])
+        post = post_read(values, media)
+        committing = False
+        try:
+            async with self.database.transaction() as session:
+                await repo.insert_post(session, values=values, media=media)
+                await self.outbox.add(
+                    session, PostCreated(post_id=post_id, author_id=caller.user_id)
+                )
+                if key is not None:
+                    now = values["created_at"]
+                    use = {
+                        "user_id": caller.user_id,
+                        "key": key,
+                        "request_hash": data.request_hash,
+                        "post_id": post_id,
+                        "response": post.model_dump(mode="json"),
+                        "created_at": now,
+                    }
+                    if not await repo.insert_key(
+                        session, values=use, expired_before=now - self.idempotency_window
+                    ):
+                        raise _KeyTaken  # rolls the post back
+                committing = True
+        except BaseException as exc:
+            # Failed before the commit (cancelled at the deadline included): certainly not
+            # made, so the claim is let go and the caller's clean-up can delete the media.
+            # A failure of the commit itself leaves the claim, for the sweeper to settle.
+            if not committing:
+                await self._let_go(caller, post_id)
+            if not isinstance(exc, _KeyTaken):
+                raise
+            assert key is not None
+            # Another request with this key made its post first: that one answers.
+            earlier = await self.earlier_use(caller, key)
+            if earlier is None:  # expired meanwhile: only a window of zero allows that
+                raise Problem(409, "Retry the upload.", title="Conflict") from None
+            return _replayed(earlier, data.request_hash), True
         self.outbox.notify()
-        assert row is not None
-        return post_read(row, media)
+        return post, False
+
+    async def _let_go(self, caller: Identity, post_id: int) -> None:
+        """Release a post's claim on its media, on a budget of its own (the request's may
+        be what ran out) and shielded from a second cancellation; failures are left to the
+        sweeper."""
+        with deadlines.within(self.cleanup_seconds, replace=True):
+            release = asyncio.ensure_future(
+                self.media.call(
+                    "POST",
+                    "/internal/media/release",
+                    identity=caller,
+                    json={"post_id": str(post_id)},
+                )
+            )
+        try:
+            await asyncio.shield(release)
+        except (Exception, asyncio.CancelledError):
+            log.warning("could not release a claim", extra={"post_id": post_id})
+
+    async def earlier_use(self, caller: Identity, key: str) -> IdempotencyKeyRead | None:
+        """The caller's use of this key within the window, if any."""
+        since = utcnow() - self.idempotency_window
+        async with self.database.transaction() as session:
+            row = await repo.find_key(session, user_id=caller.user_id, key=key, since=since)
+        if row is None:
+            return None
+        return IdempotencyKeyRead(
+            request_hash=row["request_hash"], post=PostRead.model_validate(row["response"])
+        )
+
+    async def purge_idempotency_keys(self) -> int:
+        """Forget keys older than the window, in batches; return how many went."""
+        before = utcnow() - self.idempotency_window
+        total = 0
+        while True:
+            async with self.database.transaction() as session:
+                purged = await repo.purge_keys(session, before=before, limit=PURGE_BATCH)
+            total += purged
+            if purged < PURGE_BATCH:
+                return total
 
     async def get(self, post_id: int) -> PostRead:
         async with self.database.transaction() as session:
@@ -106,7 +215,9 @@ class PostService:
             if row["user_id"] != caller.user_id:
                 raise Problem(403, "Only the author can delete a post.", title="Forbidden")
             await repo.mark_deleted(session, post_id=post_id, at=utcnow())
-            await self.outbox.add(session, PostDeleted(post_id=post_id, author_id=caller.user_id))
+            media_ids = await repo.media_ids_of(session, post_id)
+            deleted = PostDeleted(post_id=post_id, author_id=caller.user_id, media_ids=media_ids)
+            await self.outbox.add(session, deleted)
         self.outbox.notify()
 
     async def batch(self, post_ids: Sequence[int]) -> list[PostRead]:

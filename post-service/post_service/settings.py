@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -11,3 +12,5 @@ class PostServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8102
     database_url: str | None = None
+    # How long an upload's Idempotency-Key is kept (docs/api.md, "Idempotent uploads").
+    idempotency_key_hours: float = Field(default=24, gt=0)

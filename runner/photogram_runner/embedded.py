@@ -39,7 +39,9 @@ def compose(platform: PlatformSettings, *, bus: EventBus | None = None) -> Syste
     """Build every app of the system, wired to each other in-process."""
     bus = bus or make_bus(platform, client_id="photogram")
     services: dict[str, Any] = {}
-    services["media-service"] = media_app.create_app(platform, MediaServiceSettings())
+    services["media-service"] = media_app.create_app(
+        platform, MediaServiceSettings(), bus=bus, owns_bus=False, in_process=services
+    )
     services["user-service"] = user_app.create_app(
         platform, UserServiceSettings(), bus=bus, owns_bus=False
     )

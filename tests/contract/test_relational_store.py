@@ -104,7 +104,7 @@ async def test_each_service_migrates_to_the_same_schema(database: Database, serv
         found = await conn.run_sync(tables)
     expected = {
         "user_service": {"users", "follows", "outbox", "processed_events"},
-        "post_service": {"posts", "post_media", "outbox"},
+        "post_service": {"posts", "post_media", "outbox", "idempotency_keys"},
         "media_service": {"media"},
     }[service]
     assert expected | {"alembic_version"} == found

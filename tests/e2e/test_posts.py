@@ -8,7 +8,7 @@ import pytest
 
 import imagefactory as make
 from helpers import Api, eventually
-from media_helpers import assert_problem, fetch_variant, stored, upload
+from media_helpers import assert_problem, fetch_variant, upload
 
 
 async def post_photo(
@@ -132,15 +132,6 @@ async def test_media_lookup_and_bytes(api: Api) -> None:
     assert_problem(await api.client.get("/api/media/7258416120135680/large.jpg"), 404)
     thumbnail = await fetch_variant(api, item["variants"]["thumbnail"]["url"])
     assert thumbnail.status_code == 200 and thumbnail.content.startswith(b"\xff\xd8\xff")
-
-
-async def test_deleting_a_post_keeps_its_media_readable_for_now(api: Api, system: Any) -> None:
-    ana = await api.signup("ana")
-    post = await post_photo(api, ana, "soon gone")
-    before = await stored(system)
-    await api.client.delete(f"/api/post/{post['post_id']}", headers=ana["headers"])
-    # A delete is a soft delete of the post; its media rows and objects are not touched.
-    assert await stored(system) == before
 
 
 async def test_posts_count_follows_creates_and_deletes(api: Api) -> None:

@@ -21,7 +21,9 @@ from gateway.deps import (
 )
 from gateway.relay import relay_page
 from gateway.routes.problems import problems
+from photogram_common import deadlines
 from photogram_common.clients import raise_for_problem
+from photogram_common.identity import Identity
 from photogram_common.problems import Problem
 from photogram_common.schemas import MediaRead, PostRead, PostsPage
 
@@ -31,6 +33,8 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 MAX_FILES = 10
 # media-service knows the variant names; anything else cannot name one.
 VARIANT_NAME = re.compile(r"[a-z]{1,32}")
+# An upload's Idempotency-Key: 1 to 255 visible ASCII characters (a UUID, say).
+IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -53,7 +57,20 @@ _UPLOAD_BODY = {
                 }
             }
         },
-    }
+    },
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": (
+                "Makes a retry safe: the same key with the same upload, from the same user "
+                "within 24 hours, answers the first post again (the same 201) instead of "
+                "making another; the same key with a different upload is a 422."
+            ),
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+        }
+    ],
 }
 
 
@@ -72,7 +89,11 @@ _REDIRECT = {"description": "A redirect to a time-limited object-store URL"}
     responses=problems(400, 401, 413, 415, 422, 429, 503),
 )
 async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> JSONResponse:
-    """Create media from 1 to 10 images, then the post that shows them, or nothing at all."""
+    """Create media from 1 to 10 images, then the post that shows them, or nothing at all.
+
+    With an Idempotency-Key, a retry of the same upload answers the first post again.
+    """
+    key = _idempotency_key(request)
     content_type = request.headers.get("content-type", "")
     if not content_type.isascii():
         raise Problem(400, "The Content-Type header is not ASCII.", title="Bad request")
@@ -80,14 +101,86 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
     ceiling = MAX_FILES * request.app.state.max_upload_bytes + 1024 * 1024
     if declared.isdigit() and int(declared) > ceiling:
         raise _upload_too_large()
+    if key is not None:
+        earlier = await _earlier_use(peers, caller, key)
+        if earlier is not None:
+            # Used before: only the body's digest is needed, nothing is stored again.
+            digest = await _relay(request, peers, caller, "/internal/uploads/digest", ceiling)
+            if digest["request_hash"] != earlier["request_hash"]:
+                raise _key_reused()
+            return _created(earlier["post"], replayed=True)
+    uploaded = await _relay(request, peers, caller, "/internal/uploads", ceiling)
+    media_ids = [m["media_id"] for m in uploaded["media"]]
+    body: dict[str, Any] = {
+        "caption": uploaded["caption"],
+        "location": uploaded["location"],
+        "media_ids": media_ids,
+    }
+    if key is not None:
+        body |= {"idempotency_key": key, "request_hash": uploaded["request_hash"]}
+    try:
+        response = await peers.posts.request("POST", "/posts", identity=caller, json=body)
+        raise_for_problem("post-service", response)
+    except BaseException:
+        # No post answered: remove the media unless a post claimed them (it may exist
+        # although its answer was lost), keep the first error.
+        await _discard(request, peers, caller, media_ids)
+        raise
+    if response.status_code == 200:
+        # Another request with this key made the post first: ours is not needed.
+        await _discard(request, peers, caller, media_ids)
+    return _created(response.json(), replayed=response.status_code == 200)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    values = request.headers.getlist("idempotency-key")
+    if not values:
+        return None
+    if len(values) > 1 or not IDEMPOTENCY_KEY.fullmatch(values[0]):
+        detail = "Idempotency-Key must be one value of 1 to 255 visible ASCII characters."
+        errors = [{"loc": ["header", "Idempotency-Key"], "msg": detail, "type": "value_error"}]
+        raise Problem(422, detail, title="Validation failed", extra={"errors": errors})
+    return values[0]
+
+
+def _key_reused() -> Problem:
+    detail = "This Idempotency-Key was used for a different upload."
+    errors = [{"loc": ["header", "Idempotency-Key"], "msg": detail, "type": "idempotency_key"}]
+    return Problem(422, detail, title="Validation failed", extra={"errors": errors})
+
+
+async def _earlier_use(peers: Any, caller: Identity, key: str) -> dict[str, Any] | None:
+    response = await peers.posts.request(
+        "POST", "/internal/idempotency-keys/search", identity=caller, json={"key": key}
+    )
+    if response.status_code == 404:
+        return None
+    raise_for_problem("post-service", response)
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def _created(post: dict[str, Any], *, replayed: bool) -> JSONResponse:
+    headers = {"Location": f"/api/post/{post['post_id']}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(post, status_code=201, headers=headers)
+
+
+async def _relay(
+    request: Request, peers: Any, caller: Identity, path: str, ceiling: int
+) -> dict[str, Any]:
+    """Stream the upload's body to media-service, stopped past `ceiling` bytes."""
     stream = _Ceiling(request.stream(), ceiling)
     try:
         response = await peers.media.request(
             "POST",
-            "/internal/uploads",
+            path,
             identity=caller,
             content=stream,
-            headers={"content-type": content_type},
+            headers={"content-type": request.headers.get("content-type", "")},
+            # Receiving the body takes as long as the client takes: bounded by the deadline.
+            deadline_only=True,
         )
     except Exception:
         if stream.passed:
@@ -96,23 +189,18 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
     if stream.passed:
         raise _upload_too_large()
     raise_for_problem("media-service", response)
-    uploaded = response.json()
-    media_ids = [m["media_id"] for m in uploaded["media"]]
-    body = {
-        "caption": uploaded["caption"],
-        "location": uploaded["location"],
-        "media_ids": media_ids,
-    }
-    try:
-        post = await peers.posts.call("POST", "/posts", identity=caller, json=body)
-    except BaseException:
-        # The media were stored but the post was not made: remove them, keep the first error.
-        with contextlib.suppress(Exception):
-            await peers.media.call(
-                "POST", "/internal/media/delete", identity=caller, json={"media_ids": media_ids}
-            )
-        raise
-    return JSONResponse(post, status_code=201, headers={"Location": f"/api/post/{post['post_id']}"})
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def _discard(request: Request, peers: Any, caller: Identity, media_ids: list[str]) -> None:
+    """Have media-service delete the upload's media that no post claimed. It runs after the
+    request's deadline when that is what ended the request, so on a budget of its own."""
+    budget = request.app.state.cleanup_seconds
+    with deadlines.within(budget, replace=True), contextlib.suppress(Exception):
+        await peers.media.call(
+            "POST", "/internal/media/delete", identity=caller, json={"media_ids": media_ids}
+        )
 
 
 def _upload_too_large() -> Problem:
