@@ -20,7 +20,9 @@
      per row per round (a lazily trimmed row's block is slack + 1 posts, so each timeline
      is trimmed once within it; the naive row's is one post). Each row reports the median
      over the rounds of inserts/s (and the best), Redis's main-thread CPU per insert
-     (INFO cpu: everything the server does, parsing and replies included) and the command
+     (INFO cpu: everything the server does, parsing and replies included), the bench
+     process's own CPU per insert (the worker's share; the paging's too on full paths),
+     PostgreSQL's (its backends serving the bench's database, from /proc) and the command
      time per insert and per call (INFO commandstats, top-level commands only: a script's
      time includes the commands it runs; wall time inside Redis, so it grows when the
      machine is busy, unlike the CPU figure). Memory per timeline is
@@ -147,6 +149,15 @@ async def redis_counters(redis: aioredis.Redis) -> tuple[float, dict[str, tuple[
     stats = await redis.info("commandstats")
     usec = {k.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for k, v in stats.items()}
     return cpu["used_cpu_user_main_thread"] + cpu["used_cpu_sys_main_thread"], usec
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a local process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 TOP_LEVEL = {
@@ -293,20 +304,29 @@ class Row:
     in_flight: int | None = None
     blocks: list[dict[str, float]] = field(default_factory=list)
 
-    async def measure(self, redis: aioredis.Redis, gen: IdGenerator, n: int) -> None:
+    async def measure(
+        self,
+        redis: aioredis.Redis,
+        gen: IdGenerator,
+        n: int,
+        pg_cpu: Callable[[], Awaitable[float]],
+    ) -> None:
         saved = timelines.CHUNK, timelines.IN_FLIGHT
         timelines.CHUNK = self.chunk or saved[0]
         timelines.IN_FLIGHT = self.in_flight or saved[1]
         try:
             cpu0, stats0 = await redis_counters(redis)
-            elapsed = 0.0
+            pg0 = await pg_cpu()
+            elapsed = client = 0.0
             for _ in range(self.block):
                 post = gen.next_id()
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 added = await self.fn(post)
                 elapsed += time.perf_counter() - t0
+                client += time.process_time() - c0
                 assert added == n, (self.name, added)
             cpu1, stats1 = await redis_counters(redis)
+            pg1 = await pg_cpu()
         finally:
             timelines.CHUNK, timelines.IN_FLIGHT = saved
         calls = usec = 0
@@ -318,6 +338,10 @@ class Row:
             {
                 "inserts_per_s": inserts / elapsed,
                 "redis_cpu_us_per_insert": (cpu1 - cpu0) * 1e6 / inserts,
+                # This process's CPU (the worker's share: paging included on full paths).
+                "client_cpu_us_per_insert": client * 1e6 / inserts,
+                # The CPU of PostgreSQL's backends serving the paging (full paths only).
+                "postgres_cpu_us_per_insert": (pg1 - pg0) * 1e6 / inserts,
                 "command_us_per_insert": usec / inserts,
                 # How long one call holds Redis (other clients wait meanwhile).
                 "command_ms_per_call": usec / calls / 1000,
@@ -336,6 +360,8 @@ class Row:
             "inserts_per_s": median("inserts_per_s"),
             "inserts_per_s_best": max(b["inserts_per_s"] for b in self.blocks),
             "redis_cpu_us_per_insert": median("redis_cpu_us_per_insert"),
+            "client_cpu_us_per_insert": median("client_cpu_us_per_insert"),
+            "postgres_cpu_us_per_insert": median("postgres_cpu_us_per_insert"),
             "command_us_per_insert": median("command_us_per_insert"),
             "command_ms_per_call": median("command_ms_per_call"),
             "blocks": self.blocks,
@@ -354,6 +380,13 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
     n = args.followers
     author, user_ids = await pg_follow_graph(n, gen)
     database = Database(pg_url(PG_DB, driver="asyncpg"), pool_size=2)
+    admin = await asyncpg.connect(PG_ADMIN)
+
+    async def pg_cpu() -> float:
+        """CPU seconds of the PostgreSQL backends connected to the bench's database."""
+        pids = await admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", PG_DB)
+        return sum(process_cpu(row["pid"]) for row in pids)
+
     assert await all_followers(database, author, 1000) == user_ids
     paging: list[float] = []
     for _ in range(args.repeats):
@@ -427,7 +460,7 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
         # Rounds interleave the rows, so a burst of other load on the machine is shared.
         for round_ in range(args.rounds):
             for row in rows:
-                await row.measure(redis, gen, n)
+                await row.measure(redis, gen, n, pg_cpu)
             print(f"[fanout] {encoding}: round {round_ + 1} of {args.rounds} done", flush=True)
         for row in rows:
             summary = row.summary()
@@ -435,7 +468,9 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
             print(
                 f"[fanout] {encoding:8} {row.name}: {summary['inserts_per_s']:,.0f} inserts/s "
                 f"(best {summary['inserts_per_s_best']:,.0f}; Redis CPU "
-                f"{summary['redis_cpu_us_per_insert']:.1f} µs/insert, command time "
+                f"{summary['redis_cpu_us_per_insert']:.1f} µs/insert, client CPU "
+                f"{summary['client_cpu_us_per_insert']:.1f} µs, PostgreSQL CPU "
+                f"{summary['postgres_cpu_us_per_insert']:.1f} µs, command time "
                 f"{summary['command_us_per_insert']:.1f} µs, "
                 f"{summary['command_ms_per_call']:.2f} ms per call)",
                 flush=True,
@@ -450,7 +485,6 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
         print(f"[fanout] {encoding} memory per timeline: {memory[encoding]}", flush=True)
 
     await database.dispose()
-    admin = await asyncpg.connect(PG_ADMIN)
     await admin.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
     await admin.close()
     return {
