@@ -405,6 +405,8 @@ redis_start() {
     mkdir -p "$REDIS_DIR"
     rm -f "$REDIS_PID"
     say "redis: starting on 127.0.0.1:$REDIS_PORT"
+    # Timelines stay listpacks up to 1024 entries, as in docker-compose.yml and k8s/
+    # (docs/decisions.md, "Fan-out writes"); bench/fanout.py starts its Redis the same way.
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes \
         --save "" --appendonly no --daemonize yes \
         --pidfile "$REDIS_PID" --logfile "$REDIS_LOG" --dir "$REDIS_DIR" \
