@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 
-from media_service.imaging import ImageRejected, ProcessedImage, process_image
+from media_service.imaging import ImageRejected, ProcessedImage
+from media_service.imaging.worker import process_in_worker
 from media_service.models import ATTACHED, CLAIMED, DELETING, PENDING, media
 from media_service.uploads import ParsedUpload, discard
 from photogram_common.blobs import BlobStore
@@ -85,7 +86,7 @@ class MediaService:
         loop = asyncio.get_running_loop()
         # CPU work runs in a process pool so one large photo does not stall other requests.
         return await loop.run_in_executor(
-            self.executor, _process_in_worker, path, self.max_image_pixels
+            self.executor, process_in_worker, path, self.max_image_pixels
         )
 
     async def ingest(self, *, user_id: int, upload: ParsedUpload) -> list[MediaRead]:
@@ -367,11 +368,3 @@ def _rejected(rejection: ImageRejected, index: int) -> Problem:
         title=rejection.title,
         extra={"errors": errors} if rejection.status == 422 else None,
     )
-
-
-def _process_in_worker(path: str, max_pixels: int) -> ProcessedImage | ImageRejected:
-    # Rejections come back as values: exceptions cross the process boundary less reliably.
-    try:
-        return process_image(path, max_pixels=max_pixels)
-    except ImageRejected as exc:
-        return exc
