@@ -38,7 +38,8 @@ from photogram_common.settings import PlatformSettings
 
 SENTINEL = "0"
 # Lists per script call, and script calls in flight per push (on one Redis), measured in
-# bench/fanout.py; a call of CHUNK keys blocks Redis for CHUNK inserts (a few ms at most).
+# bench/fanout.py: a call of CHUNK keys holds Redis for CHUNK inserts, ~9 ms into full
+# listpack timelines, ~2 ms into skiplists (docs/benchmarks.md (a)).
 CHUNK = 256
 IN_FLIGHT = 2
 # Posts per script call when one list takes many (unpacked onto Lua's stack).
@@ -147,7 +148,7 @@ class TimelineStore:
         self._loaded_on_cluster = False
         # On a plain Redis client (not fakeredis, not a cluster) script calls are packed by
         # hiredis: redis-py's asyncio client packs a command in Python, ~1 µs per key of a
-        # call, about 40 % of the client's CPU per insert (bench/fanout.py's notes).
+        # call, about 40 % of the client's CPU per insert.
         self._packed = type(redis) is aioredis.Redis
 
     async def push(self, user_ids: Iterable[int], post_id: int) -> int:
