@@ -19,7 +19,7 @@ def _unauthorized() -> Problem:
     )
 
 
-def caller_identity(request: Request) -> Identity:
+async def caller_identity(request: Request) -> Identity:
     """The verified caller: a user (user_id > 0) or another service (user_id 0)."""
     token = request.headers.get(INTERNAL_HEADER)
     if not token:
@@ -30,7 +30,7 @@ def caller_identity(request: Request) -> Identity:
         raise _unauthorized() from exc
 
 
-def user_identity(caller: Annotated[Identity, Depends(caller_identity)]) -> Identity:
+async def user_identity(caller: Annotated[Identity, Depends(caller_identity)]) -> Identity:
     """The verified end user on whose behalf the gateway calls."""
     if caller.user_id <= 0:
         raise _unauthorized()

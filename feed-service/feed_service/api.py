@@ -14,7 +14,7 @@ from photogram_common.schemas import PostsPage
 router = APIRouter()
 
 
-def get_service(request: Request) -> FeedService:
+async def get_service(request: Request) -> FeedService:
     service: FeedService = request.app.state.feed
     return service
 

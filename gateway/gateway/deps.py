@@ -97,7 +97,7 @@ async def credential_endpoint(request: Request) -> None:
     )
 
 
-def get_peers(request: Request) -> Peers:
+async def get_peers(request: Request) -> Peers:
     peers: Peers = request.app.state.peers
     return peers
 
@@ -109,28 +109,28 @@ def _not_found(what: str) -> Problem:
 # Path parameters are checked here, before they become part of a peer's URL: an ID that is
 # not a decimal ID, or a name no account can have, names nothing (404), and nothing a client
 # sends can add a segment, a query or a fragment to the internal request.
-def user_id_path(user_id: str) -> int:
+async def user_id_path(user_id: str) -> int:
     parsed = parse_id(user_id)
     if parsed is None:
         raise _not_found("user")
     return parsed
 
 
-def post_id_path(post_id: str) -> int:
+async def post_id_path(post_id: str) -> int:
     parsed = parse_id(post_id)
     if parsed is None:
         raise _not_found("post")
     return parsed
 
 
-def media_id_path(media_id: str) -> int:
+async def media_id_path(media_id: str) -> int:
     parsed = parse_id(media_id)
     if parsed is None:
         raise _not_found("media")
     return parsed
 
 
-def username_path(username: str) -> str:
+async def username_path(username: str) -> str:
     name = username.lower()
     if not USERNAME_PATTERN.fullmatch(name):
         raise _not_found("user")

@@ -48,7 +48,7 @@ class MediaPage(BaseModel):
     items: list[MediaRead]
 
 
-def get_service(request: Request) -> MediaService:
+async def get_service(request: Request) -> MediaService:
     service: MediaService = request.app.state.media
     return service
 

@@ -24,7 +24,7 @@ from post_service.service import PostService
 router = APIRouter()
 
 
-def get_service(request: Request) -> PostService:
+async def get_service(request: Request) -> PostService:
     service: PostService = request.app.state.posts
     return service
 
@@ -32,7 +32,7 @@ def get_service(request: Request) -> PostService:
 Posts = Annotated[PostService, Depends(get_service)]
 
 
-def post_id_path(post_id: str) -> int:
+async def post_id_path(post_id: str) -> int:
     parsed = parse_id(post_id)
     if parsed is None:
         raise Problem(404, "No such post.", title="Not found")

@@ -27,7 +27,7 @@ router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
-def get_service(request: Request) -> UserService:
+async def get_service(request: Request) -> UserService:
     service: UserService = request.app.state.users
     return service
 
@@ -35,7 +35,7 @@ def get_service(request: Request) -> UserService:
 Users = Annotated[UserService, Depends(get_service)]
 
 
-def user_id_path(user_id: str) -> int:
+async def user_id_path(user_id: str) -> int:
     parsed = parse_id(user_id)
     if parsed is None:
         raise Problem(404, "No such user.", title="Not found")
