@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import sys
+import time
 from typing import Any
+
+import orjson
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -21,10 +23,20 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self._service = service
+        self._second = -1
+        self._stamp = ""
+
+    def _time(self, record: logging.LogRecord) -> str:
+        # strftime once a second: a busy service logs hundreds of lines in each.
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int(record.msecs):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": self._time(record),
             "level": record.levelname.lower(),
             "service": getattr(record, "service", self._service),
             "logger": record.name,
@@ -38,7 +50,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return orjson.dumps(entry, default=str).decode()
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -48,6 +60,9 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # What no line carries: the caller's frame (a stack walk per line), threads, processes.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     for noisy in ("aiokafka", "botocore", "aiobotocore", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # The access log duplicates our own request line, which carries the request ID.

@@ -156,6 +156,9 @@ def create_service_app(
     """Make a FastAPI app with problem JSON errors, request IDs, the caller's deadline
     (`caller_deadlines`: services behind the gateway; photogram_common.deadlines) and, when
     `max_in_flight` is set, a bound on the requests in flight (a fast 503 past it)."""
+    # FastAPI's own OpenTelemetry hooks ask the global providers on every request whether
+    # they are configured (~5 % of a hop's CPU, docs/benchmarks.md (f)); none is, so off.
+    kwargs.setdefault("telemetry", {"tracing": False, "metrics": False, "logs": False})
     app = FastAPI(title=title, lifespan=lifespan, **kwargs)
     install_problem_handlers(app)
     if caller_deadlines:
