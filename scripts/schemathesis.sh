@@ -17,6 +17,13 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-20}"
+# The project's own uv (make install puts it in .venv), else one on PATH.
+if [[ -x .venv/bin/uv ]]; then
+    UV="$REPO/.venv/bin/uv"
+else
+    UV=$(command -v uv) || { echo "uv is required: run make install" >&2; exit 1; }
+fi
+uv() { "$UV" "$@"; }
 
 # The embedded mode: drop any real-backend settings inherited from the shell.
 while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^PHOTOGRAM_' || true)
@@ -55,7 +62,7 @@ TOKEN=$(curl -fsS -X POST "$BASE/api/auth/signup" -H 'Content-Type: application/
 
 # Run from the throwaway directory so Schemathesis keeps its crash cache out of the repo.
 status=0
-(cd "$DATA_DIR" && timeout 300 uv run --project "$REPO" schemathesis run "$BASE/api/openapi.json" \
+(cd "$DATA_DIR" && timeout 300 "$UV" run --project "$REPO" schemathesis run "$BASE/api/openapi.json" \
     --header "Authorization: Bearer $TOKEN" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --exclude-path /api/upload \
@@ -64,9 +71,9 @@ status=0
     --no-color \
     "$@") || status=$?
 
-if grep -q '"level": "error"' "$LOG"; then
+if grep -Eq '"level": ?"error"' "$LOG"; then
     echo "the server logged errors:" >&2
-    grep '"level": "error"' "$LOG" | head -20 >&2
+    grep -E '"level": ?"error"' "$LOG" | head -20 >&2
     status=1
 fi
 exit "$status"
