@@ -1,8 +1,9 @@
 """The floor of the feed benchmark: a service that answers `GET /feed` with a canned page.
 
-Built like Photogram's services (`create_service_app`: problem JSON, request IDs, one log
-line per request; served by the same uvicorn setup), it checks the gateway's internal
-identity header with `photogram_common.callers` as feed-service does, then returns 20
+Built like Photogram's feed-service (`create_service_app`: problem JSON, request IDs, one log
+line per request; served by the same uvicorn setup; the same fast route for a plain page
+query, photogram_common.fastroutes), it checks the gateway's internal identity header as
+feed-service does, then returns 20
 posts (the shape of `PostRead`, with the bench data's media JSON) made once, as bytes.
 A second gateway pointed at it (`PHOTOGRAM_FEED_SERVICE_URL`) measures what the
 gateway -> feed-service hop costs with no feed work behind it.
@@ -21,12 +22,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Response
+from starlette.middleware import Middleware
+from starlette.types import Scope
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from feed_graph import media_json
 
 from photogram_common.callers import CurrentUser
 from photogram_common.cursors import encode_cursor
+from photogram_common.fastroutes import FastRoutes, header, page_query
+from photogram_common.identity import INTERNAL_HEADER, InvalidToken, verify_internal_token
 from photogram_common.logs import configure_logging
 from photogram_common.runtime import serve
 from photogram_common.schemas import PostsPage
@@ -64,7 +69,22 @@ def create_app(platform: PlatformSettings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
 
-    app = create_service_app(title="floor-feed", lifespan=lifespan)
+    async def feed_fast(scope: Scope) -> Response | None:
+        # As feed-service's fast route (feed_service.api.feed_fast), with no feed behind it.
+        token = header(scope, INTERNAL_HEADER.encode())
+        if page_query(scope) is None or token is None:
+            return None
+        try:
+            caller = verify_internal_token(token, secret=platform.internal_secret)
+        except InvalidToken:
+            return None
+        return Response(body, media_type="application/json") if caller.user_id > 0 else None
+
+    app = create_service_app(
+        title="floor-feed",
+        lifespan=lifespan,
+        middleware=[Middleware(FastRoutes, routes={"/feed": feed_fast})],
+    )
     app.state.internal_secret = platform.internal_secret
 
     @app.get("/feed")

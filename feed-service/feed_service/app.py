@@ -6,13 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
-from feed_service.api import router
+from feed_service.api import feed_fast, router
 from feed_service.hydration import PostBodies
 from feed_service.page_read import PageRead
 from feed_service.service import FeedService
 from feed_service.settings import FeedServiceSettings
 from photogram_common.bus import EventBus
+from photogram_common.fastroutes import FastRoutes
 from photogram_common.follows import FollowSets
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.redis import make_redis
@@ -59,7 +61,11 @@ def create_app(
         on_stop=[feed.drain, users.close, posts.close, redis.aclose, raw.aclose],
     )
     app = create_service_app(
-        title="feed-service", lifespan=lifespan, max_in_flight=platform.in_flight_bound
+        title="feed-service",
+        lifespan=lifespan,
+        max_in_flight=platform.in_flight_bound,
+        # Inside the deadline, request-ID and in-flight layers create_service_app adds.
+        middleware=[Middleware(FastRoutes, routes={"/feed": feed_fast})],
     )
     app.state.feed = feed
     app.state.internal_secret = platform.internal_secret

@@ -17,6 +17,7 @@ from gateway.openapi import public_openapi
 from gateway.ratelimit import RateLimiter
 from gateway.routes import posts, users
 from gateway.settings import GatewaySettings
+from photogram_common.fastroutes import FastRoutes
 from photogram_common.redis import make_redis
 from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
@@ -71,6 +72,8 @@ def create_app(
             ),
             Middleware(HeaderLimitMiddleware, limit=settings.max_header_bytes),
             Middleware(BodyLimitMiddleware, limit=settings.max_json_body_bytes),
+            # Innermost: the feed's common request, inside every limit above.
+            Middleware(FastRoutes, routes={"/api/feed": posts.feed_fast}),
         ],
     )
     app.state.peers = peers

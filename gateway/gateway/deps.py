@@ -41,7 +41,11 @@ def _unauthorized(detail: str) -> Problem:
 
 
 async def _limit(request: Request, subject: str, limit: int) -> None:
-    policy: EdgePolicy = request.app.state.policy
+    await enforce_limit(request.app.state.policy, subject, limit)
+
+
+async def enforce_limit(policy: EdgePolicy, subject: str, limit: int) -> None:
+    """A 429 problem when `subject` is past `limit` requests this minute."""
     if policy.per_minute == 0:
         return
     verdict = await policy.limiter.hit(subject, limit=limit)

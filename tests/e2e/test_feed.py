@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from feed_service import api as feed_api
+from gateway.routes import posts as gateway_posts
 from helpers import Api, eventually, feed_ids, post_photo
 
 THRESHOLDS = {"default": 10_000, "three": 3}
@@ -150,3 +152,55 @@ async def test_the_userid_parameter_must_be_the_caller(api: Api) -> None:
     for params, status in (({"limit": 0}, 422), ({"limit": 101}, 422), ({"cursor": "%%%"}, 400)):
         response = await api.client.get("/api/feed", params=params, headers=ana["headers"])
         assert response.status_code == status
+
+
+async def test_the_fast_route_and_the_full_route_answer_alike(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain page query takes the fast route (photogram_common.fastroutes); any other
+    form of the same request takes FastAPI's route: both give the same page, the same
+    cursor and the same errors."""
+    taken: list[str] = []
+    for module, name in (
+        (gateway_posts, "verify_access_token"),
+        (feed_api, "verify_internal_token"),
+    ):
+        real = getattr(module, name)
+
+        def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            taken.append(_name)
+            return _real(*args, **kwargs)
+
+        # Only the fast routes verify tokens through these modules' names.
+        monkeypatch.setattr(module, name, spy)
+    ana = await api.signup("ana")
+    posted = [await post_photo(api.client, ana, f"p{i}") for i in range(3)]
+
+    async def all_there() -> bool:
+        return await feed_ids(api.client, ana) == posted[::-1]
+
+    await eventually(all_there)
+    get = api.client.get
+    taken.clear()
+    fast = await get("/api/feed", params={"limit": 2}, headers=ana["headers"])
+    # A plain request takes the gateway's fast route and then feed-service's.
+    assert taken == ["verify_access_token", "verify_internal_token"]
+    taken.clear()
+    full = await get("/api/feed", params={"limit": "02", "x": "1"}, headers=ana["headers"])
+    # Another form takes the gateway's route, which relays a plain query to feed-service.
+    assert taken == ["verify_internal_token"]
+    assert fast.status_code == full.status_code == 200
+    assert fast.content == full.content
+    cursor = fast.json()["next_cursor"]
+    assert cursor is not None
+    fast = await get("/api/feed", params={"cursor": cursor}, headers=ana["headers"])
+    full = await get("/api/feed", params={"cursor": cursor, "x": "1"}, headers=ana["headers"])
+    assert fast.content == full.content
+    assert [i["post_id"] for i in fast.json()["items"]] == [posted[0]]
+    # Errors: a bad cursor (feed-service's 400), a bad token (the route's 401).
+    for extra in ({}, {"x": "1"}):
+        bad = await get("/api/feed", params={"cursor": "nope", **extra}, headers=ana["headers"])
+        assert bad.status_code == 400
+        assert bad.headers["content-type"].startswith("application/problem+json")
+        forged = await get("/api/feed", params=extra, headers={"authorization": "Bearer x.y.z"})
+        assert forged.status_code == 401 and forged.headers["www-authenticate"] == "Bearer"

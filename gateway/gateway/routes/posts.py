@@ -10,20 +10,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.types import Scope
 
 from gateway.deps import (
     CurrentUser,
+    EdgePolicy,
     MediaIdPath,
     PeerClients,
     PostIdPath,
     UserIdPath,
     anonymous,
+    enforce_limit,
 )
 from gateway.relay import relay_page
 from gateway.routes.problems import problems
 from photogram_common import deadlines
 from photogram_common.clients import raise_for_problem
-from photogram_common.identity import Identity
+from photogram_common.fastroutes import header, page_query
+from photogram_common.identity import Identity, InvalidToken, verify_access_token
 from photogram_common.problems import Problem
 from photogram_common.schemas import MediaRead, PostRead, PostsPage
 
@@ -275,6 +279,27 @@ async def feed(
     if user_id is not None and user_id != str(caller.user_id):
         raise Problem(403, "You can only read your own feed.", title="Forbidden")
     return await relay_page(peers.feed, "/feed", caller, limit=limit, cursor=cursor)
+
+
+async def feed_fast(scope: Scope) -> Response | None:
+    """`GET /api/feed` with a valid bearer token and a plain page query, without FastAPI's
+    routing (photogram_common.fastroutes); anything else is left to `feed` above."""
+    query = page_query(scope)
+    authorization = header(scope, b"authorization")
+    if query is None or authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    app = scope["app"]
+    policy: EdgePolicy = app.state.policy
+    try:
+        caller = verify_access_token(token, secret=policy.jwt_secret)
+    except InvalidToken:
+        return None  # the route answers it: 401, counted against the address
+    await enforce_limit(policy, f"u:{caller.user_id}", policy.per_minute)
+    limit, cursor = query
+    return await relay_page(app.state.peers.feed, "/feed", caller, limit=limit, cursor=cursor)
 
 
 @router.get("/media/{media_id}", response_model=MediaRead, responses=problems(401, 404, 429, 503))
