@@ -14,6 +14,12 @@ to that Redis (the bench's alone) and the load goes on for `--after` seconds. Ev
 timeline, follow set, author list, cached post and rebuild lock is gone at once; each
 reader's next read rebuilds from PostgreSQL.
 
+With `--warm N` only the first N sampled readers are warmed (a first read each takes a
+rebuild: 100,000 would take most of an hour here); the load reads only them before the
+flush and every sampled reader after it. After a flush no reader has a timeline, follow
+set or cached post, warmed or not, so from then on the run is the one with all of them
+active.
+
 Reported: the pre-flush normal (p50/p99 of the last `--before` - 5 seconds before the
 flush), then per `--bucket` (5) seconds after it, by scheduled time: requests, served,
 errors by kind, p50/p99 of the served, and the keys in the Redis database; and the
@@ -114,15 +120,22 @@ def measure(
     """Start Photogram, build every reader's timeline, then the load with its flush."""
     system.start()
     try:
-        print(f"[loss] building {len(readers):,} timelines: one read each", flush=True)
-        system.warm_figures, warmed = asyncio.run(warm(system.url, readers, args.warm_concurrency))
+        to_warm = readers[: args.warm] if args.warm else readers
+        print(f"[loss] building {len(to_warm):,} timelines: one read each", flush=True)
+        system.warm_figures, warmed = asyncio.run(warm(system.url, to_warm, args.warm_concurrency))
         print(f"[loss] warm-up: {json.dumps(system.warm_figures)}", flush=True)
         if not warmed:
             raise SystemExit("no reader's feed could be read: Photogram's feed fails")
+        extra: tuple[str, ...] = ()
         if len(warmed) < len(readers):
-            # Only readers with a built timeline are active readers.
+            # Before the flush only readers with a built timeline are read.
             readers_file.write_text(json.dumps(warmed))
-            print(f"[loss] {len(readers) - len(warmed)} first reads failed", flush=True)
+            print(f"[loss] {len(to_warm) - len(warmed)} first reads failed", flush=True)
+        if len(to_warm) < len(readers):
+            # After it no reader has a timeline: every sampled reader is read then.
+            everyone = readers_file.with_name("readers-loss-all.json")
+            everyone.write_text(json.dumps(readers))
+            extra = ("--readers-after-file", str(everyone))
         settle(system, args.pause)
         print(
             f"[loss] {rate}/s for {args.before + args.after:.0f} s, FLUSHDB at {args.before:.0f} s",
@@ -134,7 +147,7 @@ def measure(
             args.before + args.after,
             readers_file,
             timeout=args.timeout,
-            extra=("--flush-at", str(args.before), "--records", str(records_file)),
+            extra=("--flush-at", str(args.before), "--records", str(records_file), *extra),
         )
     finally:
         system.stop()
@@ -219,6 +232,7 @@ def run_all(args: argparse.Namespace) -> None:
     headline = {
         "users": args.users,
         "readers": len(readers),
+        "warmed_before_flush": min(args.warm or len(readers), len(readers)),
         "rate": rate,
         "normal_p99_ms": normal["p99_ms"],
         "first_minute_errors": sum(sum(b["errors"].values()) for b in first_minute),
@@ -246,6 +260,12 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=1.25)
     parser.add_argument("--stable", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument(
+        "--warm",
+        type=int,
+        help="readers whose timelines are built before the load (default: all); the "
+        "load reads only those before the flush and every sampled reader after it",
+    )
     parser.add_argument("--warm-concurrency", type=int, default=16)
     parser.add_argument("--pause", type=float, default=2.0)
     parser.add_argument("--json", help="where to write the figures")
