@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,19 @@ class Database:
         """Yield a session in a transaction: committed on success, rolled back on error."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    async def purge_in_batches(
+        self, purge: Callable[[AsyncSession, int], Awaitable[int]], *, batch: int = 5000
+    ) -> int:
+        """Run `purge(session, batch)` (it deletes at most `batch` rows and says how many),
+        one short transaction each, until a round deletes fewer; return the total."""
+        total = 0
+        while True:
+            async with self.transaction() as session:
+                done = await purge(session, batch)
+            total += done
+            if done < batch:
+                return total
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:

@@ -191,13 +191,10 @@ class PostService:
     async def purge_idempotency_keys(self) -> int:
         """Forget keys older than the window, in batches; return how many went."""
         before = utcnow() - self.idempotency_window
-        total = 0
-        while True:
-            async with self.database.transaction() as session:
-                purged = await repo.purge_keys(session, before=before, limit=PURGE_BATCH)
-            total += purged
-            if purged < PURGE_BATCH:
-                return total
+        return await self.database.purge_in_batches(
+            lambda session, limit: repo.purge_keys(session, before=before, limit=limit),
+            batch=PURGE_BATCH,
+        )
 
     async def get(self, post_id: int) -> PostRead:
         async with self.database.transaction() as session:

@@ -315,13 +315,11 @@ class UserService:
 
     async def purge_processed_events(self, *, older_than: timedelta, batch: int = 5000) -> int:
         """Forget the IDs of events handled longer ago than any redelivery can come."""
-        before, purged = utcnow() - older_than, 0
-        while True:
-            async with self.database.transaction() as session:
-                done = await repo.purge_processed(session, before=before, limit=batch)
-            purged += done
-            if done < batch:
-                return purged
+        before = utcnow() - older_than
+        return await self.database.purge_in_batches(
+            lambda session, limit: repo.purge_processed(session, before=before, limit=limit),
+            batch=batch,
+        )
 
 
 def _taken() -> Problem:
