@@ -267,17 +267,51 @@ async def pg_follow_graph(followers: int, gen: IdGenerator) -> tuple[int, list[i
     return author, sorted(active)
 
 
+async def previous_active_follower_ids(
+    session: Any, *, user_id: int, active_since: dt.datetime, after: int, limit: int
+) -> list[int]:
+    """user-service's paging query as it was before 2026-12-01 15:40: the statement built
+    (and its cache key computed) for every page, in a transaction of its own."""
+    from sqlalchemy import and_, func, select
+    from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+    from user_service.models import follows, users
+
+    query = (
+        select(follows.c.follower_id)
+        .join(users, users.c.id == follows.c.follower_id)
+        .where(
+            and_(
+                follows.c.followee_id == user_id,
+                follows.c.follower_id > after,
+                users.c.last_active_at >= active_since,
+            )
+        )
+        .order_by(follows.c.follower_id)
+        .limit(limit)
+    )
+    page = query.subquery()
+    ids = await session.scalar(
+        select(func.array_agg(aggregate_order_by(page.c.follower_id, page.c.follower_id)))
+    )
+    return list(ids or ())
+
+
 async def follower_pages(
-    database: Database, author: int, page_size: int
+    database: Database, author: int, page_size: int, *, previous: bool = False
 ) -> AsyncIterator[list[int]]:
-    """What user-service's /internal/users/{id}/active-followers serves, page after page."""
+    """What user-service's /internal/users/{id}/active-followers serves, page after page
+    (`previous`: with the paging query as it was)."""
     from user_service import repository as repo
 
+    query = previous_active_follower_ids if previous else repo.active_follower_ids
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
     after = 0
     while True:
-        async with database.transaction() as session:
-            page = await repo.active_follower_ids(
+        # As user-service runs it now, and as it did (a transaction around the statement).
+        opened = database.transaction() if previous else database.single_statement()
+        async with opened as session:
+            page = await query(
                 session, user_id=author, active_since=since, after=after, limit=page_size
             )
         if page:
@@ -411,6 +445,13 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
     async def current_full(post: int) -> int:
         return await lazy.push_pages(follower_pages(database, author, 1000), post)
 
+    async def current_full_previous_paging(post: int) -> int:
+        pages = follower_pages(database, author, 1000, previous=True)
+        return await lazy.push_pages(pages, post)
+
+    async def current_full_big_pages(post: int) -> int:
+        return await lazy.push_pages(follower_pages(database, author, args.big_page), post)
+
     async def naive(post: int) -> int:
         return await naive_push(redis, user_ids, post)
 
@@ -449,8 +490,12 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
                 args.block),
             Row(encoding, f"push: a script call per chunk of keys, lazy trim (slack {slack})",
                 lazy_push, slack + 1),
+            Row(encoding, "full path as it was: push_pages, the paging statement built per page",
+                current_full_previous_paging, slack + 1),
             Row(encoding, f"full path: push_pages over the pages, lazy trim (slack {slack})",
                 current_full, slack + 1),
+            Row(encoding, f"full path, pages of {args.big_page}", current_full_big_pages,
+                slack + 1),
             *(
                 Row(encoding, f"sweep: push, chunk {c}, {k} in flight, exact trim", exact_push,
                     args.block, chunk=c, in_flight=k)
@@ -703,6 +748,9 @@ async def main() -> None:
         type=int,
         default=100,
         help="entries in each pool timeline before the stream",
+    )
+    parser.add_argument(
+        "--big-page", type=int, default=5000, help="the larger page of the full path's last row"
     )
     parser.add_argument("--skip-one-post", action="store_true")
     parser.add_argument("--skip-stream", action="store_true")

@@ -61,6 +61,16 @@ class Database:
                 return total
 
     @asynccontextmanager
+    async def single_statement(self) -> AsyncIterator[AsyncSession]:
+        """Yield a session for one statement that is atomic by itself (a read): on an
+        autocommit connection, so no BEGIN and COMMIT round trips surround it. The fan-out
+        pages its followers this way (docs/benchmarks.md (a))."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with AsyncSession(bind=conn) as session:
+                yield session
+
+    @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
             yield conn

@@ -12,5 +12,5 @@ class FanoutSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8105
     group: str = "fanout-worker"
-    follower_page_size: int = Field(default=1000, ge=1, le=5000)
+    follower_page_size: int = Field(default=5000, ge=1, le=5000)
     backfill_posts: int = Field(default=40, ge=20)

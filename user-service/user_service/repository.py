@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, and_, delete, func, or_, select, update
+from sqlalchemy import RowMapping, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -126,32 +126,37 @@ async def follow_page(
     return [(row["follow_id"], row) for row in rows]
 
 
+# Built once: a fan-out reads a page per 1,000 followers, and building and hashing this
+# statement per page cost as much as running it (docs/benchmarks.md (a)).
+_ACTIVE_FOLLOWERS = (
+    select(follows.c.follower_id)
+    .join(users, users.c.id == follows.c.follower_id)
+    .where(
+        and_(
+            follows.c.followee_id == bindparam("user_id"),
+            follows.c.follower_id > bindparam("after"),
+            users.c.last_active_at >= bindparam("active_since"),
+        )
+    )
+    .order_by(follows.c.follower_id)
+    .limit(bindparam("limit"))
+)
+# On PostgreSQL one row holding the page as an array: a row per ID cost ~5 µs each in the
+# result processing.
+_page = _ACTIVE_FOLLOWERS.subquery()
+_ACTIVE_FOLLOWERS_ARRAY = select(
+    func.array_agg(aggregate_order_by(_page.c.follower_id, _page.c.follower_id))
+)
+
+
 async def active_follower_ids(
     session: AsyncSession, *, user_id: int, active_since: datetime, after: int, limit: int
 ) -> list[int]:
     """Followers seen since `active_since`, by ascending ID, after a keyset position."""
-    query = (
-        select(follows.c.follower_id)
-        .join(users, users.c.id == follows.c.follower_id)
-        .where(
-            and_(
-                follows.c.followee_id == user_id,
-                follows.c.follower_id > after,
-                users.c.last_active_at >= active_since,
-            )
-        )
-        .order_by(follows.c.follower_id)
-        .limit(limit)
-    )
+    params = {"user_id": user_id, "after": after, "active_since": active_since, "limit": limit}
     if session.get_bind().dialect.name == "postgresql":
-        # One row holding the page as an array: a fan-out pages through every follower, and
-        # a row per ID cost ~5 µs each in the result processing (docs/benchmarks.md (a)).
-        page = query.subquery()
-        ids = await session.scalar(
-            select(func.array_agg(aggregate_order_by(page.c.follower_id, page.c.follower_id)))
-        )
-        return list(ids or ())
-    return list((await session.scalars(query)).all())
+        return list(await session.scalar(_ACTIVE_FOLLOWERS_ARRAY, params) or ())
+    return list((await session.scalars(_ACTIVE_FOLLOWERS, params)).all())
 
 
 async def followees(session: AsyncSession, *, user_id: int) -> list[tuple[int, int, bool]]:

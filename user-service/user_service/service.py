@@ -270,7 +270,7 @@ class UserService:
             if active_days
             else datetime.min.replace(tzinfo=UTC)
         )
-        async with self.database.transaction() as session:
+        async with self.database.single_statement() as session:
             ids = await repo.active_follower_ids(
                 session, user_id=user_id, active_since=since, after=after, limit=limit
             )
