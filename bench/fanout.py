@@ -13,9 +13,14 @@
        keys, IN_FLIGHT calls at a time, with exact trimming (slack 0) and with the
        default lazy trimming (trim once a timeline exceeds cap + cap // 50);
      - the full path, before and now: page the 10,000 active followers out of PostgreSQL
-       with user-service's `repository.active_follower_ids` (pages of 1,000, as the worker
-       asks) and push; now with `push_pages`, which reads the next page while one is
-       written.
+       with user-service's `repository.active_follower_ids` (pages of 1,000, and of
+       `--big-page`, 5,000 by default, what the worker asks for) and push; now with
+       `push_pages`, which reads the next page while one is written;
+     - "as it was": `push` and the full path on the lists' earlier layout (oldest first:
+       an insert appended at the end, a trim cutting the head) with the paging statement
+       built per page in a transaction, against the same rows on the newest-first lists.
+     The naive and "previous" rows run on the oldest-first lists too (their own layout);
+     both layouts are built side by side, under their own keys.
      The rows are measured in `--rounds` interleaved rounds, a block of `--block` posts
      per row per round (a lazily trimmed row's block is slack + 1 posts, so each timeline
      is trimmed once within it; the naive row's is one post). Each row reports the median
@@ -77,7 +82,7 @@ from benchlib import PG_ADMIN, REDIS_BASE, REPO, machine, percentile, pg_url, re
 import photogram_common.timelines as timelines
 from photogram_common.db import Database
 from photogram_common.ids import IdGenerator, id_to_unix_ms
-from photogram_common.timelines import SENTINEL, TimelineStore, member, timeline_key
+from photogram_common.timelines import SENTINEL, TimelineStore, member, score, timeline_key
 
 REDIS_DB = 5
 LISTPACK_ENTRIES = 1024  # as scripts/backends.sh, docker-compose.yml and k8s/ set it
@@ -97,15 +102,51 @@ return 1
 """
 PREVIOUS_CHUNK = 200
 
+# The lists as they were before the newest-first layout (commit 6a1028c): scores the
+# posts' milliseconds, so oldest first, the sentinel at rank 0, the newest post appended
+# at the end; keyed `tl:{id}`. The baseline rows and the "as it was" rows run on these.
+OLDEST_FIRST_ADD = """
+local unpack = unpack or table.unpack
+local cap = tonumber(ARGV[1])
+local limit = cap + tonumber(ARGV[2])
+local built = 0
+for i = 1, #KEYS do
+  local n = redis.call('ZCARD', KEYS[i])
+  if n > 0 then
+    built = built + 1
+    n = n + redis.call('ZADD', KEYS[i], unpack(ARGV, 3))
+    if n - 1 > limit then redis.call('ZREMRANGEBYRANK', KEYS[i], 1, n - 1 - cap) end
+  end
+end
+return built
+"""
+
+
+def oldest_first_key(user_id: int) -> str:
+    return f"tl:{{{user_id}}}"
+
+
+class OldestFirst(TimelineStore):
+    """`TimelineStore.push` (chunks, lazy trim) on the oldest-first lists, as it was."""
+
+    def __init__(self, redis: Any, **kwargs: Any) -> None:
+        super().__init__(redis, **kwargs)
+        self._add_if_built = redis.register_script(OLDEST_FIRST_ADD)
+
+    async def push(self, user_ids: Any, post_id: int) -> int:
+        keys = [oldest_first_key(u) for u in user_ids]
+        pair = [id_to_unix_ms(post_id), member(post_id)]
+        return await self._each_built(keys, pair, self.cap, self.trim_slack)
+
 
 async def previous_push(redis: Any, script: Any, user_ids: Sequence[int], post_id: int) -> int:
     """TimelineStore.push as it was: one script call per follower, pipelined by 200."""
-    score, name = id_to_unix_ms(post_id), member(post_id)
+    ms, name = id_to_unix_ms(post_id), member(post_id)
     added = 0
     for start in range(0, len(user_ids), PREVIOUS_CHUNK):
         async with redis.pipeline(transaction=False) as pipe:
             for uid in user_ids[start : start + PREVIOUS_CHUNK]:
-                await script(keys=[timeline_key(uid)], args=[score, name, CAP], client=pipe)
+                await script(keys=[oldest_first_key(uid)], args=[ms, name, CAP], client=pipe)
             added += sum(int(r) for r in await pipe.execute())
     return added
 
@@ -117,8 +158,10 @@ async def build_timelines(
     gen: IdGenerator,
     *,
     skiplist: bool = False,
+    oldest_first: bool = False,
 ) -> None:
-    """Build each timeline (sentinel + `entries` older posts), as a reader's rebuild leaves it.
+    """Build each timeline (sentinel + `entries` older posts), as a reader's rebuild leaves it
+    (`oldest_first`: in the layout as it was, under its keys).
 
     One template is built, then COPYed: inserting 800 members one by one into each
     listpack would cost Redis O(n^2) per key and dominate the set-up. For skiplists, a
@@ -132,13 +175,16 @@ async def build_timelines(
     if skiplist:
         await redis.zadd(template, {SENTINEL + "x" * 64: 0})
     for start in range(0, len(old), 100):
-        await redis.zadd(template, {member(p): id_to_unix_ms(p) for p in old[start : start + 100]})
+        part = old[start : start + 100]
+        scores = {member(p): id_to_unix_ms(p) if oldest_first else score(p) for p in part}
+        await redis.zadd(template, scores)
     if skiplist:
         await redis.zrem(template, SENTINEL + "x" * 64)
     for start in range(0, len(user_ids), 1000):
         async with redis.pipeline(transaction=False) as pipe:
             for uid in user_ids[start : start + 1000]:
-                pipe.copy(template, timeline_key(uid), replace=True)
+                key = oldest_first_key(uid) if oldest_first else timeline_key(uid)
+                pipe.copy(template, key, replace=True)
             await pipe.execute()
     await redis.delete(template)
 
@@ -434,6 +480,7 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
     )
     exact = TimelineStore(redis, cap=CAP, trim_slack=0)
     lazy = TimelineStore(redis, cap=CAP)
+    as_it_was = OldestFirst(redis, cap=CAP)
     previous = redis.register_script(PREVIOUS_SCRIPT)
     memory: dict[str, Any] = {}
     summaries: list[dict[str, Any]] = []
@@ -445,9 +492,12 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
     async def current_full(post: int) -> int:
         return await lazy.push_pages(follower_pages(database, author, 1000), post)
 
-    async def current_full_previous_paging(post: int) -> int:
+    async def full_as_it_was(post: int) -> int:
         pages = follower_pages(database, author, 1000, previous=True)
-        return await lazy.push_pages(pages, post)
+        return await as_it_was.push_pages(pages, post)
+
+    async def push_as_it_was(post: int) -> int:
+        return await as_it_was.push(user_ids, post)
 
     async def current_full_big_pages(post: int) -> int:
         return await lazy.push_pages(follower_pages(database, author, args.big_page), post)
@@ -468,9 +518,17 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
     for encoding in ("listpack", "skiplist"):
         await redis.flushdb()
         t = time.perf_counter()
-        await build_timelines(redis, user_ids, CAP, gen, skiplist=encoding == "skiplist")
+        for oldest_first in (False, True):
+            await build_timelines(
+                redis,
+                user_ids,
+                CAP,
+                gen,
+                skiplist=encoding == "skiplist",
+                oldest_first=oldest_first,
+            )
         print(
-            f"[fanout] built {n} {encoding} timelines of {CAP} entries "
+            f"[fanout] built {n} {encoding} timelines of {CAP} entries in each layout "
             f"in {time.perf_counter() - t:.1f} s",
             flush=True,
         )
@@ -490,8 +548,10 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
                 args.block),
             Row(encoding, f"push: a script call per chunk of keys, lazy trim (slack {slack})",
                 lazy_push, slack + 1),
-            Row(encoding, "full path as it was: push_pages, the paging statement built per page",
-                current_full_previous_paging, slack + 1),
+            Row(encoding, "push as it was: oldest-first lists, lazy trim", push_as_it_was,
+                slack + 1),
+            Row(encoding, "full path as it was: oldest-first lists, paging statement per page",
+                full_as_it_was, slack + 1),
             Row(encoding, f"full path: push_pages over the pages, lazy trim (slack {slack})",
                 current_full, slack + 1),
             Row(encoding, f"full path, pages of {args.big_page}", current_full_big_pages,
@@ -543,11 +603,11 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
 
 async def naive_push(redis: aioredis.Redis, user_ids: Sequence[int], post_id: int) -> int:
     """The baseline: one round trip per follower (ZADD + trim, as Stream-Framework 1.4.0)."""
-    score, name = id_to_unix_ms(post_id), member(post_id)
+    ms, name = id_to_unix_ms(post_id), member(post_id)
     for uid in user_ids:
         async with redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(timeline_key(uid), {name: score})
-            pipe.zremrangebyrank(timeline_key(uid), 1, -(CAP + 2))
+            pipe.zadd(oldest_first_key(uid), {name: ms})
+            pipe.zremrangebyrank(oldest_first_key(uid), 1, -(CAP + 2))
             await pipe.execute()
     return len(user_ids)
 
@@ -578,11 +638,14 @@ async def stream_worker(
     ]
     redis = aioredis.from_url(url, decode_responses=True)
     store = TimelineStore(redis, cap=CAP)
+    as_it_was = OldestFirst(redis, cap=CAP)
     previous = redis.register_script(PREVIOUS_SCRIPT)
 
     async def push(user_ids: Sequence[int], post: int) -> int:
         if implementation == "previous":
             return await previous_push(redis, previous, user_ids, post)
+        if implementation == "as it was":
+            return await as_it_was.push(user_ids, post)
         return await store.push(user_ids, post)
 
     await redis.ping()
@@ -629,7 +692,8 @@ async def stream(
     followers = [rng.sample(pool, c) for c in counts]
     await redis.flushdb()
     t = time.perf_counter()
-    await build_timelines(redis, pool, args.stream_entries, gen)
+    for oldest_first in (False, True):
+        await build_timelines(redis, pool, args.stream_entries, gen, oldest_first=oldest_first)
     print(
         f"[stream] built {len(pool):,} timelines of {args.stream_entries} entries in "
         f"{time.perf_counter() - t:.1f} s",
@@ -652,7 +716,8 @@ async def stream(
     }
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = Path(tmp) / "stream.json"
-        for implementation, workers in (("previous", 1), ("current", 1), ("current", 2)):
+        runs = (("previous", 1), ("as it was", 1), ("current", 1), ("current", 2))
+        for implementation, workers in runs:
             events = [(a, gen.next_id()) for a in authors]
             spec_path.write_text(
                 json.dumps(

@@ -1,17 +1,23 @@
 """Timelines in Redis sorted sets: the key layout and operations feed and fan-out share.
 
 Members are post IDs in decimal and scores are the posts' creation times in Unix
-milliseconds (exact in a double, unlike a 64-bit ID). Redis keeps integer-looking members
-as integers in a listpack, which is why the IDs are not zero-padded (a padded timeline
-takes 75% more memory). Within one millisecond Redis orders members by their bytes, not
-numerically, so a page always reads whole milliseconds and orders them itself: a post ID
-is then an exact cursor, however many posts share a millisecond.
+milliseconds, negated (exact in a double, unlike a 64-bit ID): a list runs newest first,
+so a fan-out's insert, which is almost always the newest post, lands at rank 0 and a trim
+cuts the oldest off the end. In a listpack (the encoding of a full timeline here) that
+made an insert ~3x cheaper for Redis than at the end of an oldest-first list, which
+scans the whole list to find its place (docs/benchmarks.md (a)). Redis keeps
+integer-looking members as integers in a listpack, which is why the IDs are not
+zero-padded (a padded timeline takes 75% more memory). Within one millisecond Redis
+orders members by their bytes, not numerically, so a page always reads whole
+milliseconds and orders them itself: a post ID is then an exact cursor, however many
+posts share a millisecond.
 
 Every list (a home timeline, or an author's recent posts) holds a sentinel member with
-score 0 from the moment it is built. A missing key means "not built": never built,
-expired for inactivity, or lost with Redis. Readers answer it with a rebuild from the
-source of truth, never with an empty page; writers add only to built lists, so a list
-is never a partial one that looks whole.
+score 0 (so the last rank) from the moment it is built. A missing key means "not built":
+never built, expired for inactivity, or lost with Redis. Readers answer it with a rebuild
+from the source of truth, never with an empty page; writers add only to built lists, so a
+list is never a partial one that looks whole. The keys carry the layout's version
+(`tl2:`, `rp2:`): lists of the earlier, oldest-first layout are never read and expire.
 
 A home timeline keeps the newest `cap` posts, trimmed lazily: a push trims a timeline
 only once it holds more than `cap + trim_slack` posts, and then back down to `cap` in one
@@ -49,11 +55,31 @@ MAX_PAIRS = 500
 # listpack (818 do), so the slack costs no memory there (docs/decisions.md).
 TRIM_SLACK_DIVISOR = 50
 
+# Trims a list of more than `cap` posts (the sentinel aside) to its newest `cap`. A list
+# runs newest first by millisecond, but within one millisecond Redis orders members by
+# their bytes, so oldest first: of the millisecond the cap cuts, the last ones stay.
+_TRIM_FUNCTION = """
+local function trim(key, cap)
+  local pair = redis.call('ZRANGE', key, cap - 1, cap, 'WITHSCORES')
+  local edge = pair[2]
+  if pair[4] ~= edge then
+    redis.call('ZREMRANGEBYRANK', key, cap, -2)  -- the cap falls between two milliseconds
+    return
+  end
+  local newer = redis.call('ZCOUNT', key, '-inf', '(' .. edge)
+  local cut = redis.call('ZCOUNT', key, edge, edge) - (cap - newer)
+  redis.call('ZREMRANGEBYSCORE', key, '(' .. edge, '(0')
+  if cut > 0 then redis.call('ZREMRANGEBYRANK', key, newer, newer + cut - 1) end
+end
+"""
+
 # KEYS = lists; ARGV = cap, slack, then score, member pairs. Adds the pairs to every built
 # list (a built list holds the sentinel; a missing key has ZCARD 0 and stays missing) and
 # trims a list that holds more than cap + slack posts back down to its newest cap, the
-# sentinel (score 0, rank 0) aside. Returns how many of the lists were built.
-_ADD_IF_BUILT = """
+# sentinel (score 0, the last rank) aside. Returns how many of the lists were built.
+_ADD_IF_BUILT = (
+    _TRIM_FUNCTION
+    + """
 local unpack = unpack or table.unpack
 local cap = tonumber(ARGV[1])
 local limit = cap + tonumber(ARGV[2])
@@ -63,11 +89,21 @@ for i = 1, #KEYS do
   if n > 0 then
     built = built + 1
     n = n + redis.call('ZADD', KEYS[i], unpack(ARGV, 3))
-    if n - 1 > limit then redis.call('ZREMRANGEBYRANK', KEYS[i], 1, n - 1 - cap) end
+    if n - 1 > limit then trim(KEYS[i], cap) end
   end
 end
 return built
 """
+)
+
+# KEYS = one list; ARGV = cap. Trims the list to its newest cap posts.
+_TRIM = (
+    _TRIM_FUNCTION
+    + """
+if redis.call('ZCARD', KEYS[1]) - 1 > tonumber(ARGV[1]) then trim(KEYS[1], tonumber(ARGV[1])) end
+return 0
+"""
+)
 
 # KEYS = lists; ARGV = members. Removes the members from every list (none is created).
 _REMOVE_ALL = """
@@ -78,11 +114,11 @@ return #KEYS
 
 
 def timeline_key(user_id: int) -> str:
-    return f"tl:{{{user_id}}}"
+    return f"tl2:{{{user_id}}}"
 
 
 def recent_key(author_id: int) -> str:
-    return f"rp:{{{author_id}}}"
+    return f"rp2:{{{author_id}}}"
 
 
 def rebuild_lock_key(key: str) -> str:
@@ -111,6 +147,11 @@ def post_cache_key(post_id: int) -> str:
 
 def member(post_id: int) -> str:
     return str(post_id)
+
+
+def score(post_id: int) -> int:
+    """A post's score in a list: its creation millisecond, negated (newest first)."""
+    return -id_to_unix_ms(post_id)
 
 
 def timeline_store_for(platform: PlatformSettings, redis: Any) -> TimelineStore:
@@ -144,6 +185,7 @@ class TimelineStore:
         self.trim_slack = cap // TRIM_SLACK_DIVISOR if trim_slack is None else trim_slack
         self._add_if_built = redis.register_script(_ADD_IF_BUILT)
         self._remove_all = redis.register_script(_REMOVE_ALL)
+        self._trim = redis.register_script(_TRIM)
         self._cluster = isinstance(redis, RedisCluster)
         self._loaded_on_cluster = False
         # On a plain Redis client (not fakeredis, not a cluster) script calls are packed by
@@ -157,7 +199,7 @@ class TimelineStore:
         One script call per CHUNK timelines, IN_FLIGHT calls at a time (see `_each_built`).
         """
         keys = [timeline_key(u) for u in user_ids]
-        pair = [id_to_unix_ms(post_id), member(post_id)]
+        pair: list[int | str] = [score(post_id), member(post_id)]
         return await self._each_built(keys, pair, self.cap, self.trim_slack)
 
     async def push_pages(self, pages: AsyncIterable[Sequence[int]], post_id: int) -> int:
@@ -184,7 +226,7 @@ class TimelineStore:
         for start in range(0, len(post_ids), MAX_PAIRS):
             pairs: list[int | str] = []
             for post_id in post_ids[start : start + MAX_PAIRS]:
-                pairs += [id_to_unix_ms(post_id), member(post_id)]
+                pairs += [score(post_id), member(post_id)]
             await self._each_built([key], pairs, self.cap, self.trim_slack)
 
     async def _each_built(
@@ -292,10 +334,10 @@ class TimelineStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zadd(key, {SENTINEL: 0})
             if newest:
-                pipe.zadd(key, {member(p): id_to_unix_ms(p) for p in newest})
-            pipe.zremrangebyrank(key, 1, -(self.cap + 2))
+                pipe.zadd(key, {member(p): score(p) for p in newest})
             pipe.expire(key, self.ttl_seconds)
             await pipe.execute()
+        await self._trim(keys=[key], args=[self.cap])
 
     async def touch(self, user_id: int) -> None:
         """Keep a read timeline alive for another TTL."""
@@ -307,7 +349,7 @@ class TimelineStore:
 
     async def add_recent(self, author_id: int, post_id: int) -> bool:
         """Add a post to its author's built recent list; False when the list is not built."""
-        pair = [id_to_unix_ms(post_id), member(post_id)]
+        pair: list[int | str] = [score(post_id), member(post_id)]
         return bool(await self._each_built([recent_key(author_id)], pair, self.recent_cap, 0))
 
     async def build_recent(self, author_id: int, post_ids: Sequence[int]) -> None:
@@ -317,10 +359,10 @@ class TimelineStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zadd(key, {SENTINEL: 0})
             if newest:
-                pipe.zadd(key, {member(p): id_to_unix_ms(p) for p in newest})
-            pipe.zremrangebyrank(key, 1, -(self.recent_cap + 2))
+                pipe.zadd(key, {member(p): score(p) for p in newest})
             pipe.expire(key, self.recent_ttl_seconds)
             await pipe.execute()
+        await self._trim(keys=[key], args=[self.recent_cap])
 
     async def remove_recent(self, author_id: int, post_id: int) -> None:
         await self.redis.zrem(recent_key(author_id), member(post_id))
@@ -371,15 +413,16 @@ async def older_than_many(
     """
     if not keys:
         return []
-    millisecond = None if before is None else id_to_unix_ms(before)
-    upper = "+inf" if millisecond is None else f"({millisecond}"
+    # Scores are negated milliseconds: older than the cursor's millisecond is a higher score.
+    own = None if before is None else -id_to_unix_ms(before)
+    lower = "-inf" if own is None else f"({own}"
     async with redis.pipeline(transaction=False) as pipe:
         for key in keys:
-            if millisecond is not None:
-                pipe.zrangebyscore(key, millisecond, millisecond)
-            pipe.zrevrangebyscore(key, upper, "(0", start=0, num=limit + 1, withscores=True)
+            if own is not None:
+                pipe.zrangebyscore(key, own, own)
+            pipe.zrangebyscore(key, lower, "(0", start=0, num=limit + 1, withscores=True)
         replies = await pipe.execute()
-    step = 1 if millisecond is None else 2
+    step = 1 if own is None else 2
     results: list[list[int]] = []
     cut: list[tuple[int, str, float]] = []
     for index, key in enumerate(keys):
@@ -389,7 +432,7 @@ async def older_than_many(
         found = [p for p in map(int, own_ms) if before is not None and p < before]
         if len(window) > limit:
             last = window[-1][1]
-            found += [int(name) for name, score in window if score > last]
+            found += [int(name) for name, value in window if value < last]
             if len(found) < limit:
                 cut.append((index, key, last))
         else:

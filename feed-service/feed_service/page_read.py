@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from photogram_common.ids import id_to_unix_ms
 from photogram_common.timelines import (
     SENTINEL,
     followees_key,
@@ -28,14 +27,15 @@ from photogram_common.timelines import (
     pulled_key,
     rebuild_lock_key,
     recent_key,
+    score,
     seen_key,
     timeline_key,
 )
 
 # KEYS: timeline, followee set, pulled set, rebuild lock, seen throttle.
-# ARGV: before ID ('' for the first page), its millisecond, want, TTL, refresh when the
-# TTL is below this, seen throttle seconds, '1' to read the pulled lists and bodies too,
-# the reader's ID.
+# ARGV: before ID ('' for the first page), its score (the negated millisecond), want,
+# TTL, refresh when the TTL is below this, seen throttle seconds, '1' to read the pulled
+# lists and bodies too, the reader's ID.
 # Replies: {'timeline'} not built or being rebuilt; {'follows'} follow sets not built;
 # {'recent', authors...} pulled authors whose recent list is not built;
 # {'ok', seen, n, ids..., bodies...} (up to want+1 IDs, bodies of the first `want`; the
@@ -57,7 +57,7 @@ end
 if full then
   local missing = {'recent'}
   for _, a in ipairs(authors) do
-    if redis.call('EXISTS', 'rp:{' .. a .. '}') == 0 then missing[#missing + 1] = a end
+    if redis.call('EXISTS', 'rp2:{' .. a .. '}') == 0 then missing[#missing + 1] = a end
   end
   if #missing > 1 then return missing end
 end
@@ -76,20 +76,17 @@ end
 
 local limit = want + 1
 -- One list's newest `limit` IDs older than the cursor, newest first, by whole milliseconds.
+-- Scores are negated milliseconds (a list runs newest first): older is a higher score.
 local function older(key)
-  local out, width, uniform = {}, nil, true
-  local function add(m)
-    out[#out + 1] = m
-    if width == nil then width = #m elseif #m ~= width then uniform = false end
-  end
+  local out = {}
   if before ~= '' then
     local own = redis.call('ZRANGEBYSCORE', key, before_ms, before_ms)
-    for i = #own, 1, -1 do
-      if lt(own[i], before) then add(own[i]) end
+    for i = 1, #own do
+      if lt(own[i], before) then out[#out + 1] = own[i] end
     end
   end
-  local upper = before == '' and '+inf' or ('(' .. before_ms)
-  local window = redis.call('ZREVRANGEBYSCORE', key, upper, '(0', 'LIMIT', 0, limit)
+  local lower = before == '' and '-inf' or ('(' .. before_ms)
+  local window = redis.call('ZRANGEBYSCORE', key, lower, '(0', 'LIMIT', 0, limit)
   local keep = #window
   local whole = nil
   if keep == limit then
@@ -99,18 +96,18 @@ local function older(key)
     while keep > 0 and redis.call('ZSCORE', key, window[keep]) == last do keep = keep - 1 end
     if #out + keep < limit then whole = redis.call('ZRANGEBYSCORE', key, last, last) end
   end
-  for i = 1, keep do add(window[i]) end
+  for i = 1, keep do out[#out + 1] = window[i] end
   if whole then
-    for i = #whole, 1, -1 do add(whole[i]) end
+    for i = 1, #whole do out[#out + 1] = whole[i] end
   end
-  -- Redis orders one millisecond's members as strings: exact unless their lengths differ.
-  if not uniform then table.sort(out, function(a, b) return lt(b, a) end) end
+  -- Redis orders one millisecond's members as strings, ascending: order them by ID.
+  table.sort(out, function(a, b) return lt(b, a) end)
   return out
 end
 
 local lists = {older(tl)}
 if full then
-  for _, a in ipairs(authors) do lists[#lists + 1] = older('rp:{' .. a .. '}') end
+  for _, a in ipairs(authors) do lists[#lists + 1] = older('rp2:{' .. a .. '}') end
 end
 -- Merge the lists (each newest first), a post in several of them once.
 local found, heads = {}, {}
@@ -213,7 +210,7 @@ class PageRead:
             ],
             args=[
                 "" if before is None else str(before),
-                0 if before is None else id_to_unix_ms(before),
+                0 if before is None else score(before),
                 want,
                 self.ttl_seconds,
                 self.refresh_below_seconds,

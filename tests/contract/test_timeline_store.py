@@ -13,13 +13,14 @@ import redis.asyncio as aioredis
 
 import photogram_common.timelines as timelines
 from backends import REAL, flush_redis, require
-from photogram_common.ids import EPOCH_MS, IdGenerator, id_to_unix_ms
+from photogram_common.ids import EPOCH_MS, IdGenerator
 from photogram_common.timelines import (
     CHUNK,
     MAX_PAIRS,
     SENTINEL,
     TimelineStore,
     member,
+    score,
     timeline_key,
 )
 
@@ -74,6 +75,19 @@ async def test_timelines_are_trimmed_to_the_cap_keeping_the_newest(store: Timeli
     assert await store.redis.zscore(timeline_key(1), SENTINEL) == 0  # the sentinel stays
 
 
+async def test_a_list_runs_newest_first_with_the_sentinel_last(store: TimelineStore) -> None:
+    """The layout a fan-out's insert is cheap in: the newest post at rank 0 (where a push
+    lands), the oldest next to the sentinel (where a trim cuts)."""
+    clock = iter([EPOCH_MS + 5, EPOCH_MS + 7, EPOCH_MS + 9])
+    gen = IdGenerator(3, clock=lambda: next(clock))
+    posts = [gen.next_id() for _ in range(3)]  # in three milliseconds
+    await store.open_for_rebuild(1)
+    await store.fill(1, posts[:2])
+    await store.push([1], posts[2])
+    names = await store.redis.zrange(timeline_key(1), 0, -1)
+    assert names == [*(member(p) for p in sorted(posts, reverse=True)), SENTINEL]
+
+
 @pytest.mark.parametrize("limit", [1, 2, 3, 7, 10])
 async def test_cursor_paging_is_exact_within_one_millisecond(
     store: TimelineStore, limit: int
@@ -90,7 +104,7 @@ async def test_scores_are_exact_milliseconds_for_64_bit_ids(store: TimelineStore
     assert post > 2**53  # a 64-bit ID as a double would be rounded
     await store.open_for_rebuild(1)
     await store.push([1], post)
-    assert await store.redis.zscore(timeline_key(1), member(post)) == id_to_unix_ms(post)
+    assert await store.redis.zscore(timeline_key(1), member(post)) == score(post)
     assert await store.page(1, before=None, limit=5) == [post]
     assert await store.page(1, before=post, limit=5) == []
 
