@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 _DEFAULT_SECRETS = {"", "changeme", "change-me", "secret", "photogram", "development-secret"}
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_IN_FLIGHT = 64
+DEFAULT_MAX_LOOP_LAG_MS = 30
 
 
 class Mode(StrEnum):
@@ -50,6 +51,10 @@ class PlatformSettings(BaseSettings):
     # Requests in flight per process before it answers a fast 503 (0: no bound). Unset: 64
     # in the distributed mode; none in the embedded one, where one process serves a machine.
     max_in_flight: int | None = Field(default=None, ge=0)
+    # How late the event loop may run before requests are refused with a fast 503 (0: no
+    # bound): the queue a saturated process holds before it begins a request. Unset: 30 ms
+    # in the distributed mode; none in the embedded one.
+    max_loop_lag_ms: int | None = Field(default=None, ge=0)
 
     celebrity_threshold: int = Field(default=10_000, ge=1)
     active_days: int = Field(default=7, ge=1)
@@ -88,6 +93,13 @@ class PlatformSettings(BaseSettings):
         if self.max_in_flight is not None:
             return self.max_in_flight
         return 0 if self.embedded else DEFAULT_MAX_IN_FLIGHT
+
+    @property
+    def loop_lag_bound_ms(self) -> int:
+        """The loop-lag bound per process in milliseconds (0: none)."""
+        if self.max_loop_lag_ms is not None:
+            return self.max_loop_lag_ms
+        return 0 if self.embedded else DEFAULT_MAX_LOOP_LAG_MS
 
 
 def embedded_secret(data_dir: Path, name: str) -> str:

@@ -1,12 +1,20 @@
-"""Load shedding: a bounded number of requests in flight per process, a fast 503 past it.
+"""Load shedding: a fast 503 past a bound on the requests in flight, or on the event loop's lag.
 
 Past the knee a queue only adds latency to every request it holds. Refusing the excess at
 once keeps the served requests at the knee's latency and tells clients when to come back.
 Health probes are never shed: an overloaded process is alive and still ready.
+
+The in-flight bound sees only the requests the process has begun. When the cores are
+saturated the queue forms before that, in the event loop (requests parsed but not yet
+run) and the socket buffers, and every request waits in it whatever the bound. How late
+the loop runs a timer measures that wait, so past `max_lag` a request is refused too:
+the loop then spends on the refusals a fraction of what serving them would cost, and
+the queue drains (docs/benchmarks.md (d), past the knee).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,12 +26,56 @@ _BODY = (
 )
 
 
-class InFlightLimitMiddleware:
-    """Answer 503 with Retry-After when `limit` requests are already in flight."""
+class LoopLag:
+    """How late the running event loop runs a timer due every `interval` seconds.
 
-    def __init__(self, app: ASGIApp, *, limit: int, retry_after_seconds: int = 1) -> None:
+    `seconds()` is the lateness of the last tick, or of the one now due if that is later
+    (a loop too busy to run the tick at all is at least that late). Started on the first
+    call, on whichever loop runs it; restarted when that loop changes (tests).
+    """
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._due = 0.0
+        self._last = 0.0
+
+    def seconds(self) -> float:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._last = loop, 0.0
+            self._schedule(loop.time())
+            return 0.0
+        return max(self._last, loop.time() - self._due)
+
+    def _schedule(self, now: float) -> None:
+        assert self._loop is not None
+        self._due = now + self.interval
+        self._loop.call_at(self._due, self._tick)
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        self._last = now - self._due
+        self._schedule(now)
+
+
+class InFlightLimitMiddleware:
+    """Answer 503 with Retry-After when `limit` requests are already in flight (0: no
+    bound), or when the event loop is more than `max_lag_seconds` late (0: no bound)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: int = 0,
+        max_lag_seconds: float = 0.0,
+        retry_after_seconds: int = 1,
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.max_lag = max_lag_seconds
+        self.lag = LoopLag()
         self.in_flight = 0
         self.shed = 0
         self._retry_after = str(retry_after_seconds).encode()
@@ -32,7 +84,9 @@ class InFlightLimitMiddleware:
         if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
+        if (self.limit and self.in_flight >= self.limit) or (
+            self.max_lag and self.lag.seconds() > self.max_lag
+        ):
             self.shed += 1
             await self._refuse(scope, send)
             return

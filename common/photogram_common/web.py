@@ -150,12 +150,14 @@ def create_service_app(
     title: str,
     lifespan: Any,
     max_in_flight: int = 0,
+    max_loop_lag_ms: int = 0,
     caller_deadlines: bool = True,
     **kwargs: Any,
 ) -> FastAPI:
     """Make a FastAPI app with problem JSON errors, request IDs, the caller's deadline
     (`caller_deadlines`: services behind the gateway; photogram_common.deadlines) and, when
-    `max_in_flight` is set, a bound on the requests in flight (a fast 503 past it)."""
+    `max_in_flight` or `max_loop_lag_ms` is set, load shedding (a fast 503 past either
+    bound; photogram_common.shedding)."""
     # FastAPI's own OpenTelemetry hooks ask the global providers on every request whether
     # they are configured (~5 % of a hop's CPU, docs/benchmarks.md (f)); none is, so off.
     kwargs.setdefault("telemetry", {"tracing": False, "metrics": False, "logs": False})
@@ -165,7 +167,9 @@ def create_service_app(
         # Inside the request ID, so a 504 carries it and is logged with it.
         app.add_middleware(DeadlineMiddleware)
     app.add_middleware(RequestIdMiddleware)
-    if max_in_flight:
+    if max_in_flight or max_loop_lag_ms:
         # Outermost, so a refused request costs no logging, routing or validation.
-        app.add_middleware(InFlightLimitMiddleware, limit=max_in_flight)
+        app.add_middleware(
+            InFlightLimitMiddleware, limit=max_in_flight, max_lag_seconds=max_loop_lag_ms / 1000
+        )
     return app

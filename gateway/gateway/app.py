@@ -56,6 +56,7 @@ def create_app(
         description="The public API of Photogram, served by its gateway.",
         lifespan=lifespan,
         max_in_flight=platform.in_flight_bound,
+        max_loop_lag_ms=platform.loop_lag_bound_ms,
         # The gateway sets each request's deadline itself; a client's budget header is not one.
         caller_deadlines=False,
         openapi_url="/api/openapi.json",

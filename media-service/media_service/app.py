@@ -137,7 +137,10 @@ def create_app(
         on_stop=[close_resources, posts.close],
     )
     app = create_service_app(
-        title="media-service", lifespan=lifespan, max_in_flight=platform.in_flight_bound
+        title="media-service",
+        lifespan=lifespan,
+        max_in_flight=platform.in_flight_bound,
+        max_loop_lag_ms=platform.loop_lag_bound_ms,
     )
     app.state.media = service
     app.state.deleted_posts = deleted_posts

@@ -74,7 +74,10 @@ def create_app(
         on_stop=[media.close],
     )
     app = create_service_app(
-        title="post-service", lifespan=lifespan, max_in_flight=platform.in_flight_bound
+        title="post-service",
+        lifespan=lifespan,
+        max_in_flight=platform.in_flight_bound,
+        max_loop_lag_ms=platform.loop_lag_bound_ms,
     )
     app.state.posts = posts
     app.state.relay = relay

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 from fastapi import FastAPI
@@ -55,10 +56,58 @@ async def test_the_bound_frees_up_when_requests_finish() -> None:
 
 
 def test_the_bound_is_on_by_default_in_the_distributed_mode_only() -> None:
-    from photogram_common.settings import DEFAULT_MAX_IN_FLIGHT, PlatformSettings
+    from photogram_common.settings import (
+        DEFAULT_MAX_IN_FLIGHT,
+        DEFAULT_MAX_LOOP_LAG_MS,
+        PlatformSettings,
+    )
 
     secrets = {"jwt_secret": "j" * 40, "internal_secret": "i" * 40}
     assert PlatformSettings(mode="embedded").in_flight_bound == 0
     assert PlatformSettings(mode="distributed", **secrets).in_flight_bound == DEFAULT_MAX_IN_FLIGHT
     assert PlatformSettings(mode="distributed", max_in_flight=0, **secrets).in_flight_bound == 0
     assert PlatformSettings(mode="embedded", max_in_flight=8).in_flight_bound == 8
+    assert PlatformSettings(mode="embedded").loop_lag_bound_ms == 0
+    assert (
+        PlatformSettings(mode="distributed", **secrets).loop_lag_bound_ms == DEFAULT_MAX_LOOP_LAG_MS
+    )
+    assert PlatformSettings(mode="distributed", max_loop_lag_ms=0, **secrets).loop_lag_bound_ms == 0
+
+
+def lagging_app() -> FastAPI:
+    app = create_service_app(title="t", lifespan=None, max_loop_lag_ms=20)
+
+    @app.get("/block")
+    async def block() -> dict[str, bool]:
+        time.sleep(0.1)  # noqa: ASYNC251 (the point: the loop is held, as a saturated core holds it)
+        return {"ok": True}
+
+    @app.get("/ok")
+    async def ok() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+async def test_a_request_that_meets_a_late_loop_is_refused_and_service_resumes_after() -> None:
+    transport = httpx.ASGITransport(app=lagging_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/ok")).status_code == 200  # starts the lag timer
+        assert (await client.get("/block")).status_code == 200  # held the loop 100 ms
+        refused = await client.get("/ok")
+        probe = await client.get("/healthz")
+        statuses = []
+        for _ in range(100):  # the loop idles: its timer runs on time again
+            await asyncio.sleep(0.02)
+            statuses.append((await client.get("/ok")).status_code)
+            if statuses[-1] == 200:
+                break
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["status"] == 503
+    assert probe.status_code == 200
+    assert statuses[-1] == 200

@@ -88,7 +88,10 @@ def create_app(
         consumers=[post_counter],
     )
     app = create_service_app(
-        title="user-service", lifespan=lifespan, max_in_flight=platform.in_flight_bound
+        title="user-service",
+        lifespan=lifespan,
+        max_in_flight=platform.in_flight_bound,
+        max_loop_lag_ms=platform.loop_lag_bound_ms,
     )
     app.state.users = users
     app.state.relay = relay
