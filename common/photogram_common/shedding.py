@@ -29,24 +29,28 @@ _BODY = (
 class LoopLag:
     """How late the running event loop runs a timer due every `interval` seconds.
 
-    `seconds()` is the lateness of the last tick, or of the one now due if that is later
-    (a loop too busy to run the tick at all is at least that late). Started on the first
-    call, on whichever loop runs it; restarted when that loop changes (tests).
+    `seconds()` is the lesser lateness of the last two ticks, where a tick now overdue
+    counts as late by as much already (a loop too busy to run it is at least that late):
+    a single pause, such as a long garbage collection, is not a queue. Started on the
+    first call, on whichever loop runs it; restarted when that loop changes (tests).
     """
 
     def __init__(self, interval: float = 0.01) -> None:
         self.interval = interval
         self._loop: asyncio.AbstractEventLoop | None = None
         self._due = 0.0
-        self._last = 0.0
+        self._late = (0.0, 0.0)  # the last two ticks'
 
     def seconds(self) -> float:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
-            self._loop, self._last = loop, 0.0
+            self._loop, self._late = loop, (0.0, 0.0)
             self._schedule(loop.time())
             return 0.0
-        return max(self._last, loop.time() - self._due)
+        overdue = loop.time() - self._due
+        if overdue > self._late[1]:
+            return min(self._late[1], overdue)
+        return min(self._late)
 
     def _schedule(self, now: float) -> None:
         assert self._loop is not None
@@ -56,7 +60,7 @@ class LoopLag:
     def _tick(self) -> None:
         assert self._loop is not None
         now = self._loop.time()
-        self._last = now - self._due
+        self._late = (self._late[1], now - self._due)
         self._schedule(now)
 
 

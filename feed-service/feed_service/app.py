@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 from feed_service.api import feed_fast, router
 from feed_service.hydration import PostBodies
 from feed_service.page_read import PageRead
-from feed_service.service import FeedService
+from feed_service.service import FeedService, RebuildSlots
 from feed_service.settings import FeedServiceSettings
 from photogram_common.bus import EventBus
 from photogram_common.fastroutes import FastRoutes
@@ -53,6 +53,7 @@ def create_app(
         users=users,
         posts=posts,
         rebuild_wait_seconds=settings.rebuild_wait_seconds,
+        rebuilds=RebuildSlots(settings.rebuild_bound(embedded=platform.embedded)),
     )
     lifespan = service_lifespan(
         platform=platform,

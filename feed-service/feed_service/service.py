@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,35 @@ REBUILD_LOCK_SECONDS = 60
 WAIT_STEP_SECONDS = 0.02
 
 
+class RebuildSlots:
+    """A bound on the timeline rebuilds one process runs at once (0: none).
+
+    A rebuild reads the source of truth (~50 ms of CPU over the services, PostgreSQL and
+    Redis); after a lost Redis every reader needs one. Past the bound a reader gets a
+    fast 503 with Retry-After instead of joining a queue in which every rebuild slows
+    every other (docs/benchmarks.md (e)).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+
+    @asynccontextmanager
+    async def take(self) -> AsyncIterator[None]:
+        if self.limit and self.running >= self.limit:
+            raise Problem(
+                503,
+                "Feeds are being rebuilt; try again shortly.",
+                title="Service unavailable",
+                headers={"Retry-After": "1"},
+            )
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+
+
 @dataclass(frozen=True)
 class Followees:
     pushed: list[int]
@@ -47,6 +77,7 @@ class FeedService:
     users: ServiceClient
     posts: ServiceClient
     rebuild_wait_seconds: float = 5.0
+    rebuilds: RebuildSlots = field(default_factory=lambda: RebuildSlots(0))
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def page(self, caller: Identity, *, cursor: str | None, limit: int) -> bytes:
@@ -117,7 +148,8 @@ class FeedService:
 
     async def _build(self, user_id: int, missing: NotBuilt) -> None:
         if missing.what == "timeline":
-            await self._rebuild_timeline(user_id)
+            async with self.rebuilds.take():
+                await self._rebuild_timeline(user_id)
         elif missing.what == "follows":
             await self._build_follows(user_id, await self.followees(user_id))
         else:

@@ -98,6 +98,10 @@ async def test_a_request_that_meets_a_late_loop_is_refused_and_service_resumes_a
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         assert (await client.get("/ok")).status_code == 200  # starts the lag timer
         assert (await client.get("/block")).status_code == 200  # held the loop 100 ms
+        await asyncio.sleep(0.001)  # the timer runs, late
+        single_pause = await client.get("/ok")
+        assert (await client.get("/block")).status_code == 200  # and again: a queue
+        await asyncio.sleep(0.001)
         refused = await client.get("/ok")
         probe = await client.get("/healthz")
         statuses = []
@@ -106,6 +110,7 @@ async def test_a_request_that_meets_a_late_loop_is_refused_and_service_resumes_a
             statuses.append((await client.get("/ok")).status_code)
             if statuses[-1] == 200:
                 break
+    assert single_pause.status_code == 200
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "1"
     assert refused.json()["status"] == 503
