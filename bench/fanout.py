@@ -170,7 +170,12 @@ async def build_timelines(
     """
     template = "bench:template"
     await redis.delete(template)
-    old = [gen.next_id() for _ in range(entries)]
+    # Older posts a second apart, as a timeline holds them (posts sharing a millisecond
+    # are the exception; the trim's slow path is for them).
+    start_ms = int(time.time() * 1000) - entries * 1000 - 60_000
+    spaced = iter(range(start_ms, start_ms + entries * 1000, 1000))
+    old_gen = IdGenerator(gen.worker_id, clock=lambda: next(spaced))
+    old = [old_gen.next_id() for _ in range(entries)]
     await redis.zadd(template, {SENTINEL: 0})
     if skiplist:
         await redis.zadd(template, {SENTINEL + "x" * 64: 0})
