@@ -33,12 +33,14 @@ DATA_DIR=$(mktemp -d)
 LOG="$DATA_DIR/server.log"
 BASE="http://127.0.0.1:$PORT"
 
+# In a process group of its own, so stopping it stops uv and the server uv started (a
+# shell function run in the background is a subshell: killing it left both running).
 PHOTOGRAM_PORT="$PORT" PHOTOGRAM_DATA_DIR="$DATA_DIR" PHOTOGRAM_RATE_LIMIT_PER_MINUTE=0 \
-    uv run python -m photogram_runner >"$LOG" 2>&1 &
+    setsid "$UV" run python -m photogram_runner >"$LOG" 2>&1 &
 SERVER=$!
 
 stop() {
-    kill "$SERVER" 2>/dev/null || true
+    kill -TERM -- "-$SERVER" 2>/dev/null || true
     wait "$SERVER" 2>/dev/null || true
     rm -rf "$DATA_DIR"
 }
