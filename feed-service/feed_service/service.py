@@ -148,8 +148,7 @@ class FeedService:
 
     async def _build(self, user_id: int, missing: NotBuilt) -> None:
         if missing.what == "timeline":
-            async with self.rebuilds.take():
-                await self._rebuild_timeline(user_id)
+            await self._rebuild_timeline(user_id)
         elif missing.what == "follows":
             await self._build_follows(user_id, await self.followees(user_id))
         else:
@@ -166,29 +165,31 @@ class FeedService:
         return Followees(pushed=pushed, pulled=pulled)
 
     async def _rebuild_timeline(self, user_id: int) -> None:
-        """Rebuild a timeline once; other readers of it wait (the read sees the lock)."""
+        """Rebuild a timeline once; other readers of it wait (the read sees the lock) and
+        take no rebuild slot: only the lock's holder does the work."""
         redis = self.timelines.redis
         lock = rebuild_lock_key(timeline_key(user_id))
         if not await redis.set(lock, 1, nx=True, ex=REBUILD_LOCK_SECONDS):
             await asyncio.sleep(WAIT_STEP_SECONDS)
             return
         try:
-            # Open first, so posts fanned out while we read the source of truth land too.
-            await self.timelines.open_for_rebuild(user_id)
-            try:
-                followees = await self.followees(user_id)
-                await self._build_follows(user_id, followees)
-                post_ids = await self._newest([user_id, *followees.pushed], self.timelines.cap)
-                await self.timelines.fill(user_id, post_ids)
-            except BaseException:
-                # Never leave an opened, unfilled timeline behind: it would pass as built.
-                await redis.delete(timeline_key(user_id))
-                raise
+            async with self.rebuilds.take():
+                # Open first, so posts fanned out while we read the source of truth land too.
+                await self.timelines.open_for_rebuild(user_id)
+                try:
+                    followees = await self.followees(user_id)
+                    await self._build_follows(user_id, followees)
+                    newest = await self._newest([user_id, *followees.pushed], self.timelines.cap)
+                    await self.timelines.fill(user_id, newest)
+                except BaseException:
+                    # Never leave an opened, unfilled timeline behind: it would pass as built.
+                    await redis.delete(timeline_key(user_id))
+                    raise
         finally:
             await redis.delete(lock)
         log.info(
             "timeline rebuilt",
-            extra={"user_id": user_id, "posts": len(post_ids), "pushed": len(followees.pushed)},
+            extra={"user_id": user_id, "posts": len(newest), "pushed": len(followees.pushed)},
         )
 
     async def _build_follows(self, user_id: int, followees: Followees) -> None:
