@@ -14,6 +14,7 @@ from photogram_common.bus import EventBus
 from photogram_common.bus.consumer import EventConsumer
 from photogram_common.follows import FollowSets
 from photogram_common.lifecycle import service_lifespan
+from photogram_common.peer_clients import HttpFeedCache, HttpFollowers, HttpPostCatalog
 from photogram_common.redis import make_redis
 from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
@@ -41,9 +42,9 @@ def create_app(
     handlers = FanoutHandlers(
         timelines=timelines,
         follows=FollowSets(redis, ttl_seconds=timelines.ttl_seconds),
-        users=clients["user-service"],
-        posts=clients["post-service"],
-        feed=clients["feed-service"],
+        users=HttpFollowers(clients["user-service"]),
+        posts=HttpPostCatalog(clients["post-service"]),
+        feed=HttpFeedCache(clients["feed-service"]),
         celebrity_threshold=platform.celebrity_threshold,
         page_size=settings.follower_page_size,
         backfill_posts=settings.backfill_posts,

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from photogram_common.bus.consumer import Routes
-from photogram_common.clients import ServiceClient
+from photogram_common.contracts.peers import FeedCache, Followers, PostCatalog
 from photogram_common.events import (
     Crossing,
     Event,
@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 class FanoutHandlers:
     timelines: TimelineStore
     follows: FollowSets
-    users: ServiceClient
-    posts: ServiceClient
-    feed: ServiceClient
+    users: Followers
+    posts: PostCatalog
+    feed: FeedCache
     # Read only for follow events written before user-service kept the pulled flag.
     celebrity_threshold: int
     page_size: int = 1000
@@ -54,31 +54,17 @@ class FanoutHandlers:
         """Pages of follower IDs (active ones unless `active_days` is 0: all)."""
         after = 0
         while True:
-            params = {"after": after, "limit": self.page_size}
-            if active_days is not None:
-                params["active_days"] = active_days
-            page = await self.users.call(
-                "GET", f"/internal/users/{user_id}/active-followers", params=params
+            page = await self.users.page(
+                user_id, after=after, limit=self.page_size, active_days=active_days
             )
-            ids = [int(i) for i in page["user_ids"]]
-            if ids:
-                yield ids
-            if page["next_after"] is None:
+            if page.user_ids:
+                yield page.user_ids
+            if page.next_after is None:
                 return
-            after = int(page["next_after"])
+            after = page.next_after
 
     async def _newest_posts(self, author_id: int, limit: int) -> list[int]:
-        found = await self.posts.call(
-            "POST",
-            "/internal/posts/newest",
-            json={"author_ids": [str(author_id)], "limit": limit},
-        )
-        return [int(p) for p in found["post_ids"]]
-
-    async def _pulled(self, user_id: int) -> bool:
-        """The author's delivery as user-service keeps it (pulled, or pushed to followers)."""
-        found = await self.users.call("GET", f"/internal/users/{user_id}/delivery")
-        return bool(found["pulled"])
+        return await self.posts.newest([author_id], limit=limit)
 
     async def _delivery(self, event: FollowCreated | FollowDeleted) -> tuple[bool, Crossing | None]:
         """Whether the followee is pulled after this change, and whether it crossed."""
@@ -87,7 +73,7 @@ class FanoutHandlers:
         # Written before user-service kept the flag (an upgrade in flight, a replay): the
         # flag is asked for, and the old rule (a crossing at exactly the threshold) names
         # the crossing, which the crossing handlers check against the flag anyway.
-        pulled = await self._pulled(event.followee_id)
+        pulled = await self.users.pulled(event.followee_id)
         count, threshold = event.followee_followers_count, self.celebrity_threshold
         if isinstance(event, FollowCreated):
             return pulled, "up" if count == threshold else None
@@ -99,14 +85,14 @@ class FanoutHandlers:
             recent = await self._newest_posts(event.author_id, self.timelines.recent_cap)
             await self.timelines.build_recent(event.author_id, recent)
         await self.timelines.push([event.author_id], event.post_id)
-        if await self._pulled(event.author_id):
+        if await self.users.pulled(event.author_id):
             return  # pulled at read time: no follower timeline is written
         # The next page of followers is read while the previous one is written.
         pushed = await self.timelines.push_pages(self._followers(event.author_id), event.post_id)
         log.info("fanned out", extra={"post_id": event.post_id, "timelines": pushed})
 
     async def post_deleted(self, event: PostDeleted) -> None:
-        await self.feed.call("POST", f"/internal/posts/{event.post_id}/deleted")
+        await self.feed.forget(event.post_id)
         await self.timelines.remove_recent(event.author_id, event.post_id)
         await self.timelines.remove([event.author_id], [event.post_id])
         async for followers in self._followers(event.author_id, active_days=0):
@@ -142,13 +128,13 @@ class FanoutHandlers:
         Follow events of different followers arrive out of order, so the author's current
         flag decides, not the event's.
         """
-        if not await self._pulled(author_id):
+        if not await self.users.pulled(author_id):
             return
         await self._pull_for_followers(author_id)
 
     async def _crossed_down(self, author_id: int) -> None:
         """The author is pushed again: push what reads showed, then stop pulling."""
-        if await self._pulled(author_id):
+        if await self.users.pulled(author_id):
             return
         # Their posts were never pushed; reads merged up to a recent list's worth of them.
         recent = await self._newest_posts(author_id, self.timelines.recent_cap)
@@ -157,7 +143,7 @@ class FanoutHandlers:
                 await self.timelines.push(followers, post_id)
         async for followers in self._followers(author_id, active_days=0):
             await self.follows.remove_pulled(followers, author_id)
-        if await self._pulled(author_id):
+        if await self.users.pulled(author_id):
             # Pulled again meanwhile: that crossing's handler may have added them before
             # the removal above, so add them back (the merge deduplicates the pushed posts).
             await self._pull_for_followers(author_id)

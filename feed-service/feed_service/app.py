@@ -17,6 +17,7 @@ from photogram_common.bus import EventBus
 from photogram_common.fastroutes import FastRoutes
 from photogram_common.follows import FollowSets
 from photogram_common.lifecycle import service_lifespan
+from photogram_common.peer_clients import HttpFollowers, HttpPostCatalog
 from photogram_common.redis import make_redis
 from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
@@ -36,8 +37,9 @@ def create_app(
     redis = make_redis(platform.redis_url, cluster=platform.redis_cluster)
     # The read path's client returns bytes: cached post bodies are joined into the page as is.
     raw = make_redis(platform.redis_url, cluster=platform.redis_cluster, decode_responses=False)
-    users = peer_client(platform, "user-service", in_process)
-    posts = peer_client(platform, "post-service", in_process)
+    user_client = peer_client(platform, "user-service", in_process)
+    post_client = peer_client(platform, "post-service", in_process)
+    posts = HttpPostCatalog(post_client)
     timelines = timeline_store_for(platform, redis)
     feed = FeedService(
         timelines=timelines,
@@ -50,7 +52,7 @@ def create_app(
             single_node=not platform.redis_cluster,
         ),
         bodies=PostBodies(redis=raw, posts=posts, ttl_seconds=settings.post_cache_seconds),
-        users=users,
+        users=HttpFollowers(user_client),
         posts=posts,
         rebuild_wait_seconds=settings.rebuild_wait_seconds,
         rebuilds=RebuildSlots(settings.rebuild_bound(embedded=platform.embedded)),
@@ -59,7 +61,7 @@ def create_app(
         platform=platform,
         bus=None,
         owns_bus=False,
-        on_stop=[feed.drain, users.close, posts.close, redis.aclose, raw.aclose],
+        on_stop=[feed.drain, user_client.close, post_client.close, redis.aclose, raw.aclose],
     )
     app = create_service_app(
         title="feed-service",

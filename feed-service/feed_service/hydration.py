@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from feed_service.page_read import author_of
-from photogram_common.clients import ServiceClient
+from photogram_common.contracts.peers import PostCatalog
 from photogram_common.timelines import post_cache_key
 
 TOMBSTONE_SECONDS = 86400
@@ -23,7 +23,7 @@ class PostBodies:
     put it back. `redis` must return bytes.
     """
 
-    def __init__(self, *, redis: Any, posts: ServiceClient, ttl_seconds: int) -> None:
+    def __init__(self, *, redis: Any, posts: PostCatalog, ttl_seconds: int) -> None:
         self._redis = redis
         self._posts = posts
         self._ttl = ttl_seconds
@@ -54,10 +54,10 @@ class PostBodies:
         return bodies
 
     async def _fetch(self, post_ids: Sequence[int]) -> dict[int, bytes]:
-        page = await self._posts.call(
-            "POST", "/internal/posts/batch", json={"post_ids": [str(p) for p in post_ids]}
-        )
-        found = {int(item["post_id"]): orjson.dumps(item) for item in page["items"]}
+        found = {
+            int(post.post_id): orjson.dumps(post.model_dump())
+            for post in await self._posts.posts(post_ids)
+        }
         async with self._redis.pipeline(transaction=False) as pipe:
             for post_id, body in found.items():
                 pipe.set(post_cache_key(post_id), body, ex=self._ttl, nx=True)

@@ -20,7 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed_service.hydration import PostBodies, page_json
 from feed_service.page_read import NotBuilt, PageRead, Slice
-from photogram_common.clients import ServiceClient
+from photogram_common.contracts.peers import Followers, PostCatalog
 from photogram_common.cursors import decode_cursor, encode_cursor
 from photogram_common.follows import FollowSets
 from photogram_common.identity import Identity
@@ -74,8 +74,8 @@ class FeedService:
     follows: FollowSets
     reads: PageRead
     bodies: PostBodies
-    users: ServiceClient
-    posts: ServiceClient
+    users: Followers
+    posts: PostCatalog
     rebuild_wait_seconds: float = 5.0
     rebuilds: RebuildSlots = field(default_factory=lambda: RebuildSlots(0))
     _background: set[asyncio.Task[None]] = field(default_factory=set)
@@ -120,10 +120,7 @@ class FeedService:
         authors = [caller.user_id, *followees.pushed, *followees.pulled]
         ids = await self._newest(authors, limit + 1, before=before)
         page_ids = ids[:limit]
-        found = await self.posts.call(
-            "POST", "/internal/posts/batch", json={"post_ids": [str(p) for p in page_ids]}
-        )
-        bodies = [orjson.dumps(item) for item in found["items"]]
+        bodies = [orjson.dumps(post.model_dump()) for post in await self.posts.posts(page_ids)]
         more = len(ids) > limit
         return page_json(bodies, encode_cursor(page_ids[-1]) if more else None)
 
@@ -155,13 +152,11 @@ class FeedService:
             await self._build_recent(missing.authors)
 
     async def followees(self, user_id: int) -> Followees:
-        found = await self.users.call("GET", f"/internal/users/{user_id}/followees")
         pushed: list[int] = []
         pulled: list[int] = []
-        for item in found["items"]:
+        for followee in await self.users.followees(user_id):
             # user-service's flag, not the count: it has hysteresis (docs/decisions.md).
-            target = pulled if item["pulled"] else pushed
-            target.append(int(item["user_id"]))
+            (pulled if followee.pulled else pushed).append(followee.user_id)
         return Followees(pushed=pushed, pulled=pulled)
 
     async def _rebuild_timeline(self, user_id: int) -> None:
@@ -209,16 +204,12 @@ class FeedService:
     async def _newest(
         self, authors: list[int], limit: int, *, before: int | None = None
     ) -> list[int]:
-        body: dict[str, object] = {"author_ids": [str(a) for a in authors], "limit": limit}
-        if before is not None:
-            body["before"] = str(before)
-        found = await self.posts.call("POST", "/internal/posts/newest", json=body)
-        return [int(p) for p in found["post_ids"]]
+        return await self.posts.newest(authors, limit=limit, before=before)
 
     async def _mark_seen(self, caller: Identity) -> None:
         """Refresh last-active in user-service (it drives fan-out); the read does not wait."""
         try:
-            await self.users.call("POST", "/users/me/seen", identity=caller)
+            await self.users.seen(caller)
         except Problem:
             # Let the next read try again rather than wait out the throttle.
             await self.timelines.redis.delete(seen_key(caller.user_id))

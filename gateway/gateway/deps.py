@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,8 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gateway.addresses import ClientAddresses
 from gateway.ratelimit import RateLimiter
 from photogram_common.clients import ServiceClient
+from photogram_common.contracts.peers import FeedCache, MediaLibrary, PostCatalog
 from photogram_common.identity import Identity, InvalidToken, verify_access_token
 from photogram_common.ids import parse_id
+from photogram_common.peer_clients import HttpFeedCache, HttpMediaLibrary, HttpPostCatalog
 from photogram_common.problems import Problem
 from photogram_common.schemas import USERNAME_PATTERN
 
@@ -21,10 +23,21 @@ _bearer = HTTPBearer(auto_error=False, description="The access token from signup
 
 @dataclass
 class Peers:
+    """The services behind the gateway: each one's client for the public routes the
+    gateway relays, and the ports of the internal routes it uses."""
+
     users: ServiceClient
     posts: ServiceClient
     media: ServiceClient
     feed: ServiceClient
+    catalog: PostCatalog = field(init=False)
+    library: MediaLibrary = field(init=False)
+    feed_cache: FeedCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.catalog = HttpPostCatalog(self.posts)
+        self.library = HttpMediaLibrary(self.media)
+        self.feed_cache = HttpFeedCache(self.feed)
 
 
 @dataclass

@@ -6,46 +6,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, Field
 
 from media_service.service import IMMUTABLE, VARIANT_NAMES, MediaService
 from media_service.uploads import parse_upload
 from photogram_common.blobs import BlobNotFound
 from photogram_common.callers import Caller, CurrentUser
+from photogram_common.contracts.internal import (
+    ClaimCreate,
+    DigestRead,
+    MediaIdsCreate,
+    MediaPage,
+    ReleaseCreate,
+    UploadRead,
+)
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
 from photogram_common.schemas import MediaRead
 
 router = APIRouter()
-
-
-class UploadRead(BaseModel):
-    media: list[MediaRead]
-    caption: str | None
-    location: str | None
-    # What the upload asked for, as a hash (ParsedUpload.digest): an idempotent retry's test.
-    request_hash: str
-
-
-class DigestRead(BaseModel):
-    request_hash: str
-
-
-class MediaIdsCreate(BaseModel):
-    media_ids: list[str] = Field(max_length=100)
-
-
-class ClaimCreate(BaseModel):
-    post_id: str = Field(max_length=20)
-    media_ids: list[str] = Field(min_length=1, max_length=10)
-
-
-class ReleaseCreate(BaseModel):
-    post_id: str = Field(max_length=20)
-
-
-class MediaPage(BaseModel):
-    items: list[MediaRead]
 
 
 async def get_service(request: Request) -> MediaService:

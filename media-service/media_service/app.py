@@ -25,6 +25,7 @@ from photogram_common.db import Database
 from photogram_common.events import PostDeleted
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
+from photogram_common.peer_clients import HttpPostCatalog
 from photogram_common.runtime import make_id_generator, peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import add_health_routes, create_service_app
@@ -77,7 +78,7 @@ def create_app(
     database = database_for(platform, settings)
     ids, lease = make_id_generator(platform, default_worker=3, database=database)
     blobs = blob_store_for(platform, s3 or S3Settings())
-    posts = peer_client(
+    post_client = peer_client(
         platform, "post-service", None if in_process is None else _late(in_process, "post-service")
     )
     service = MediaService(
@@ -89,7 +90,7 @@ def create_app(
         public_base_url=settings.public_base_url,
         presigned_url_seconds=settings.presigned_url_seconds,
         orphan_grace=timedelta(seconds=settings.orphan_grace_seconds),
-        posts=posts,
+        posts=HttpPostCatalog(post_client),
     )
     # A deleted post's media and objects go with it (docs/media.md, "Deleting a post").
     deleted_posts = EventConsumer(
@@ -134,7 +135,7 @@ def create_app(
         tasks=[sweep_orphans],
         consumers=[deleted_posts],
         on_start=[open_resources],
-        on_stop=[close_resources, posts.close],
+        on_stop=[close_resources, post_client.close],
     )
     app = create_service_app(
         title="media-service",

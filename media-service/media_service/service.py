@@ -21,7 +21,7 @@ from media_service.models import ATTACHED, CLAIMED, DELETING, PENDING, media
 from media_service.uploads import ParsedUpload, discard
 from photogram_common.blobs import BlobStore
 from photogram_common.bus.consumer import TransientError
-from photogram_common.clients import ServiceClient
+from photogram_common.contracts.peers import PostCatalog
 from photogram_common.db import Database
 from photogram_common.events import PostDeleted
 from photogram_common.ids import IdGenerator
@@ -55,7 +55,7 @@ class MediaService:
     # ones whose post does not exist this long after the claim.
     orphan_grace: timedelta = timedelta(hours=1)
     # post-service, asked by the sweeper whether claimed media's posts exist.
-    posts: ServiceClient | None = None
+    posts: PostCatalog | None = None
     swept: dict[str, int] = field(default_factory=dict)
 
     def media_read(self, row: Any) -> MediaRead:
@@ -332,10 +332,7 @@ class MediaService:
         """Attach the claimed media whose post is live; delete those whose post is not."""
         assert self.posts is not None
         post_ids = sorted({p for p in claims.values() if p is not None})
-        found = await self.posts.call(
-            "POST", "/internal/posts/batch", json={"post_ids": [str(p) for p in post_ids]}
-        )
-        live = {int(item["post_id"]) for item in found["items"]}
+        live = {int(post.post_id) for post in await self.posts.posts(post_ids)}
         ids = list(claims)
         async with self.database.transaction() as session:
             result: Any = await session.execute(

@@ -16,6 +16,7 @@ from photogram_common.db import Database
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.outbox import Outbox, OutboxRelay
+from photogram_common.peer_clients import HttpMediaLibrary
 from photogram_common.runtime import make_id_generator, peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import add_health_routes, create_service_app
@@ -43,11 +44,11 @@ def create_app(
     database = database_for(platform, settings)
     ids, lease = make_id_generator(platform, default_worker=2, database=database)
     outbox = Outbox(outbox_table)
-    media = peer_client(platform, "media-service", in_process)
+    media_client = peer_client(platform, "media-service", in_process)
     posts = PostService(
         database=database,
         outbox=outbox,
-        media=media,
+        media=HttpMediaLibrary(media_client),
         ids=ids,
         idempotency_window=timedelta(hours=settings.idempotency_key_hours),
         cleanup_seconds=platform.service_timeout_seconds,
@@ -71,7 +72,7 @@ def create_app(
         database=database,
         migrations=MIGRATIONS,
         tasks=[relay.run, purge_idempotency_keys],
-        on_stop=[media.close],
+        on_stop=[media_client.close],
     )
     app = create_service_app(
         title="post-service",

@@ -6,6 +6,14 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from photogram_common.contracts.internal import (
+    IdempotencyKey,
+    IdempotencyKeyRead,
+    IdempotencyKeySearch,
+    PostIdsRead,
+    PostsBatchCreate,
+    RebuildCreate,
+)
 from photogram_common.schemas import Caption, Location, PostRead, PostsPage
 
 __all__ = [
@@ -20,8 +28,6 @@ __all__ = [
 ]
 
 MAX_MEDIA = 10
-# The client's Idempotency-Key (checked at the gateway: 1 to 255 visible ASCII characters).
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[!-~]+$")]
 RequestHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -40,33 +46,3 @@ class PostCreate(BaseModel):
         if (self.idempotency_key is None) != (self.request_hash is None):
             raise ValueError("idempotency_key and request_hash go together")
         return self
-
-
-class IdempotencyKeySearch(BaseModel):
-    key: IdempotencyKey
-
-
-class IdempotencyKeyRead(BaseModel):
-    """An earlier use of the caller's key: what was asked, and the post it answered."""
-
-    request_hash: str
-    post: PostRead
-
-
-class PostsBatchCreate(BaseModel):
-    """Internal: hydrate these posts (the missing and deleted are left out)."""
-
-    post_ids: list[str] = Field(max_length=500)
-
-
-class RebuildCreate(BaseModel):
-    """Internal: the newest posts of these authors, for rebuilding a home timeline."""
-
-    author_ids: list[str] = Field(max_length=20_000)
-    limit: int = Field(ge=1, le=2000)
-    # Only posts older than this one (a feed page read from the database).
-    before: str | None = Field(default=None, max_length=20)
-
-
-class PostIdsRead(BaseModel):
-    post_ids: list[str]

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import RowMapping
 
 from photogram_common import deadlines
-from photogram_common.clients import ServiceClient
+from photogram_common.contracts.peers import MediaLibrary
 from photogram_common.cursors import decode_cursor, encode_cursor
 from photogram_common.db import Database
 from photogram_common.events import PostCreated, PostDeleted
@@ -76,7 +76,7 @@ class PostService:
     database: Database
     outbox: Outbox
     ids: IdGenerator
-    media: ServiceClient
+    media: MediaLibrary
     idempotency_window: timedelta = timedelta(hours=24)
     cleanup_seconds: float = 5.0
 
@@ -88,13 +88,8 @@ class PostService:
         parsed = [parse_id(m) for m in media_ids]
         if None in parsed or len(set(parsed)) != len(parsed):
             raise _invalid_media("Media IDs must be distinct, valid IDs.")
-        found = await self.media.call(
-            "POST",
-            "/internal/media/claim",
-            identity=caller,
-            json={"post_id": str(post_id), "media_ids": list(media_ids)},
-        )
-        items: list[dict[str, Any]] = found["items"]
+        claimed = await self.media.claim(caller, post_id, media_ids)
+        items = [m.model_dump() for m in claimed]
         if [m["media_id"] for m in items] != list(media_ids) or any(
             m["user_id"] != str(caller.user_id) for m in items
         ):
@@ -164,14 +159,7 @@ class PostService:
         be what ran out) and shielded from a second cancellation; failures are left to the
         sweeper."""
         with deadlines.within(self.cleanup_seconds, replace=True):
-            release = asyncio.ensure_future(
-                self.media.call(
-                    "POST",
-                    "/internal/media/release",
-                    identity=caller,
-                    json={"post_id": str(post_id)},
-                )
-            )
+            release = asyncio.ensure_future(self.media.release(caller, post_id))
         try:
             await asyncio.shield(release)
         except (Exception, asyncio.CancelledError):

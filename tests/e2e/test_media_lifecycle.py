@@ -167,20 +167,18 @@ async def make_orphans(
     real_insert = post_repository.insert_post
     monkeypatch.setattr(post_repository, "insert_post", failed_insert)
     # The release of the claim is lost too: the claim stays, as after a crash mid-commit.
-    media_client = posts.media
-    real_call = media_client.call
+    media = posts.media
+    real_release = media.release
 
-    async def no_release(method: str, path: str, **kwargs: Any) -> Any:
-        if path == "/internal/media/release":
-            raise OSError("media-service is not answering")
-        return await real_call(method, path, **kwargs)
+    async def no_release(*_: Any, **__: Any) -> None:
+        raise OSError("media-service is not answering")
 
-    monkeypatch.setattr(media_client, "call", no_release)
+    monkeypatch.setattr(media, "release", no_release)
     assert_problem(
         await upload(api, user["headers"], [("c.jpg", make.jpeg(50, 70), "image/jpeg")]), 503
     )
     monkeypatch.setattr(post_repository, "insert_post", real_insert)
-    monkeypatch.setattr(media_client, "call", real_call)
+    monkeypatch.setattr(media, "release", real_release)
     rows = await media_rows(system)
     claimed = sorted(set(rows) - before - set(pending))
     assert [rows[m]["status"] for m in pending] == ["pending"]

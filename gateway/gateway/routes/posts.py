@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 Limit = Annotated[int, Query(ge=1, le=100)]
 MAX_FILES = 10
 # media-service knows the variant names; anything else cannot name one.
+T = TypeVar("T")
 VARIANT_NAME = re.compile(r"[a-z]{1,32}")
 # An upload's Idempotency-Key: 1 to 255 visible ASCII characters (a UUID, say).
 IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,255}")
@@ -106,22 +107,22 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
     if declared.isdigit() and int(declared) > ceiling:
         raise _upload_too_large()
     if key is not None:
-        earlier = await _earlier_use(peers, caller, key)
+        earlier = await peers.catalog.earlier_use(caller, key)
         if earlier is not None:
             # Used before: only the body's digest is needed, nothing is stored again.
-            digest = await _relay(request, peers, caller, "/internal/uploads/digest", ceiling)
-            if digest["request_hash"] != earlier["request_hash"]:
+            digest = await _relay(request, peers.library.digest, caller, ceiling)
+            if digest != earlier.request_hash:
                 raise _key_reused()
-            return _created(earlier["post"], replayed=True)
-    uploaded = await _relay(request, peers, caller, "/internal/uploads", ceiling)
-    media_ids = [m["media_id"] for m in uploaded["media"]]
+            return _created(earlier.post.model_dump(), replayed=True)
+    uploaded = await _relay(request, peers.library.store, caller, ceiling)
+    media_ids = [m.media_id for m in uploaded.media]
     body: dict[str, Any] = {
-        "caption": uploaded["caption"],
-        "location": uploaded["location"],
+        "caption": uploaded.caption,
+        "location": uploaded.location,
         "media_ids": media_ids,
     }
     if key is not None:
-        body |= {"idempotency_key": key, "request_hash": uploaded["request_hash"]}
+        body |= {"idempotency_key": key, "request_hash": uploaded.request_hash}
     try:
         response = await peers.posts.request("POST", "/posts", identity=caller, json=body)
         raise_for_problem("post-service", response)
@@ -153,17 +154,6 @@ def _key_reused() -> Problem:
     return Problem(422, detail, title="Validation failed", extra={"errors": errors})
 
 
-async def _earlier_use(peers: Any, caller: Identity, key: str) -> dict[str, Any] | None:
-    response = await peers.posts.request(
-        "POST", "/internal/idempotency-keys/search", identity=caller, json={"key": key}
-    )
-    if response.status_code == 404:
-        return None
-    raise_for_problem("post-service", response)
-    found: dict[str, Any] = response.json()
-    return found
-
-
 def _created(post: dict[str, Any], *, replayed: bool) -> JSONResponse:
     headers = {"Location": f"/api/post/{post['post_id']}"}
     if replayed:
@@ -172,19 +162,13 @@ def _created(post: dict[str, Any], *, replayed: bool) -> JSONResponse:
 
 
 async def _relay(
-    request: Request, peers: Any, caller: Identity, path: str, ceiling: int
-) -> dict[str, Any]:
+    request: Request, send: Callable[..., Awaitable[T]], caller: Identity, ceiling: int
+) -> T:
     """Stream the upload's body to media-service, stopped past `ceiling` bytes."""
     stream = _Ceiling(request.stream(), ceiling)
     try:
-        response = await peers.media.request(
-            "POST",
-            path,
-            identity=caller,
-            content=stream,
-            headers={"content-type": request.headers.get("content-type", "")},
-            # Receiving the body takes as long as the client takes: bounded by the deadline.
-            deadline_only=True,
+        result = await send(
+            caller, stream.__aiter__(), content_type=request.headers.get("content-type", "")
         )
     except Exception:
         if stream.passed:
@@ -192,8 +176,6 @@ async def _relay(
         raise
     if stream.passed:
         raise _upload_too_large()
-    raise_for_problem("media-service", response)
-    result: dict[str, Any] = response.json()
     return result
 
 
@@ -202,9 +184,7 @@ async def _discard(request: Request, peers: Any, caller: Identity, media_ids: li
     request's deadline when that is what ended the request, so on a budget of its own."""
     budget = request.app.state.cleanup_seconds
     with deadlines.within(budget, replace=True), contextlib.suppress(Exception):
-        await peers.media.call(
-            "POST", "/internal/media/delete", identity=caller, json={"media_ids": media_ids}
-        )
+        await peers.library.discard(caller, media_ids)
 
 
 def _upload_too_large() -> Problem:
@@ -244,7 +224,7 @@ async def delete_post(caller: CurrentUser, post_id: PostIdPath, peers: PeerClien
     await peers.posts.call("DELETE", f"/posts/{post_id}", identity=caller)
     # Feeds drop it at once; the fan-out removes it from timelines shortly after.
     try:
-        await peers.feed.call("POST", f"/internal/posts/{post_id}/deleted", identity=caller)
+        await peers.feed_cache.forget(post_id, by=caller)
     except Problem:
         log.warning("could not tell feed-service about a deleted post", extra={"post_id": post_id})
     return Response(status_code=204)

@@ -1,0 +1,107 @@
+"""The bodies of the internal routes (`/internal/...`): what a service's one peer adapter
+sends and parses, and what the owning service's route validates and answers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from photogram_common.schemas import MediaRead, PostRead
+
+# user-service
+
+
+class FollowerIdsPage(BaseModel):
+    """A page of follower IDs for the fan-out."""
+
+    user_ids: list[str]
+    next_after: str | None
+
+
+class FolloweeRead(BaseModel):
+    """An account the caller follows, and whether its posts are pulled."""
+
+    user_id: str
+    followers_count: int
+    pulled: bool
+
+
+class FolloweesRead(BaseModel):
+    items: list[FolloweeRead]
+
+
+class DeliveryRead(BaseModel):
+    """Whether an author is pulled at read time (else pushed to followers)."""
+
+    user_id: str
+    pulled: bool
+
+
+# post-service
+
+
+class PostsBatchCreate(BaseModel):
+    """Hydrate these posts (the missing and deleted are left out)."""
+
+    post_ids: list[str] = Field(max_length=500)
+
+
+class RebuildCreate(BaseModel):
+    """The newest posts of these authors, for rebuilding a home timeline."""
+
+    author_ids: list[str] = Field(max_length=20_000)
+    limit: int = Field(ge=1, le=2000)
+    # Only posts older than this one (a feed page read from the database).
+    before: str | None = Field(default=None, max_length=20)
+
+
+class PostIdsRead(BaseModel):
+    post_ids: list[str]
+
+
+# The client's Idempotency-Key (checked at the gateway: 1 to 255 visible ASCII characters).
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[!-~]+$")]
+
+
+class IdempotencyKeySearch(BaseModel):
+    key: IdempotencyKey
+
+
+class IdempotencyKeyRead(BaseModel):
+    """An earlier use of the caller's key: what was asked, and the post it answered."""
+
+    request_hash: str
+    post: PostRead
+
+
+# media-service
+
+
+class UploadRead(BaseModel):
+    media: list[MediaRead]
+    caption: str | None
+    location: str | None
+    # What the upload asked for, as a hash (ParsedUpload.digest): an idempotent retry's test.
+    request_hash: str
+
+
+class DigestRead(BaseModel):
+    request_hash: str
+
+
+class MediaIdsCreate(BaseModel):
+    media_ids: list[str] = Field(max_length=100)
+
+
+class ClaimCreate(BaseModel):
+    post_id: str = Field(max_length=20)
+    media_ids: list[str] = Field(min_length=1, max_length=10)
+
+
+class ReleaseCreate(BaseModel):
+    post_id: str = Field(max_length=20)
+
+
+class MediaPage(BaseModel):
+    items: list[MediaRead]

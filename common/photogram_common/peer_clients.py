@@ -1,0 +1,173 @@
+"""The HTTP adapter of each peer port (photogram_common.contracts.peers).
+
+The only place an internal URL or body is built: each internal route has exactly one
+client here, and its answer is parsed by the schema its owner answers with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from photogram_common.clients import ServiceClient, raise_for_problem
+from photogram_common.contracts.internal import (
+    DeliveryRead,
+    DigestRead,
+    FolloweesRead,
+    FollowerIdsPage,
+    IdempotencyKeyRead,
+    MediaPage,
+    PostIdsRead,
+    UploadRead,
+)
+from photogram_common.contracts.peers import Followee, FollowerPage
+from photogram_common.identity import Identity
+from photogram_common.schemas import MediaRead, PostRead, PostsPage
+
+
+class HttpFollowers:
+    """`Followers` over user-service's internal routes."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    async def page(
+        self, author_id: int, *, after: int, limit: int, active_days: int | None = None
+    ) -> FollowerPage:
+        params: dict[str, int] = {"after": after, "limit": limit}
+        if active_days is not None:
+            params["active_days"] = active_days
+        found = FollowerIdsPage.model_validate(
+            await self.client.call(
+                "GET", f"/internal/users/{author_id}/active-followers", params=params
+            )
+        )
+        return FollowerPage(
+            user_ids=[int(i) for i in found.user_ids],
+            next_after=None if found.next_after is None else int(found.next_after),
+        )
+
+    async def followees(self, user_id: int) -> list[Followee]:
+        found = FolloweesRead.model_validate(
+            await self.client.call("GET", f"/internal/users/{user_id}/followees")
+        )
+        return [
+            Followee(user_id=int(f.user_id), followers_count=f.followers_count, pulled=f.pulled)
+            for f in found.items
+        ]
+
+    async def pulled(self, author_id: int) -> bool:
+        found = DeliveryRead.model_validate(
+            await self.client.call("GET", f"/internal/users/{author_id}/delivery")
+        )
+        return found.pulled
+
+    async def seen(self, reader: Identity) -> None:
+        await self.client.call("POST", "/users/me/seen", identity=reader)
+
+
+class HttpPostCatalog:
+    """`PostCatalog` over post-service's internal routes."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    async def newest(
+        self, author_ids: Sequence[int], *, limit: int, before: int | None = None
+    ) -> list[int]:
+        body: dict[str, Any] = {"author_ids": [str(a) for a in author_ids], "limit": limit}
+        if before is not None:
+            body["before"] = str(before)
+        found = PostIdsRead.model_validate(
+            await self.client.call("POST", "/internal/posts/newest", json=body)
+        )
+        return [int(p) for p in found.post_ids]
+
+    async def posts(self, post_ids: Sequence[int]) -> list[PostRead]:
+        if not post_ids:
+            return []
+        found = PostsPage.model_validate(
+            await self.client.call(
+                "POST", "/internal/posts/batch", json={"post_ids": [str(p) for p in post_ids]}
+            )
+        )
+        return found.items
+
+    async def earlier_use(self, caller: Identity, key: str) -> IdempotencyKeyRead | None:
+        response = await self.client.request(
+            "POST", "/internal/idempotency-keys/search", identity=caller, json={"key": key}
+        )
+        if response.status_code == 404:
+            return None
+        raise_for_problem(self.client.name, response)
+        return IdempotencyKeyRead.model_validate_json(response.content)
+
+
+class HttpFeedCache:
+    """`FeedCache` over feed-service's internal route."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    async def forget(self, post_id: int, *, by: Identity | None = None) -> None:
+        await self.client.call("POST", f"/internal/posts/{post_id}/deleted", identity=by)
+
+
+class HttpMediaLibrary:
+    """`MediaLibrary` over media-service's internal routes."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    async def store(
+        self, caller: Identity, body: AsyncIterator[bytes], *, content_type: str
+    ) -> UploadRead:
+        return UploadRead.model_validate_json(
+            await self._stream(caller, "/internal/uploads", body, content_type)
+        )
+
+    async def digest(
+        self, caller: Identity, body: AsyncIterator[bytes], *, content_type: str
+    ) -> str:
+        found = DigestRead.model_validate_json(
+            await self._stream(caller, "/internal/uploads/digest", body, content_type)
+        )
+        return found.request_hash
+
+    async def _stream(
+        self, caller: Identity, path: str, body: AsyncIterator[bytes], content_type: str
+    ) -> bytes:
+        response = await self.client.request(
+            "POST",
+            path,
+            identity=caller,
+            content=body,
+            headers={"content-type": content_type},
+            # Receiving the body takes as long as the client takes: bounded by the deadline.
+            deadline_only=True,
+        )
+        raise_for_problem(self.client.name, response)
+        return response.content
+
+    async def claim(
+        self, caller: Identity, post_id: int, media_ids: Sequence[str]
+    ) -> list[MediaRead]:
+        found = MediaPage.model_validate(
+            await self.client.call(
+                "POST",
+                "/internal/media/claim",
+                identity=caller,
+                json={"post_id": str(post_id), "media_ids": list(media_ids)},
+            )
+        )
+        return found.items
+
+    async def release(self, caller: Identity, post_id: int) -> None:
+        await self.client.call(
+            "POST", "/internal/media/release", identity=caller, json={"post_id": str(post_id)}
+        )
+
+    async def discard(self, caller: Identity, media_ids: Sequence[str]) -> None:
+        await self.client.call(
+            "POST", "/internal/media/delete", identity=caller, json={"media_ids": list(media_ids)}
+        )
