@@ -56,6 +56,7 @@ down: install
 
 lint: install
 	$(RUN) ruff check .
+	$(RUN) ruff format --check .
 	$(RUN) mypy common gateway user-service post-service media-service feed-service fanout-worker runner
 
 format: install

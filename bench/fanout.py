@@ -755,7 +755,8 @@ async def stream(
                 for w in range(workers)
             ]
             for proc in procs:
-                assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+                assert proc.stdout is not None
+                assert proc.stdout.readline().strip() == "ready"
             cpu0, _ = await redis_counters(redis)
             t0 = time.perf_counter()
             for proc in procs:

@@ -20,7 +20,10 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
     body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["title"] and body["detail"] and body["type"]
+    assert body["status"] == status
+    assert body["title"]
+    assert body["detail"]
+    assert body["type"]
     return body
 
 

@@ -110,7 +110,7 @@ class OutboxRelay:
         # One relay per database claims at a time, so per-key order survives replicas.
         self._lock_id = zlib.crc32(outbox.table.name.encode() + database.url.encode()) & 0x7FFFFFFF
 
-    async def claim(self) -> list[Row[Any]]:
+    async def claim(self) -> list[Row[Any, Any, Any, Any]]:
         """Take the next batch of unsent rows under a lease; none while another batch's runs."""
         table = self._outbox.table
         now = utcnow()

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from photogram_common.bus.consumer import Routes
+from photogram_common.bus.consumer import Routes, WithEnvelope
 from photogram_common.contracts.peers import FeedCache, Followers, PostCatalog
 from photogram_common.events import (
     Crossing,
@@ -45,8 +45,9 @@ class FanoutHandlers:
 
     async def handle(self, event: Event) -> None:
         """Run the handlers of one event through the same table (tools and tests)."""
-        for handler in self.routes().get(type(event), ()):
-            await handler(event)
+        for route in self.routes().get(type(event), ()):
+            assert not isinstance(route, WithEnvelope)  # every route here takes the event
+            await route(event)
 
     async def _followers(
         self, user_id: int, *, active_days: int | None = None

@@ -106,7 +106,7 @@ class PostService:
                 return _replayed(earlier, data.request_hash), True
         post_id = self.ids.next_id()
         media = await self._claim(caller, post_id, data.media_ids)
-        values = {
+        values: dict[str, Any] = {
             "id": post_id,
             "user_id": caller.user_id,
             "author_username": caller.username,

@@ -57,7 +57,7 @@ async def test_get_of_a_missing_key_raises_not_found(store: BlobStore) -> None:
 
 @pytest.mark.parametrize("key", ["../escape", "/absolute", "a/../../b", ""])
 async def test_keys_cannot_escape(store: BlobStore, key: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid blob key"):
         await store.put(key, b"x", content_type="text/plain")
 
 

@@ -107,8 +107,11 @@ async def test_an_undecodable_record_is_dead_lettered_once_and_its_partition_mov
     assert set(by_key) == {good.key, "\udcff-not-utf8"}
     first = by_key[good.key]
     assert (first.group, first.topic, first.value) == (GROUP, FOLLOWS_TOPIC, garbage[0].value)
-    assert first.reason == "undecodable" and first.attempts == 1 and first.error
-    assert first.offset == 0 and first.partition in (0, 1)
+    assert first.reason == "undecodable"
+    assert first.attempts == 1
+    assert first.error
+    assert first.offset == 0
+    assert first.partition in (0, 1)
     assert consumer.stats["dead_lettered"] == 2
     # One line per record given up on, and no retry storm before it.
     assert len(warnings_of(consumer_logs)) == 2
@@ -169,7 +172,8 @@ async def test_a_transient_failure_retries_past_the_attempts_and_is_not_dead_let
     )
     async with consuming(consumer):
         await eventually(lambda: _at_least(handled, 1), timeout=30)
-    assert handled == [1] and len(failures) == 9
+    assert handled == [1]
+    assert len(failures) == 9
     assert await dead_letters(bus) == []
     assert consumer.stats["dead_lettered"] == 0
 
@@ -192,7 +196,8 @@ async def test_a_transient_failure_is_dead_lettered_once_past_its_deadline(bus: 
     async with consuming(consumer):
         await eventually(lambda: _at_least(handled, 1), timeout=30)
         (letter,) = await eventually(lambda: _letters(bus, 1), timeout=30)
-    assert letter.reason == "transient" and letter.attempts > 1
+    assert letter.reason == "transient"
+    assert letter.attempts > 1
 
 
 async def test_a_consumer_stopped_while_retrying_leaves_the_record_to_its_group(
@@ -273,7 +278,8 @@ async def test_routes_dispatch_by_type_and_skip_what_the_group_does_not_handle(
     consumer = EventConsumer(bus, group=GROUP, routes=routes, policy=QUICK)
     async with consuming(consumer):
         await eventually(lambda: _at_least(seen, 2), timeout=30)
-    assert seen[0] == ("first", 1) and seen[1][0] == "second"
+    assert seen[0] == ("first", 1)
+    assert seen[1][0] == "second"
     assert consumer.stats["skipped"] == 2  # the unknown type and the unrouted one
     assert await dead_letters(bus) == []
 

@@ -229,7 +229,8 @@ async def test_outbox_relay_dying_after_send_redelivers_with_the_same_event_id(
     async with consuming(bus, "dedupers", record):
         await eventually(lambda: _at_least(ids, 2), timeout=30)
     # At least once: the copy carries the same ID, which consumers use to deduplicate.
-    assert len(ids) == 2 and ids[0] == ids[1]
+    assert len(ids) == 2
+    assert ids[0] == ids[1]
 
 
 async def test_sent_outbox_rows_are_purged_after_the_retention(

@@ -57,7 +57,8 @@ if REAL:
                 lease = WorkerIdLease(postgres, ids)
                 await lease.acquire()
                 leases.append(lease)
-                assert ids.worker_id is not None and ids.worker_id not in seen
+                assert ids.worker_id is not None
+                assert ids.worker_id not in seen
                 seen.add(ids.worker_id)
                 ids.next_id()
         finally:

@@ -207,7 +207,8 @@ def test_every_service_has_probes_resources_and_a_restricted_context(overlay: st
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
-        assert "command" not in container and "args" not in container, name
+        assert "command" not in container, name
+        assert "args" not in container, name
         assert container["image"].split(":")[0].endswith(f"photogram/{name}")
         assert container["ports"][0]["containerPort"] == images[name].port
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):

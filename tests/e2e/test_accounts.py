@@ -13,7 +13,10 @@ def assert_problem(response, status: int) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
     body = response.json()
-    assert body["status"] == status and body["title"] and "detail" in body and "type" in body
+    assert body["status"] == status
+    assert body["title"]
+    assert "detail" in body
+    assert "type" in body
     return body
 
 
@@ -31,14 +34,18 @@ async def test_signup_returns_user_and_token(api: Api) -> None:
     )
     assert response.status_code == 201
     body = response.json()
-    assert body["token_type"] == "bearer" and body["expires_in"] == 900
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 900
     user = body["user"]
     assert user["username"] == "ana.lima"
     assert user["email"] == "Ana@Example.com"
-    assert isinstance(user["user_id"], str) and user["user_id"].isdigit()
-    assert user["created_at"].endswith("Z") and len(user["created_at"]) == 24
+    assert isinstance(user["user_id"], str)
+    assert user["user_id"].isdigit()
+    assert user["created_at"].endswith("Z")
+    assert len(user["created_at"]) == 24
     assert (user["followers_count"], user["following_count"], user["posts_count"]) == (0, 0, 0)
-    assert "password" not in response.text and "argon2" not in response.text
+    assert "password" not in response.text
+    assert "argon2" not in response.text
 
 
 @pytest.mark.parametrize(
@@ -97,9 +104,11 @@ async def test_login_failures_are_the_same_401(api: Api) -> None:
 async def test_me_and_lookups(api: Api) -> None:
     ana = await api.signup("ana", first_name="Ana")
     me = await api.client.get("/api/users/me", headers=ana["headers"])
-    assert me.status_code == 200 and me.json()["email"] == "ana@example.com"
+    assert me.status_code == 200
+    assert me.json()["email"] == "ana@example.com"
     by_id = await api.client.get(f"/api/users/{ana['id']}", headers=ana["headers"])
-    assert by_id.status_code == 200 and "email" not in by_id.json()
+    assert by_id.status_code == 200
+    assert "email" not in by_id.json()
     assert by_id.json()["first_name"] == "Ana"
     by_name = await api.client.get("/api/users/by-username/ANA", headers=ana["headers"])
     assert by_name.json()["user_id"] == ana["id"]
@@ -132,7 +141,8 @@ async def test_follow_unfollow_counts_and_pages(api: Api) -> None:
         response = await api.client.post(
             f"/api/users/{ana['id']}/follow", headers=follower["headers"]
         )
-        assert response.status_code == 200 and response.json() == {"following": True}
+        assert response.status_code == 200
+        assert response.json() == {"following": True}
     again = await api.client.post(f"/api/users/{ana['id']}/follow", headers=bob["headers"])
     assert again.status_code == 200
     profile = (await api.client.get(f"/api/users/{ana['id']}", headers=ana["headers"])).json()
@@ -149,7 +159,8 @@ async def test_follow_unfollow_counts_and_pages(api: Api) -> None:
     ).json()
     assert [u["username"] for u in following["items"]] == ["ana"]
     gone = await api.client.delete(f"/api/users/{ana['id']}/follow", headers=bob["headers"])
-    assert gone.status_code == 204 and gone.content == b""
+    assert gone.status_code == 204
+    assert gone.content == b""
     gone_again = await api.client.delete(f"/api/users/{ana['id']}/follow", headers=bob["headers"])
     assert gone_again.status_code == 204
     profile = (await api.client.get(f"/api/users/{ana['id']}", headers=ana["headers"])).json()
@@ -196,7 +207,7 @@ async def test_cursor_paging_returns_everyone_once_whatever_the_limit(api: Api) 
 
 
 @pytest.mark.parametrize(
-    "params,status",
+    ("params", "status"),
     [
         ({"limit": 0}, 422),
         ({"limit": 101}, 422),

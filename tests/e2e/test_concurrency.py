@@ -69,7 +69,8 @@ async def test_parallel_follows_and_unfollows_end_exact(api: Api) -> None:
         assert mine["following_count"] == (1 if fan["id"] in following else 0), fan["user"]
         assert mine["followers_count"] == 0
     listed = await followers_of(api, star)
-    assert len(listed) == len(set(listed)) and set(listed) == following
+    assert len(listed) == len(set(listed))
+    assert set(listed) == following
 
 
 async def test_parallel_follows_of_many_accounts_by_one_user(api: Api) -> None:

@@ -65,7 +65,8 @@ def test_ready_then_ctrl_c_then_restart_keeps_every_row_and_file(tmp_path: Path)
             "feed-service",
             "fanout-worker",
         }
-        assert services <= set(ready["checks"]) and set(ready["checks"].values()) == {"ok"}
+        assert services <= set(ready["checks"])
+        assert set(ready["checks"].values()) == {"ok"}
         signup = httpx.post(
             f"{base}/api/auth/signup",
             json={"username": "ana", "email": "ana@example.com", "password": "correct horse"},
@@ -95,9 +96,11 @@ def test_ready_then_ctrl_c_then_restart_keeps_every_row_and_file(tmp_path: Path)
         assert login.status_code == 200
         headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
         again = httpx.get(f"{base}/api/post/{post['post_id']}", headers=headers)
-        assert again.status_code == 200 and again.json()["caption"] == "kept"
+        assert again.status_code == 200
+        assert again.json()["caption"] == "kept"
         image = httpx.get(f"{base}{thumbnail}")
-        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+        assert image.status_code == 200
+        assert image.headers["content-type"] == "image/jpeg"
         feed = httpx.get(f"{base}/api/feed", headers=headers).json()
         assert [item["post_id"] for item in feed["items"]] == [post["post_id"]]
     finally:

@@ -57,7 +57,8 @@ async def test_own_posts_are_in_the_feed_newest_first(api: Api) -> None:
     await eventually(both)
     page = (await api.client.get("/api/feed", headers=ana["headers"])).json()
     item = page["items"][0]
-    assert item["caption"] == "two" and item["author"] == {"user_id": ana["id"], "username": "ana"}
+    assert item["caption"] == "two"
+    assert item["author"] == {"user_id": ana["id"], "username": "ana"}
     assert item["media"][0]["variants"]["thumbnail"]["width"] == 150
 
 
@@ -203,4 +204,5 @@ async def test_the_fast_route_and_the_full_route_answer_alike(
         assert bad.status_code == 400
         assert bad.headers["content-type"].startswith("application/problem+json")
         forged = await get("/api/feed", params=extra, headers={"authorization": "Bearer x.y.z"})
-        assert forged.status_code == 401 and forged.headers["www-authenticate"] == "Bearer"
+        assert forged.status_code == 401
+        assert forged.headers["www-authenticate"] == "Bearer"

@@ -93,8 +93,8 @@ if REAL:
                 return split and mine | theirs == set(range(PARTITIONS))
 
             await eventually(shared, timeout=90, interval=0.2)
-            owner = {p: "first" for p in posts_partitions(first)}
-            owner |= {p: "second" for p in posts_partitions(second)}
+            owner = dict.fromkeys(posts_partitions(first), "first")
+            owner |= dict.fromkeys(posts_partitions(second), "second")
             handled: dict[str, Counter[int]] = {"first": Counter(), "second": Counter()}
             record_posts(first, handled["first"])
             record_posts(second, handled["second"])
@@ -141,7 +141,8 @@ if REAL:
         # Each post was handled by exactly one member, and each member handled some.
         both = handled["first"] + handled["second"]
         assert {p: both[p] for p in posts} == dict.fromkeys(posts, 1)
-        assert handled["first"] and handled["second"]
+        assert handled["first"]
+        assert handled["second"]
         for e in events:
             expected = "first" if e.post_id in handled["first"] else "second"
             assert owner[partition_of(e.author_id)] == expected

@@ -43,7 +43,10 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
     body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["title"] and body["detail"] and body["type"]
+    assert body["status"] == status
+    assert body["title"]
+    assert body["detail"]
+    assert body["type"]
     for leak in LEAKS:
         assert leak not in response.text, leak
     assert response.headers["x-request-id"]
@@ -83,7 +86,8 @@ async def test_validation_errors_are_a_problem_422(api: Api, ana: dict[str, Any]
         f"/api/users/{ana['id']}/followers", params={"limit": 0}, headers=ana["headers"]
     )
     body = assert_problem(response, 422)
-    assert body["errors"] and body["errors"][0]["loc"] == ["query", "limit"]
+    assert body["errors"]
+    assert body["errors"][0]["loc"] == ["query", "limit"]
     body = assert_problem(await api.client.post("/api/auth/login", json={"login": "ana"}), 422)
     assert [e["loc"] for e in body["errors"]] == [["body", "password"]]
 
@@ -158,13 +162,16 @@ async def test_unknown_media_variant_is_404(api: Api) -> None:
 
 async def test_request_id_is_echoed_on_success_and_error(api: Api, ana: dict[str, Any]) -> None:
     ok = await api.client.get("/api/users/me", headers={**ana["headers"], "X-Request-ID": "abc-1"})
-    assert ok.status_code == 200 and ok.headers["x-request-id"] == "abc-1"
+    assert ok.status_code == 200
+    assert ok.headers["x-request-id"] == "abc-1"
     missing = await api.client.get(
         "/api/users/999999999", headers={**ana["headers"], "X-Request-ID": "abc-2"}
     )
-    assert missing.status_code == 404 and missing.headers["x-request-id"] == "abc-2"
+    assert missing.status_code == 404
+    assert missing.headers["x-request-id"] == "abc-2"
     unauthorized = await api.client.get("/api/users/me", headers={"X-Request-ID": "abc-3"})
-    assert unauthorized.status_code == 401 and unauthorized.headers["x-request-id"] == "abc-3"
+    assert unauthorized.status_code == 401
+    assert unauthorized.headers["x-request-id"] == "abc-3"
     unknown = await api.client.get("/api/nope", headers={"X-Request-ID": "abc-4"})
     assert unknown.headers["x-request-id"] == "abc-4"
 
@@ -191,14 +198,16 @@ async def test_services_see_the_gateway_s_request_id(
     )
     generated = await api.client.get(f"/api/users/{ana['id']}/posts", headers=ana["headers"])
     generated_id = generated.headers["x-request-id"]
-    assert sent.status_code == 200 and generated.status_code == 200
+    assert sent.status_code == 200
+    assert generated.status_code == 200
     lines = [
         (r.path, r.request_id)
         for r in caplog.records  # type: ignore[attr-defined]
         if r.name == "photogram.request"
     ]
     # The gateway's own line, and the line of each service it called for the request.
-    assert ("/api/users/me", "trace-me") in lines and ("/users/me", "trace-me") in lines
+    assert ("/api/users/me", "trace-me") in lines
+    assert ("/users/me", "trace-me") in lines
     assert (f"/users/{ana['id']}", generated_id) in lines
     assert (f"/users/{ana['id']}/posts", generated_id) in lines
 

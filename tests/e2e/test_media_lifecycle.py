@@ -128,7 +128,8 @@ async def test_an_object_that_cannot_be_deleted_at_first_is_deleted_on_a_retry(
 
     await eventually(gone, timeout=5)
     # The store refused once, and the retry deleted that object too.
-    assert len(failures) == 1 and failures[0] in keys
+    assert len(failures) == 1
+    assert failures[0] in keys
 
 
 @pytest.fixture

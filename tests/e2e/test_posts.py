@@ -35,10 +35,13 @@ async def test_get_then_delete_a_post(api: Api, system: Any) -> None:
     path = f"/api/post/{post['post_id']}"
     for reader in (ana, bob):
         got = await api.client.get(path, headers=reader["headers"])
-        assert got.status_code == 200 and got.json() == post
-    assert post["created_at"].endswith("Z") and len(post["created_at"]) == 24
+        assert got.status_code == 200
+        assert got.json() == post
+    assert post["created_at"].endswith("Z")
+    assert len(post["created_at"]) == 24
     deleted = await api.client.delete(path, headers=ana["headers"])
-    assert deleted.status_code == 204 and deleted.content == b""
+    assert deleted.status_code == 204
+    assert deleted.content == b""
     # Gone at once, for everyone, and a second delete finds nothing.
     for reader in (ana, bob):
         assert_problem(await api.client.get(path, headers=reader["headers"]), 404)
@@ -99,7 +102,8 @@ async def test_a_users_posts_newest_first_every_post_once_whatever_the_limit(api
                 break
         assert seen == expected, limit
     first = (await api.client.get(f"/api/users/{ana['id']}/posts", headers=bob["headers"])).json()
-    assert first["items"][0] == made[-1] and first["next_cursor"] is None
+    assert first["items"][0] == made[-1]
+    assert first["next_cursor"] is None
 
 
 async def test_a_users_posts_errors(api: Api) -> None:
@@ -122,7 +126,8 @@ async def test_media_lookup_and_bytes(api: Api) -> None:
     post = await post_photo(api, ana, "media", width=500)
     item = post["media"][0]
     got = await api.client.get(f"/api/media/{item['media_id']}", headers=bob["headers"])
-    assert got.status_code == 200 and got.json() == item
+    assert got.status_code == 200
+    assert got.json() == item
     # Never upscaled: a 500-pixel-wide original gives medium and large 500 wide.
     widths = {name: v["width"] for name, v in item["variants"].items()}
     assert widths == {"thumbnail": 150, "small": 320, "medium": 500, "large": 500}
@@ -131,7 +136,8 @@ async def test_media_lookup_and_bytes(api: Api) -> None:
     assert_problem(await api.client.get(f"/api/media/{item['media_id']}/huge.jpg"), 404)
     assert_problem(await api.client.get("/api/media/7258416120135680/large.jpg"), 404)
     thumbnail = await fetch_variant(api, item["variants"]["thumbnail"]["url"])
-    assert thumbnail.status_code == 200 and thumbnail.content.startswith(b"\xff\xd8\xff")
+    assert thumbnail.status_code == 200
+    assert thumbnail.content.startswith(b"\xff\xd8\xff")
 
 
 async def test_posts_count_follows_creates_and_deletes(api: Api) -> None:

@@ -153,7 +153,8 @@ async def test_flapping_across_the_threshold_crosses_once_each_way(api: Api, sys
     assert len(events) == THRESHOLD - 1 + 5 + 3 + 5
     assert [e.followee_crossed for e in events if e.followee_crossed] == ["up", "down"]
     assert [e.followee_followers_count for e in events if e.followee_crossed] == [20, 18]
-    assert events[-1].followee_pulled is False and events[-1].followee_followers_count == 18
+    assert events[-1].followee_pulled is False
+    assert events[-1].followee_followers_count == 18
     # One pass each way over the followers' pulled sets, and one backfill of the pulled post.
     assert passes == Counter({"up": 1, "down": 1})
     # To each follower at the crossing's time: the leaver may have followed again by then.
@@ -189,7 +190,8 @@ async def test_a_follow_event_from_before_the_flag_decodes_and_is_read_by_the_ol
     handlers = system.services["fanout-worker"].state.handlers
     for count, crossed in ((THRESHOLD, "up"), (THRESHOLD + 1, None)):
         envelope = Envelope.decode(old % (int(fans[-1]["id"]), int(star["id"]), count))
-        assert envelope is not None and isinstance(envelope.event, FollowCreated)
+        assert envelope is not None
+        assert isinstance(envelope.event, FollowCreated)
         assert (envelope.event.followee_pulled, envelope.event.followee_crossed) == (None, None)
         # The flag is asked of user-service; the old rule names the crossing.
         assert await handlers._delivery(envelope.event) == (True, crossed)

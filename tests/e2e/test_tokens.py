@@ -56,7 +56,9 @@ def assert_unauthorized(response: httpx.Response) -> None:
     assert response.headers["content-type"].startswith(PROBLEM)
     assert response.headers["www-authenticate"] == "Bearer"
     body = response.json()
-    assert body["status"] == 401 and body["title"] and body["detail"]
+    assert body["status"] == 401
+    assert body["title"]
+    assert body["detail"]
 
 
 @pytest.fixture
@@ -66,7 +68,8 @@ async def ana(api: Api) -> dict[str, Any]:
 
 async def test_a_valid_token_works(api: Api, ana: dict[str, Any]) -> None:
     response = await api.client.get("/api/users/me", headers=ana["headers"])
-    assert response.status_code == 200 and response.json()["user_id"] == ana["id"]
+    assert response.status_code == 200
+    assert response.json()["user_id"] == ana["id"]
 
 
 async def test_a_token_made_here_with_the_right_secret_works(

@@ -70,7 +70,8 @@ async def test_a_retry_with_the_same_key_answers_the_first_post_again(
     # Without a key, or with another one, an upload is a new post.
     assert (await keyed_upload(api, ana, None)).status_code == 201
     other = await keyed_upload(api, ana, "another-key")
-    assert other.status_code == 201 and other.json()["post_id"] != first.json()["post_id"]
+    assert other.status_code == 201
+    assert other.json()["post_id"] != first.json()["post_id"]
     assert len(await posts_of(api, ana)) == 3
 
 
@@ -199,7 +200,8 @@ async def test_a_key_is_kept_for_its_window_then_forgotten(api: Api, system: Any
     posts.idempotency_window = timedelta(0)
     assert await posts.purge_idempotency_keys() == 1
     later = await keyed_upload(api, ana, "daily")
-    assert later.status_code == 201 and "idempotent-replayed" not in later.headers
+    assert later.status_code == 201
+    assert "idempotent-replayed" not in later.headers
     assert later.json()["post_id"] != first.json()["post_id"]
     posts.idempotency_window = timedelta(hours=24)
     assert (await keyed_upload(api, ana, "daily")).json() == later.json()

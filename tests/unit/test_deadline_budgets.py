@@ -60,10 +60,12 @@ async def test_a_deadline_never_grows_unless_replaced() -> None:
     with deadlines.within(1.0):
         with deadlines.within(60.0):
             left = deadlines.remaining()
-            assert left is not None and left <= 1.0
+            assert left is not None
+            assert left <= 1.0
         with deadlines.within(60.0, replace=True):
             left = deadlines.remaining()
-            assert left is not None and left > 59
+            assert left is not None
+            assert left > 59
     assert deadlines.remaining() is None
 
 
@@ -105,7 +107,8 @@ async def test_a_service_answers_504_and_stops_working_when_its_budget_runs_out(
         assert response.status_code == 504
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["status"] == 504
-        assert seen["cancelled"] is True and 0 < seen["left"] <= 0.05
+        assert seen["cancelled"] is True
+        assert 0 < seen["left"] <= 0.05
         # Without the header, or with one that is not a budget, there is no deadline.
         for headers in ({}, {DEADLINE_HEADER: "soon"}, {DEADLINE_HEADER: "-5"}):
             assert (await client.get("/quick", headers=headers)).json() == {"left": None}

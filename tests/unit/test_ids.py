@@ -22,13 +22,15 @@ def test_monotonic_even_when_the_clock_steps_back() -> None:
     for step in (0, 0, -5_000, -1, 3, -10_000, 0):
         now[0] += step
         made.append(generator.next_id())
-    assert made == sorted(made) and len(set(made)) == len(made)
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
 
 
 def test_sequence_overflow_borrows_the_next_millisecond() -> None:
     generator = IdGenerator(1, clock=lambda: EPOCH_MS + 50)
     made = [generator.next_id() for _ in range(5000)]  # more than 4096 in one millisecond
-    assert made == sorted(made) and len(set(made)) == 5000
+    assert made == sorted(made)
+    assert len(set(made)) == 5000
 
 
 def test_unique_across_threads() -> None:
@@ -76,4 +78,5 @@ async def test_a_write_without_a_worker_id_is_a_503_problem_not_a_500() -> None:
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "1"
     assert refused.headers["content-type"] == "application/problem+json"
-    assert made.status_code == 200 and made.json()["id"] > 0
+    assert made.status_code == 200
+    assert made.json()["id"] > 0

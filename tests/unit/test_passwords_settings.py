@@ -26,8 +26,11 @@ async def test_hashes_use_owasp_argon2id_parameters() -> None:
     parameters = extract_parameters(produced)
     assert parameters.type is Type.ID
     assert (parameters.memory_cost, parameters.time_cost, parameters.parallelism) == (19456, 2, 1)
-    assert parameters.salt_len >= 16 and parameters.hash_len >= 32
-    assert salt and digest and "correct horse battery" not in produced
+    assert parameters.salt_len >= 16
+    assert parameters.hash_len >= 32
+    assert salt
+    assert digest
+    assert "correct horse battery" not in produced
 
 
 async def test_hashes_are_salted_and_verify() -> None:
@@ -77,7 +80,8 @@ async def test_hashing_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) 
     await task
     # The loop kept serving other tasks while the hash was computed.
     assert during_hash > 0
-    assert len(spy.threads) == 2 and threading.get_ident() not in spy.threads
+    assert len(spy.threads) == 2
+    assert threading.get_ident() not in spy.threads
 
 
 @pytest.mark.parametrize("field", ["jwt_secret", "internal_secret"])

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from photogram_common.contracts.internal import (  # noqa: F401  (re-exported for the routes)
+from photogram_common.contracts.internal import (
     DeliveryRead,
     FolloweeRead,
     FolloweesRead,
     FollowerIdsPage,
 )
-from photogram_common.schemas import (  # noqa: F401  (re-exported for the routes)
+from photogram_common.schemas import (
     AuthRead,
     FollowRead,
     LoginCreate,
@@ -18,3 +18,16 @@ from photogram_common.schemas import (  # noqa: F401  (re-exported for the route
     UsersPage,
 )
 
+__all__ = [
+    "AuthRead",
+    "DeliveryRead",
+    "FollowRead",
+    "FolloweeRead",
+    "FolloweesRead",
+    "FollowerIdsPage",
+    "LoginCreate",
+    "SignupCreate",
+    "UserMeRead",
+    "UserRead",
+    "UsersPage",
+]

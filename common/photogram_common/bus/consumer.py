@@ -137,6 +137,9 @@ class EventConsumer:
     async def run(self) -> None:
         await self.inner.run()
 
+    def owns(self, message: Message) -> bool:
+        return self.inner.owns(message)
+
     async def stop(self) -> None:
         self._stopped.set()
         await self.inner.stop()

@@ -130,7 +130,7 @@ class KafkaEventBus:
         )
 
 
-class _CommitOnRevoke(ConsumerRebalanceListener):
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka: untyped
     """Commits what was handled before a partition moves to another member."""
 
     def __init__(self, owner: KafkaConsumer) -> None:
