@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from photogram_common.identity import INTERNAL_HEADER, Identity, InvalidToken, verify_internal_token
 from photogram_common.problems import Problem
+from photogram_common.roots import ServiceRoot, root_of
 
 
 def _unauthorized() -> Problem:
@@ -25,7 +26,9 @@ async def caller_identity(request: Request) -> Identity:
     if not token:
         raise _unauthorized()
     try:
-        return verify_internal_token(token, secret=request.app.state.internal_secret)
+        return verify_internal_token(
+            token, secret=root_of(request.app, ServiceRoot).internal_secret
+        )
     except InvalidToken as exc:
         raise _unauthorized() from exc
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,12 +17,21 @@ from photogram_common.follows import FollowSets
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.peer_clients import HttpFeedCache, HttpFollowers, HttpPostCatalog
 from photogram_common.redis import make_redis
+from photogram_common.roots import install_root
 from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.timelines import timeline_store_for
 from photogram_common.web import add_health_routes, create_service_app
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FanoutWorkerRoot:
+    """fanout-worker's process (it serves only probes: nothing but tests reads this)."""
+
+    handlers: FanoutHandlers
+    consumer: EventConsumer
 
 
 def create_app(
@@ -60,7 +70,6 @@ def create_app(
         on_stop=[*(c.close for c in clients.values()), redis.aclose],
     )
     app = create_service_app(title="fanout-worker", lifespan=lifespan)
-    app.state.handlers = handlers
-    app.state.consumer = consumer
+    install_root(app, FanoutWorkerRoot(handlers=handlers, consumer=consumer))
     add_health_routes(app, lambda: {"redis": redis.ping, "events": bus.ping})
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -12,14 +13,21 @@ from photogram_common.callers import Caller, CurrentUser
 from photogram_common.fastroutes import header, page_query
 from photogram_common.identity import INTERNAL_HEADER, InvalidToken, verify_internal_token
 from photogram_common.ids import parse_id
+from photogram_common.roots import ServiceRoot, root_of
 from photogram_common.schemas import PostsPage
 
 router = APIRouter()
 
 
+@dataclass(frozen=True)
+class FeedServiceRoot(ServiceRoot):
+    """feed-service's process, as its app.py composes it."""
+
+    feed: FeedService
+
+
 async def get_service(request: Request) -> FeedService:
-    service: FeedService = request.app.state.feed
-    return service
+    return root_of(request.app, FeedServiceRoot).feed
 
 
 Feed = Annotated[FeedService, Depends(get_service)]
@@ -44,16 +52,15 @@ async def feed_fast(scope: Scope) -> Response | None:
     token = header(scope, INTERNAL_HEADER.encode())
     if query is None or token is None:
         return None
-    app = scope["app"]
+    root = root_of(scope["app"], FeedServiceRoot)
     try:
-        caller = verify_internal_token(token, secret=app.state.internal_secret)
+        caller = verify_internal_token(token, secret=root.internal_secret)
     except InvalidToken:
         return None  # the route answers it: 401
     if caller.user_id <= 0:
         return None
     limit, cursor = query
-    feed: FeedService = app.state.feed
-    page = await feed.page(caller, cursor=cursor, limit=limit)
+    page = await root.feed.page(caller, cursor=cursor, limit=limit)
     return Response(page, media_type="application/json")
 
 

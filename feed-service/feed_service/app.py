@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from feed_service.api import feed_fast, router
+from feed_service.api import FeedServiceRoot, feed_fast, router
 from feed_service.hydration import PostBodies
 from feed_service.page_read import PageRead
 from feed_service.service import FeedService, RebuildSlots
@@ -19,6 +19,7 @@ from photogram_common.follows import FollowSets
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.peer_clients import HttpFollowers, HttpPostCatalog
 from photogram_common.redis import make_redis
+from photogram_common.roots import install_root
 from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.timelines import timeline_store_for
@@ -71,8 +72,7 @@ def create_app(
         # Inside the deadline, request-ID and in-flight layers create_service_app adds.
         middleware=[Middleware(FastRoutes, routes={"/feed": feed_fast})],
     )
-    app.state.feed = feed
-    app.state.internal_secret = platform.internal_secret
+    install_root(app, FeedServiceRoot(internal_secret=platform.internal_secret, feed=feed))
     app.include_router(router)
     # Without Redis the feed is read from the databases (FeedService.page): reported only.
     add_health_routes(

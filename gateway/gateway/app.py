@@ -12,13 +12,14 @@ from starlette.middleware import Middleware
 from gateway.addresses import ClientAddresses, parse_networks
 from gateway.bodylimit import BodyLimitMiddleware, HeaderLimitMiddleware
 from gateway.deadline import RequestDeadlineMiddleware
-from gateway.deps import EdgePolicy, Peers
+from gateway.deps import EdgePolicy, GatewayRoot, Peers, edge
 from gateway.openapi import public_openapi
 from gateway.ratelimit import RateLimiter
 from gateway.routes import posts, users
 from gateway.settings import GatewaySettings
 from photogram_common.fastroutes import FastRoutes
 from photogram_common.redis import make_redis
+from photogram_common.roots import install_root
 from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import ReadinessCheck, add_health_routes, create_service_app
@@ -77,19 +78,23 @@ def create_app(
             Middleware(FastRoutes, routes={"/api/feed": posts.feed_fast}),
         ],
     )
-    app.state.peers = peers
-    app.state.policy = EdgePolicy(
-        jwt_secret=platform.jwt_secret,
-        limiter=RateLimiter(redis),
-        per_minute=platform.rate_limit_per_minute,
-        auth_divisor=settings.auth_rate_divisor,
-        addresses=ClientAddresses(parse_networks(settings.trusted_proxies)),
+    install_root(
+        app,
+        GatewayRoot(
+            peers=peers,
+            policy=EdgePolicy(
+                jwt_secret=platform.jwt_secret,
+                limiter=RateLimiter(redis),
+                per_minute=platform.rate_limit_per_minute,
+                auth_divisor=settings.auth_rate_divisor,
+                addresses=ClientAddresses(parse_networks(settings.trusted_proxies)),
+            ),
+            max_upload_bytes=platform.max_upload_mb * 1024 * 1024,
+            cleanup_seconds=platform.service_timeout_seconds,
+        ),
     )
     app.include_router(users.router)
     app.include_router(posts.router)
-    app.state.max_upload_bytes = platform.max_upload_mb * 1024 * 1024
-    # The budget of a clean-up that runs after its request's deadline (an upload's media).
-    app.state.cleanup_seconds = platform.service_timeout_seconds
     peer_checks = {
         "user-service": peers.users.ping,
         "post-service": peers.posts.ping,
@@ -101,7 +106,7 @@ def create_app(
 
     def checks() -> dict[str, ReadinessCheck]:
         # Redis is the rate limiter's: its check is the limiter's own client.
-        return {**peer_checks, "redis": app.state.policy.limiter.ping}
+        return {**peer_checks, "redis": edge(app).policy.limiter.ping}
 
     # Nothing here gates the gateway's readiness: each peer has its own, and a route whose
     # peer is down answers 503 on its own; a stopped worker only delays feeds; without Redis

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,6 +16,7 @@ from photogram_common.identity import Identity, InvalidToken, verify_access_toke
 from photogram_common.ids import parse_id
 from photogram_common.peer_clients import HttpFeedCache, HttpMediaLibrary, HttpPostCatalog
 from photogram_common.problems import Problem
+from photogram_common.roots import root_of
 from photogram_common.schemas import USERNAME_PATTERN
 
 _bearer = HTTPBearer(auto_error=False, description="The access token from signup or login.")
@@ -49,12 +50,27 @@ class EdgePolicy:
     addresses: ClientAddresses
 
 
+@dataclass(frozen=True)
+class GatewayRoot:
+    """The gateway's process, as its app.py composes it."""
+
+    peers: Peers
+    policy: EdgePolicy
+    max_upload_bytes: int
+    # The budget of a clean-up that runs after its request's deadline (an upload's media).
+    cleanup_seconds: float
+
+
+def edge(app: Any) -> GatewayRoot:
+    return root_of(app, GatewayRoot)
+
+
 def _unauthorized(detail: str) -> Problem:
     return Problem(401, detail, title="Unauthorized", headers={"WWW-Authenticate": "Bearer"})
 
 
 async def _limit(request: Request, subject: str, limit: int) -> None:
-    await enforce_limit(request.app.state.policy, subject, limit)
+    await enforce_limit(edge(request.app).policy, subject, limit)
 
 
 async def enforce_limit(policy: EdgePolicy, subject: str, limit: int) -> None:
@@ -72,7 +88,7 @@ async def enforce_limit(policy: EdgePolicy, subject: str, limit: int) -> None:
 
 
 def client_ip(request: Request) -> str:
-    policy: EdgePolicy = request.app.state.policy
+    policy = edge(request.app).policy
     peer = request.client.host if request.client else None
     return policy.addresses.resolve(peer, request.headers.getlist("x-forwarded-for"))
 
@@ -86,7 +102,7 @@ async def authenticated(
     A request without a valid token counts against its address, so guessing or replaying
     tokens is limited like any anonymous traffic.
     """
-    policy: EdgePolicy = request.app.state.policy
+    policy = edge(request.app).policy
     if credentials is None or credentials.scheme.lower() != "bearer":
         await anonymous(request)
         raise _unauthorized("An access token is required.")
@@ -101,13 +117,13 @@ async def authenticated(
 
 async def anonymous(request: Request) -> None:
     """Rate-limit an unauthenticated request by its address."""
-    policy: EdgePolicy = request.app.state.policy
+    policy = edge(request.app).policy
     await _limit(request, f"ip:{client_ip(request)}", policy.per_minute)
 
 
 async def credential_endpoint(request: Request) -> None:
     """Signup and login: the address's general limit and a stricter one of their own."""
-    policy: EdgePolicy = request.app.state.policy
+    policy = edge(request.app).policy
     await anonymous(request)
     await _limit(
         request, f"auth:{client_ip(request)}", max(1, policy.per_minute // policy.auth_divisor)
@@ -115,8 +131,7 @@ async def credential_endpoint(request: Request) -> None:
 
 
 async def get_peers(request: Request) -> Peers:
-    peers: Peers = request.app.state.peers
-    return peers
+    return edge(request.app).peers
 
 
 def _not_found(what: str) -> Problem:

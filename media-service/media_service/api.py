@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -10,6 +11,7 @@ from fastapi.responses import RedirectResponse
 from media_service.service import IMMUTABLE, VARIANT_NAMES, MediaService
 from media_service.uploads import parse_upload
 from photogram_common.blobs import BlobNotFound
+from photogram_common.bus.consumer import EventConsumer
 from photogram_common.callers import Caller, CurrentUser
 from photogram_common.contracts.internal import (
     ClaimCreate,
@@ -19,16 +21,31 @@ from photogram_common.contracts.internal import (
     ReleaseCreate,
     UploadRead,
 )
+from photogram_common.db import Database
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
+from photogram_common.roots import ServiceRoot, root_of
 from photogram_common.schemas import MediaRead
 
 router = APIRouter()
 
 
+@dataclass(frozen=True)
+class MediaServiceRoot(ServiceRoot):
+    """media-service's process, as its app.py composes it."""
+
+    media: MediaService
+    database: Database
+    deleted_posts: EventConsumer
+    max_upload_bytes: int
+
+
+def root(request: Request) -> MediaServiceRoot:
+    return root_of(request.app, MediaServiceRoot)
+
+
 async def get_service(request: Request) -> MediaService:
-    service: MediaService = request.app.state.media
-    return service
+    return root(request).media
 
 
 Media = Annotated[MediaService, Depends(get_service)]
@@ -46,7 +63,7 @@ async def upload(request: Request, service: Media, caller: CurrentUser) -> Uploa
     upload = await parse_upload(
         content_type=request.headers.get("content-type", ""),
         body=request.stream(),
-        max_file_bytes=request.app.state.max_upload_bytes,
+        max_file_bytes=root(request).max_upload_bytes,
     )
     digest = upload.digest()
     media = await service.ingest(user_id=caller.user_id, upload=upload)
@@ -65,7 +82,7 @@ async def digest(request: Request, _: CurrentUser) -> DigestRead:
     upload = await parse_upload(
         content_type=request.headers.get("content-type", ""),
         body=request.stream(),
-        max_file_bytes=request.app.state.max_upload_bytes,
+        max_file_bytes=root(request).max_upload_bytes,
         spool=False,
     )
     return DigestRead(request_hash=upload.digest())

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from media_service.api import router
+from media_service.api import MediaServiceRoot, router
 from media_service.service import MediaService
 from media_service.settings import MediaServiceSettings, S3Settings
 from photogram_common.blobs import LocalBlobStore, S3BlobStore
@@ -26,6 +26,7 @@ from photogram_common.events import PostDeleted
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.peer_clients import HttpPostCatalog
+from photogram_common.roots import install_root
 from photogram_common.runtime import make_id_generator, peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import add_health_routes, create_service_app
@@ -143,11 +144,16 @@ def create_app(
         max_in_flight=platform.in_flight_bound,
         max_loop_lag_ms=platform.loop_lag_bound_ms,
     )
-    app.state.media = service
-    app.state.deleted_posts = deleted_posts
-    app.state.database = database
-    app.state.internal_secret = platform.internal_secret
-    app.state.max_upload_bytes = platform.max_upload_mb * 1024 * 1024
+    install_root(
+        app,
+        MediaServiceRoot(
+            internal_secret=platform.internal_secret,
+            media=service,
+            database=database,
+            deleted_posts=deleted_posts,
+            max_upload_bytes=platform.max_upload_mb * 1024 * 1024,
+        ),
+    )
     app.include_router(router)
     # Uploads and reads need no broker: without it only deleted posts' media wait.
     add_health_routes(

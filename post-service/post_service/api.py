@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from photogram_common.callers import Caller, CurrentUser
+from photogram_common.db import Database
 from photogram_common.ids import parse_id
+from photogram_common.outbox import OutboxRelay
 from photogram_common.problems import Problem
+from photogram_common.roots import ServiceRoot, root_of
 from post_service.schemas import (
     IdempotencyKeyRead,
     IdempotencyKeySearch,
@@ -24,9 +28,17 @@ from post_service.service import PostService
 router = APIRouter()
 
 
+@dataclass(frozen=True)
+class PostServiceRoot(ServiceRoot):
+    """post-service's process, as its app.py composes it."""
+
+    posts: PostService
+    database: Database
+    relay: OutboxRelay
+
+
 async def get_service(request: Request) -> PostService:
-    service: PostService = request.app.state.posts
-    return service
+    return root_of(request.app, PostServiceRoot).posts
 
 
 Posts = Annotated[PostService, Depends(get_service)]

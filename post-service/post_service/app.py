@@ -17,10 +17,11 @@ from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.outbox import Outbox, OutboxRelay
 from photogram_common.peer_clients import HttpMediaLibrary
+from photogram_common.roots import install_root
 from photogram_common.runtime import make_id_generator, peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import add_health_routes, create_service_app
-from post_service.api import router
+from post_service.api import PostServiceRoot, router
 from post_service.models import outbox as outbox_table
 from post_service.service import PostService
 from post_service.settings import PostServiceSettings
@@ -80,10 +81,12 @@ def create_app(
         max_in_flight=platform.in_flight_bound,
         max_loop_lag_ms=platform.loop_lag_bound_ms,
     )
-    app.state.posts = posts
-    app.state.relay = relay
-    app.state.database = database
-    app.state.internal_secret = platform.internal_secret
+    install_root(
+        app,
+        PostServiceRoot(
+            internal_secret=platform.internal_secret, posts=posts, database=database, relay=relay
+        ),
+    )
     app.include_router(router)
     # The outbox holds events while the broker is away: reported, not gating readiness.
     add_health_routes(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from photogram_common.bus.consumer import EventConsumer
 from photogram_common.callers import Caller, CurrentUser
+from photogram_common.db import Database
 from photogram_common.ids import parse_id
+from photogram_common.outbox import OutboxRelay
 from photogram_common.problems import Problem
+from photogram_common.roots import ServiceRoot, root_of
 from user_service.schemas import (
     AuthRead,
     DeliveryRead,
@@ -27,9 +32,23 @@ router = APIRouter()
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
+@dataclass(frozen=True)
+class UserServiceRoot(ServiceRoot):
+    """user-service's process, as its app.py composes it."""
+
+    users: UserService
+    database: Database
+    relay: OutboxRelay
+    post_counter: EventConsumer
+    active_days: int
+
+
+def root(request: Request) -> UserServiceRoot:
+    return root_of(request.app, UserServiceRoot)
+
+
 async def get_service(request: Request) -> UserService:
-    service: UserService = request.app.state.users
-    return service
+    return root(request).users
 
 
 Users = Annotated[UserService, Depends(get_service)]
@@ -116,7 +135,7 @@ async def active_followers(
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     active_days: Annotated[int | None, Query(ge=0, description="0: every follower")] = None,
 ) -> FollowerIdsPage:
-    days = request.app.state.active_days if active_days is None else active_days
+    days = root(request).active_days if active_days is None else active_days
     return await users.active_followers(user_id=user_id, active_days=days, after=after, limit=limit)
 
 

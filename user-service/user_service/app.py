@@ -16,10 +16,11 @@ from photogram_common.events import Envelope, PostCreated, PostDeleted
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.outbox import Outbox, OutboxRelay
+from photogram_common.roots import install_root
 from photogram_common.runtime import make_id_generator
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import add_health_routes, create_service_app
-from user_service.api import router
+from user_service.api import UserServiceRoot, router
 from user_service.models import outbox as outbox_table
 from user_service.service import UserService
 from user_service.settings import UserServiceSettings
@@ -93,12 +94,17 @@ def create_app(
         max_in_flight=platform.in_flight_bound,
         max_loop_lag_ms=platform.loop_lag_bound_ms,
     )
-    app.state.users = users
-    app.state.relay = relay
-    app.state.post_counter = post_counter
-    app.state.database = database
-    app.state.internal_secret = platform.internal_secret
-    app.state.active_days = platform.active_days
+    install_root(
+        app,
+        UserServiceRoot(
+            internal_secret=platform.internal_secret,
+            users=users,
+            database=database,
+            relay=relay,
+            post_counter=post_counter,
+            active_days=platform.active_days,
+        ),
+    )
     app.include_router(router)
     # The outbox holds events while the broker is away: reported, not gating readiness.
     add_health_routes(

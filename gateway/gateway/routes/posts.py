@@ -14,12 +14,12 @@ from starlette.types import Scope
 
 from gateway.deps import (
     CurrentUser,
-    EdgePolicy,
     MediaIdPath,
     PeerClients,
     PostIdPath,
     UserIdPath,
     anonymous,
+    edge,
     enforce_limit,
 )
 from gateway.relay import relay_page
@@ -103,7 +103,7 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
     if not content_type.isascii():
         raise Problem(400, "The Content-Type header is not ASCII.", title="Bad request")
     declared = request.headers.get("content-length", "")
-    ceiling = MAX_FILES * request.app.state.max_upload_bytes + 1024 * 1024
+    ceiling = MAX_FILES * edge(request.app).max_upload_bytes + 1024 * 1024
     if declared.isdigit() and int(declared) > ceiling:
         raise _upload_too_large()
     if key is not None:
@@ -182,7 +182,7 @@ async def _relay(
 async def _discard(request: Request, peers: Any, caller: Identity, media_ids: list[str]) -> None:
     """Have media-service delete the upload's media that no post claimed. It runs after the
     request's deadline when that is what ended the request, so on a budget of its own."""
-    budget = request.app.state.cleanup_seconds
+    budget = edge(request.app).cleanup_seconds
     with deadlines.within(budget, replace=True), contextlib.suppress(Exception):
         await peers.library.discard(caller, media_ids)
 
@@ -271,15 +271,15 @@ async def feed_fast(scope: Scope) -> Response | None:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
-    app = scope["app"]
-    policy: EdgePolicy = app.state.policy
+    root = edge(scope["app"])
+    policy = root.policy
     try:
         caller = verify_access_token(token, secret=policy.jwt_secret)
     except InvalidToken:
         return None  # the route answers it: 401, counted against the address
     await enforce_limit(policy, f"u:{caller.user_id}", policy.per_minute)
     limit, cursor = query
-    return await relay_page(app.state.peers.feed, "/feed", caller, limit=limit, cursor=cursor)
+    return await relay_page(root.peers.feed, "/feed", caller, limit=limit, cursor=cursor)
 
 
 @router.get("/media/{media_id}", response_model=MediaRead, responses=problems(401, 404, 429, 503))
