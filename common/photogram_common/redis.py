@@ -18,7 +18,7 @@ def make_redis(url: str | None, *, cluster: bool = False, decode_responses: bool
     """Return an asyncio Redis client for the URL, or an in-process fakeredis when None.
 
     With `cluster`, a Redis Cluster client: every multi-key operation of ours keeps its
-    keys in one slot (hash tags such as `tl:{42}`), and pipelines are non-transactional.
+    keys in one slot (hash tags such as `tl2:{42}`), and pipelines are non-transactional.
     Without `decode_responses` replies are bytes (the feed joins cached JSON as bytes).
     """
     if url and cluster:
