@@ -103,8 +103,8 @@ class KafkaEventBus:
             group_id=None,
             auto_offset_reset="earliest",
         )
-        await reader.start()
         try:
+            await reader.start()
             reader.assign(partitions)
             ends = await reader.end_offsets(partitions)
             await reader.seek_to_beginning(*partitions)
@@ -191,9 +191,10 @@ class KafkaConsumer:
             auto_offset_reset="earliest",
             max_poll_records=200,
         )
-        await consumer.start()
-        consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
         try:
+            # Inside the try: a consumer stopped or cancelled while it starts is closed too.
+            await consumer.start()
+            consumer.subscribe(self._topics, listener=_CommitOnRevoke(self))
             while not self._stopped.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=200)
                 for tp, records in batches.items():
