@@ -28,6 +28,9 @@ class InvalidToken(Exception):
 class Identity:
     user_id: int
     username: str
+    # The session an access token was issued in (0: none, as for a service or an
+    # internal token); logging out or a reused refresh token revokes it (docs/api.md).
+    session_id: int = 0
 
 
 class _Verified:
@@ -72,6 +75,8 @@ def issue_access_token(*, secret: str, identity: Identity, ttl_seconds: int) -> 
         "iat": now,
         "exp": now + ttl_seconds,
     }
+    if identity.session_id:
+        claims["sid"] = str(identity.session_id)
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -92,6 +97,7 @@ def _decode(token: str, *, secret: str, audience: str) -> Identity:
         subject = claims["sub"]
         username = str(claims.get("name", ""))
         expires = int(claims["exp"])
+        session = claims.get("sid", "0")
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise InvalidToken(str(exc)) from exc
     # Only the canonical decimal form: int() would also take " 12", "+12", "1_2" or "١٢".
@@ -101,7 +107,9 @@ def _decode(token: str, *, secret: str, audience: str) -> Identity:
     # 0 is a service calling another service; only internal tokens may carry it.
     if user_id >= 1 << 63 or (user_id == 0 and audience != INTERNAL_AUDIENCE):
         raise InvalidToken("bad subject")
-    identity = Identity(user_id=user_id, username=username)
+    if not (isinstance(session, str) and session.isascii() and session.isdigit()):
+        raise InvalidToken("bad session")
+    identity = Identity(user_id=user_id, username=username, session_id=int(session))
     _verified.put(key, identity, expires)
     return identity
 
@@ -112,7 +120,7 @@ def verify_access_token(token: str, *, secret: str) -> Identity:
 
 def issue_internal_token(*, secret: str, identity: Identity) -> str:
     now = int(time.time())
-    key = (secret, identity)
+    key = (secret, Identity(user_id=identity.user_id, username=identity.username))
     signed = _signed.get(key)
     if signed is not None and now - signed[1] < INTERNAL_TTL_SECONDS // 2:
         return signed[0]

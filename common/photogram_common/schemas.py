@@ -109,6 +109,15 @@ class AuthRead(BaseModel):
     access_token: str
     token_type: str = "bearer"  # noqa: S105  (the OAuth token type, not a secret)
     expires_in: int
+    # Opaque and single-use: POST /api/auth/refresh trades it for a new pair.
+    refresh_token: str
+    refresh_expires_in: int
+
+
+class RefreshCreate(BaseModel):
+    """A session's current refresh token (for /auth/refresh and /auth/logout)."""
+
+    refresh_token: str = Field(min_length=1, max_length=200)
 
 
 class FollowRead(BaseModel):

@@ -41,6 +41,8 @@ class PlatformSettings(BaseSettings):
     jwt_secret: str = ""
     internal_secret: str = ""
     access_token_ttl_seconds: int = Field(default=900, ge=1)
+    # A refresh token's lifetime; each refresh issues a new one for as long again.
+    refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=1)
 
     user_service_url: str = "http://user-service"
     post_service_url: str = "http://post-service"

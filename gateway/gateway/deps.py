@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gateway.addresses import ClientAddresses
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import RateLimiter, Verdict
 from photogram_common.clients import ServiceClient
 from photogram_common.contracts.peers import FeedCache, MediaLibrary, PostCatalog
 from photogram_common.identity import Identity, InvalidToken, verify_access_token
@@ -18,6 +18,7 @@ from photogram_common.peer_clients import HttpFeedCache, HttpMediaLibrary, HttpP
 from photogram_common.problems import Problem
 from photogram_common.roots import root_of
 from photogram_common.schemas import USERNAME_PATTERN
+from photogram_common.sessions import rate_subject, revoked_key
 
 _bearer = HTTPBearer(auto_error=False, description="The access token from signup or login.")
 
@@ -77,7 +78,24 @@ async def enforce_limit(policy: EdgePolicy, subject: str, limit: int) -> None:
     """A 429 problem when `subject` is past `limit` requests this minute."""
     if policy.per_minute == 0:
         return
-    verdict = await policy.limiter.hit(subject, limit=limit)
+    _refuse(await policy.limiter.hit(subject, limit=limit))
+
+
+async def admit(policy: EdgePolicy, caller: Identity) -> None:
+    """An authenticated caller: a 401 when their session has ended, a 429 past their
+    limit; one Redis call for both (photogram_common.sessions)."""
+    if not policy.per_minute and not caller.session_id:
+        return
+    revoked = revoked_key(caller.user_id, caller.session_id) if caller.session_id else None
+    verdict = await policy.limiter.hit(
+        rate_subject(caller.user_id), limit=policy.per_minute, revoked_key=revoked
+    )
+    if verdict.revoked:
+        raise _unauthorized("The session has ended: log in again.")
+    _refuse(verdict)
+
+
+def _refuse(verdict: Verdict) -> None:
     if not verdict.allowed:
         raise Problem(
             429,
@@ -111,7 +129,7 @@ async def authenticated(
     except InvalidToken as exc:
         await anonymous(request)
         raise _unauthorized("The access token is invalid or expired.") from exc
-    await _limit(request, f"u:{identity.user_id}", policy.per_minute)
+    await admit(policy, identity)
     return identity
 
 

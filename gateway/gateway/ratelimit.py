@@ -18,8 +18,12 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-# KEYS[1]=counter; ARGV[1]=window seconds. One round trip, no race between INCR and EXPIRE.
+# KEYS[1]=counter, KEYS[2] (when the caller has a session)=its revocation mark;
+# ARGV[1]=window seconds, ARGV[2]='1' to count. One round trip, no race between INCR and
+# EXPIRE; a revoked session is {-1, 0} and is not counted.
 _HIT = """
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then return {-1, 0} end
+if ARGV[2] ~= '1' then return {0, 0} end
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return {count, redis.call('TTL', KEYS[1])}
@@ -33,9 +37,12 @@ _monotonic = time.monotonic
 class Verdict:
     allowed: bool
     retry_after: int
+    # The caller's session was ended (a logout, a reused refresh token): a 401.
+    revoked: bool = False
 
 
 ALLOWED = Verdict(allowed=True, retry_after=0)
+REVOKED = Verdict(allowed=False, retry_after=0, revoked=True)
 
 
 class RateLimiter:
@@ -66,13 +73,20 @@ class RateLimiter:
         """Readiness: the Redis the counts are kept in answers."""
         await self._redis.ping()
 
-    async def hit(self, subject: str, *, limit: int) -> Verdict:
+    async def hit(self, subject: str, *, limit: int, revoked_key: str | None = None) -> Verdict:
+        """Count a request of `subject` (unless `limit` is 0: not limited) and, in the same
+        call, check the caller's session mark (photogram_common.sessions)."""
+        if not limit and revoked_key is None:
+            return ALLOWED
         if self._skip_until is not None and self._clock() < self._skip_until:
             return self._fail_open(None)
         window_start = int(time.time()) // self._window
-        key = f"rl:{subject}:{window_start}"
+        # The subject is the hash tag: a session's mark shares the counter's slot.
+        keys = [f"rl:{{{subject}}}:{window_start}"]
+        if revoked_key is not None:
+            keys.append(revoked_key)
         try:
-            count, ttl = await self._hit(keys=[key], args=[self._window])
+            count, ttl = await self._hit(keys=keys, args=[self._window, "1" if limit else "0"])
         except (RedisError, OSError) as exc:
             self.stats["redis_errors"] += 1
             return self._fail_open(exc)
@@ -83,7 +97,9 @@ class RateLimiter:
             )
             # The next outage is logged at once.
             self._skip_until, self._unlogged, self._next_log_at = None, 0, 0.0
-        if int(count) <= limit:
+        if int(count) < 0:
+            return REVOKED
+        if not limit or int(count) <= limit:
             return ALLOWED
         return Verdict(allowed=False, retry_after=max(int(ttl), 1))
 

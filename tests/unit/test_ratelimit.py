@@ -94,7 +94,7 @@ async def test_a_new_window_starts_afresh(redis: Any, clock: Any) -> None:
 async def test_a_window_s_counter_expires_with_it(redis: Any, clock: Any) -> None:
     limiter, who = RateLimiter(redis, window_seconds=60), subject()
     await limiter.hit(who, limit=1)
-    keys = [key async for key in redis.scan_iter(match=f"rl:{who}:*")]
+    keys = [key async for key in redis.scan_iter(match=f"rl:{{{who}}}:*")]
     assert len(keys) == 1
     assert 0 < await redis.ttl(keys[0]) <= 60
 
@@ -295,3 +295,25 @@ async def test_limits_count_again_once_redis_is_back(
         "rate limiter cannot reach Redis: requests are allowed unchecked",
         "rate limits are counted again",
     ]
+
+
+async def test_a_revoked_session_is_refused_in_the_same_call_and_not_counted(
+    redis: Any, clock: Any
+) -> None:
+    from photogram_common.sessions import RevokedSessions, rate_subject, revoked_key
+
+    limiter = RateLimiter(redis, window_seconds=60)
+    user = int(uuid.uuid4().int % 10**12)
+    live, ended = revoked_key(user, 1), revoked_key(user, 2)
+    await RevokedSessions(redis, access_token_ttl_seconds=900).mark(user, 2)
+    assert 900 < await redis.ttl(ended) <= 960  # outlives every access token of the session
+    who = rate_subject(user)
+    assert (await limiter.hit(who, limit=2, revoked_key=live)).allowed
+    refused = await limiter.hit(who, limit=2, revoked_key=ended)
+    assert (refused.allowed, refused.revoked) == (False, True)
+    assert (await limiter.hit(who, limit=2, revoked_key=live)).allowed  # the refusal not counted
+    assert not (await limiter.hit(who, limit=2, revoked_key=live)).allowed  # the third is
+    # Limits off: the session is still checked, and nothing is counted.
+    assert (await limiter.hit(who, limit=0, revoked_key=ended)).revoked
+    assert (await limiter.hit(f"u:{user + 1}", limit=0, revoked_key=live)).allowed
+    assert [k async for k in redis.scan_iter(match=f"rl:{{u:{user + 1}}}:*")] == []

@@ -21,6 +21,7 @@ from user_service.schemas import (
     FollowerIdsPage,
     FollowRead,
     LoginCreate,
+    RefreshCreate,
     SignupCreate,
     UserMeRead,
     UserRead,
@@ -72,6 +73,17 @@ async def signup(body: SignupCreate, users: Users, _: Caller) -> AuthRead:
 @router.post("/auth/login")
 async def login(body: LoginCreate, users: Users, _: Caller) -> AuthRead:
     return await users.login(body)
+
+
+@router.post("/auth/refresh")
+async def refresh(body: RefreshCreate, users: Users, _: Caller) -> AuthRead:
+    return await users.refresh(body.refresh_token)
+
+
+@router.post("/auth/logout", status_code=204)
+async def logout(body: RefreshCreate, users: Users, _: Caller) -> Response:
+    await users.logout(body.refresh_token)
+    return Response(status_code=204)
 
 
 @router.get("/users/me")

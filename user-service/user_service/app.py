@@ -16,8 +16,10 @@ from photogram_common.events import Envelope, PostCreated, PostDeleted
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.outbox import Outbox, OutboxRelay
+from photogram_common.redis import make_redis
 from photogram_common.roots import install_root
 from photogram_common.runtime import make_id_generator
+from photogram_common.sessions import RevokedSessions
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import add_health_routes, create_service_app
 from user_service.api import UserServiceRoot, router
@@ -45,6 +47,8 @@ def create_app(
     database = database_for(platform, settings)
     ids, lease = make_id_generator(platform, default_worker=1, database=database)
     outbox = Outbox(outbox_table)
+    # Only to mark ended sessions for the gateway (photogram_common.sessions).
+    redis = make_redis(platform.redis_url, cluster=platform.redis_cluster)
     users = UserService(
         database=database,
         outbox=outbox,
@@ -53,6 +57,8 @@ def create_app(
         token_ttl_seconds=platform.access_token_ttl_seconds,
         seen_resolution_seconds=settings.seen_resolution_seconds,
         celebrity_threshold=platform.celebrity_threshold,
+        refresh_ttl_seconds=platform.refresh_token_ttl_seconds,
+        revoked=RevokedSessions(redis, access_token_ttl_seconds=platform.access_token_ttl_seconds),
     )
 
     async def count_post(envelope: Envelope) -> None:
@@ -87,6 +93,7 @@ def create_app(
         migrations=MIGRATIONS,
         tasks=[relay.run, purge_processed_events],
         consumers=[post_counter],
+        on_stop=[redis.aclose],
     )
     app = create_service_app(
         title="user-service",

@@ -64,4 +64,28 @@ processed_events = Table(
     Index("ix_processed_events_processed_at", "processed_at"),
 )
 
+# A login: its refresh tokens are rotated in it; revoked by a logout or a reused token.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index("ix_sessions_user_id", "user_id"),
+)
+
+# Every refresh token a session was given, by the SHA-256 of the token (never the token):
+# one unused at a time; a used one presented again reveals a copy and revokes the session.
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("session_id", BigInteger, nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+    Index("ix_refresh_tokens_session_id", "session_id"),
+)
+
 outbox = outbox_table(metadata)

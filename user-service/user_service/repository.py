@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from photogram_common.db import insert_ignoring_conflicts
-from user_service.models import follows, processed_events, users
+from user_service.models import follows, processed_events, refresh_tokens, sessions, users
 
 
 async def insert_user(session: AsyncSession, values: dict[str, Any]) -> None:
@@ -201,3 +201,59 @@ async def purge_processed(session: AsyncSession, *, before: datetime, limit: int
         delete(processed_events).where(processed_events.c.event_id.in_(oldest.scalar_subquery()))
     )
     return int(result.rowcount or 0)
+
+
+async def insert_session(
+    session: AsyncSession, *, session_id: int, user_id: int, at: datetime
+) -> None:
+    await session.execute(
+        sessions.insert().values(id=session_id, user_id=user_id, created_at=at, revoked_at=None)
+    )
+
+
+async def insert_refresh_token(
+    session: AsyncSession, *, token_hash: str, session_id: int, at: datetime, expires: datetime
+) -> None:
+    await session.execute(
+        refresh_tokens.insert().values(
+            token_hash=token_hash, session_id=session_id, issued_at=at, expires_at=expires
+        )
+    )
+
+
+async def find_refresh_token(
+    session: AsyncSession, token_hash: str, *, live_at: datetime | None = None
+) -> RowMapping | None:
+    """The token with its session's user and state (None: never issued, or with
+    `live_at`, expired by then)."""
+    query = (
+        select(
+            refresh_tokens.c.session_id,
+            refresh_tokens.c.used_at,
+            sessions.c.user_id,
+            sessions.c.revoked_at,
+        )
+        .join(sessions, sessions.c.id == refresh_tokens.c.session_id)
+        .where(refresh_tokens.c.token_hash == token_hash)
+    )
+    if live_at is not None:
+        query = query.where(refresh_tokens.c.expires_at > live_at)
+    return (await session.execute(query)).mappings().first()
+
+
+async def use_refresh_token(session: AsyncSession, token_hash: str, *, at: datetime) -> bool:
+    """Mark the token used; False when it already was (a copy is in other hands)."""
+    result: Any = await session.execute(
+        update(refresh_tokens)
+        .where(refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.used_at.is_(None))
+        .values(used_at=at)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def revoke_session(session: AsyncSession, session_id: int, *, at: datetime) -> None:
+    await session.execute(
+        update(sessions)
+        .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )

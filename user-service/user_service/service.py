@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +27,7 @@ from photogram_common.identity import Identity, issue_access_token
 from photogram_common.ids import IdGenerator
 from photogram_common.outbox import Outbox
 from photogram_common.problems import Problem
+from photogram_common.sessions import RevokedSessions
 from photogram_common.timeutil import to_rfc3339, utcnow
 from user_service import repository as repo
 from user_service.passwords import hash_password, verify_password
@@ -56,6 +61,22 @@ def user_read(row: RowMapping) -> UserRead:
 
 def user_me_read(row: RowMapping) -> UserMeRead:
     return UserMeRead(**user_read(row).model_dump(), email=row["email"])
+
+
+log = logging.getLogger(__name__)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _session_ended() -> Problem:
+    return Problem(
+        401,
+        "The refresh token is not valid: log in again.",
+        title="Unauthorized",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def _not_found() -> Problem:
@@ -103,16 +124,82 @@ class UserService:
     token_ttl_seconds: int
     seen_resolution_seconds: int = 60
     celebrity_threshold: int = 10_000
+    refresh_ttl_seconds: int = 30 * 86400
+    revoked: RevokedSessions | None = None
 
-    def _auth(self, row: RowMapping) -> AuthRead:
+    async def _start_session(self, session: AsyncSession, row: RowMapping) -> AuthRead:
+        """A new session for the user, with its first refresh token (in the caller's
+        transaction)."""
+        session_id = self.ids.next_id()
+        await repo.insert_session(session, session_id=session_id, user_id=row["id"], at=utcnow())
+        return await self._tokens(session, row, session_id)
+
+    async def _tokens(self, session: AsyncSession, row: RowMapping, session_id: int) -> AuthRead:
+        """An access token of the session, and its next refresh token (stored hashed)."""
+        refresh = secrets.token_urlsafe(32)
+        now = utcnow()
+        await repo.insert_refresh_token(
+            session,
+            token_hash=_digest(refresh),
+            session_id=session_id,
+            at=now,
+            expires=now + timedelta(seconds=self.refresh_ttl_seconds),
+        )
         token = issue_access_token(
             secret=self.jwt_secret,
-            identity=Identity(user_id=row["id"], username=row["username"]),
+            identity=Identity(user_id=row["id"], username=row["username"], session_id=session_id),
             ttl_seconds=self.token_ttl_seconds,
         )
         return AuthRead(
-            user=user_me_read(row), access_token=token, expires_in=self.token_ttl_seconds
+            user=user_me_read(row),
+            access_token=token,
+            expires_in=self.token_ttl_seconds,
+            refresh_token=refresh,
+            refresh_expires_in=self.refresh_ttl_seconds,
         )
+
+    async def refresh(self, refresh_token: str) -> AuthRead:
+        """Trade a refresh token for a new pair; it is single-use. One presented again
+        (a copy: stolen, or a retry that lost its answer) ends its whole session."""
+        token_hash, now = _digest(refresh_token), utcnow()
+        async with self.database.transaction() as session:
+            found = await repo.find_refresh_token(session, token_hash, live_at=now)
+            if found is None or found["revoked_at"] is not None:
+                raise _session_ended()
+            if await repo.use_refresh_token(session, token_hash, at=now):
+                row = await repo.get_user(session, found["user_id"])
+                if row is None:
+                    raise _session_ended()
+                return await self._tokens(session, row, found["session_id"])
+            await repo.revoke_session(session, found["session_id"], at=now)
+        await self._mark_revoked(found["user_id"], found["session_id"])
+        log.warning(
+            "a used refresh token came back: session revoked", extra={"user_id": found["user_id"]}
+        )
+        raise _session_ended()
+
+    async def logout(self, refresh_token: str) -> None:
+        """End the token's session: its refresh tokens and its access tokens stop at once.
+        Idempotent for a session already ended; a token never issued is a 401."""
+        async with self.database.transaction() as session:
+            found = await repo.find_refresh_token(session, _digest(refresh_token))
+            if found is None:
+                raise _session_ended()
+            await repo.revoke_session(session, found["session_id"], at=utcnow())
+        await self._mark_revoked(found["user_id"], found["session_id"])
+
+    async def _mark_revoked(self, user_id: int, session_id: int) -> None:
+        """Tell the gateway (after the commit: the database is the truth for refreshes). A
+        failure is a 503, and a retry of the logout marks it again."""
+        if self.revoked is None:
+            return
+        try:
+            await self.revoked.mark(user_id, session_id)
+        except (RedisError, OSError) as exc:
+            log.warning("could not mark a session revoked", extra={"user_id": user_id})
+            raise Problem(
+                503, "Try again shortly.", title="Service unavailable", headers={"Retry-After": "1"}
+            ) from exc
 
     async def signup(self, data: SignupCreate) -> AuthRead:
         password_hash = await hash_password(data.password)
@@ -135,11 +222,12 @@ class UserService:
                     raise _taken()
                 await repo.insert_user(session, values)
                 row = await repo.get_user(session, values["id"])
+                assert row is not None
+                auth = await self._start_session(session, row)
         except IntegrityError as exc:
             # Two signups raced for the same name: the unique index decided.
             raise _taken() from exc
-        assert row is not None
-        return self._auth(row)
+        return auth
 
     async def login(self, data: LoginCreate) -> AuthRead:
         async with self.database.transaction() as session:
@@ -153,7 +241,8 @@ class UserService:
             )
         assert row is not None
         await self.seen(row["id"])
-        return self._auth(row)
+        async with self.database.transaction() as session:
+            return await self._start_session(session, row)
 
     async def me(self, user_id: int) -> UserMeRead:
         async with self.database.transaction() as session:

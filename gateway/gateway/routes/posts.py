@@ -18,9 +18,9 @@ from gateway.deps import (
     PeerClients,
     PostIdPath,
     UserIdPath,
+    admit,
     anonymous,
     edge,
-    enforce_limit,
 )
 from gateway.relay import relay_page
 from gateway.routes.problems import problems
@@ -277,7 +277,7 @@ async def feed_fast(scope: Scope) -> Response | None:
         caller = verify_access_token(token, secret=policy.jwt_secret)
     except InvalidToken:
         return None  # the route answers it: 401, counted against the address
-    await enforce_limit(policy, f"u:{caller.user_id}", policy.per_minute)
+    await admit(policy, caller)
     limit, cursor = query
     return await relay_page(root.peers.feed, "/feed", caller, limit=limit, cursor=cursor)
 

@@ -20,6 +20,7 @@ from photogram_common.schemas import (
     AuthRead,
     FollowRead,
     LoginCreate,
+    RefreshCreate,
     SignupCreate,
     UserMeRead,
     UserRead,
@@ -51,6 +52,33 @@ async def signup(body: SignupCreate, peers: PeerClients) -> JSONResponse:
 )
 async def login(body: LoginCreate, peers: PeerClients) -> Any:
     return await peers.users.call("POST", "/auth/login", json=body.model_dump())
+
+
+@router.post(
+    "/auth/refresh",
+    response_model=AuthRead,
+    responses=problems(400, 401, 413, 422, 429, 503),
+    dependencies=[Depends(credential_endpoint)],
+)
+async def refresh(body: RefreshCreate, peers: PeerClients) -> Any:
+    """Trade the session's refresh token for a new access token and refresh token.
+
+    The old refresh token is single-use: presented again, it ends the whole session."""
+    return await peers.users.call("POST", "/auth/refresh", json=body.model_dump())
+
+
+@router.post(
+    "/auth/logout",
+    status_code=204,
+    response_class=Response,
+    responses=problems(400, 401, 413, 422, 429, 503),
+    dependencies=[Depends(credential_endpoint)],
+)
+async def logout(body: RefreshCreate, peers: PeerClients) -> Response:
+    """End the session of this refresh token: it and the session's access tokens stop
+    working at once."""
+    await peers.users.call("POST", "/auth/logout", json=body.model_dump())
+    return Response(status_code=204)
 
 
 @router.get("/users/me", response_model=UserMeRead, responses=_AUTH)
