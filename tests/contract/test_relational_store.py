@@ -103,7 +103,14 @@ async def test_each_service_migrates_to_the_same_schema(database: Database, serv
     async with database.engine.connect() as conn:
         found = await conn.run_sync(tables)
     expected = {
-        "user_service": {"users", "follows", "outbox", "processed_events"},
+        "user_service": {
+            "users",
+            "follows",
+            "outbox",
+            "processed_events",
+            "sessions",
+            "refresh_tokens",
+        },
         "post_service": {"posts", "post_media", "outbox", "idempotency_keys"},
         "media_service": {"media"},
     }[service]
