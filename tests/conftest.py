@@ -54,8 +54,24 @@ async def system(
 
     platform = platform_settings(**system_overrides)
     composed = compose(platform)
-    async with running(composed), composed.gateway.router.lifespan_context(composed.gateway):
-        yield composed
+    try:
+        async with running(composed), composed.gateway.router.lifespan_context(composed.gateway):
+            yield composed
+    finally:
+        _forget_endpoint_classifications()
+
+
+def _forget_endpoint_classifications() -> None:
+    """Let a stopped system be collected. FastAPI classifies each endpoint and dependency
+    callable in module-level LRU caches of 4,096 entries; each system's are closures over
+    its clients and services, so without this the caches keep the last ~40 whole systems
+    alive (gigabytes by the end of a run, and long garbage-collector passes mid-test)."""
+    from fastapi.dependencies import models
+
+    for name in dir(models):
+        cached = getattr(models, name)
+        if name.endswith("_cached") and hasattr(cached, "cache_clear"):
+            cached.cache_clear()
 
 
 @pytest.fixture
