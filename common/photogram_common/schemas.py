@@ -51,6 +51,9 @@ Name = Annotated[
 ]
 Caption = Annotated[str, Field(max_length=MAX_CAPTION_CHARS), AfterValidator(multi_line_text)]
 Location = Annotated[str, Field(max_length=MAX_LOCATION_CHARS), AfterValidator(single_line_text)]
+MAX_BIO_CHARS = 150
+# A bio may break lines, as Instagram's do.
+Bio = Annotated[str, Field(max_length=MAX_BIO_CHARS), AfterValidator(multi_line_text)]
 
 
 class SignupCreate(BaseModel):
@@ -98,10 +101,36 @@ class UserRead(BaseModel):
     followers_count: int
     following_count: int
     posts_count: int
+    bio: str = ""
+
+
+class ViewerRead(BaseModel):
+    """How the caller stands with the user shown."""
+
+    following: bool
+    followed_by: bool
+
+
+class ProfileRead(UserRead):
+    """A user as another authenticated user sees them (GET /api/users/{id}): with the
+    caller's relationship; the caller's own profile has none."""
+
+    viewer: ViewerRead | None = None
 
 
 class UserMeRead(UserRead):
     email: str
+
+
+class ProfileUpdate(BaseModel):
+    """PATCH /api/users/me: the fields given are set (a name set to null is cleared)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_name: Name | None = None
+    last_name: Name | None = None
+    location: Name | None = None
+    bio: Bio | None = None
 
 
 class AuthRead(BaseModel):

@@ -419,6 +419,7 @@ PUBLIC_OPERATIONS = {
     ("post", "/api/auth/refresh"),
     ("post", "/api/auth/logout"),
     ("get", "/api/users/me"),
+    ("patch", "/api/users/me"),
     ("get", "/api/users/{user_id}"),
     ("get", "/api/users/by-username/{username}"),
     ("post", "/api/users/{user_id}/follow"),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from photogram_common.bus.consumer import EventConsumer
 from photogram_common.callers import Caller, CurrentUser
@@ -21,10 +22,11 @@ from user_service.schemas import (
     FollowerIdsPage,
     FollowRead,
     LoginCreate,
+    ProfileRead,
+    ProfileUpdate,
     RefreshCreate,
     SignupCreate,
     UserMeRead,
-    UserRead,
     UsersPage,
 )
 from user_service.service import UserService
@@ -97,14 +99,24 @@ async def seen(users: Users, caller: CurrentUser) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/users/by-username/{username}")
-async def by_username(username: str, users: Users, _: Caller) -> UserRead:
-    return await users.get_by_username(username)
+@router.patch("/users/me")
+async def update_me(body: ProfileUpdate, users: Users, caller: CurrentUser) -> UserMeRead:
+    return await users.update_me(caller.user_id, body)
 
 
-@router.get("/users/{user_id}")
-async def get_user(user_id: UserIdPath, users: Users, _: Caller) -> UserRead:
-    return await users.get(user_id)
+def _profile(profile: ProfileRead) -> JSONResponse:
+    """A profile without `viewer` when there is none (the caller's own, or a service's)."""
+    return JSONResponse(profile.model_dump(exclude=None if profile.viewer else {"viewer"}))
+
+
+@router.get("/users/by-username/{username}", responses={200: {"model": ProfileRead}})
+async def by_username(username: str, users: Users, caller: Caller) -> JSONResponse:
+    return _profile(await users.get_by_username(username, viewer_id=caller.user_id))
+
+
+@router.get("/users/{user_id}", responses={200: {"model": ProfileRead}})
+async def get_user(user_id: UserIdPath, users: Users, caller: Caller) -> JSONResponse:
+    return _profile(await users.get(user_id, viewer_id=caller.user_id))
 
 
 @router.post("/users/{user_id}/follow")

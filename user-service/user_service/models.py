@@ -39,6 +39,7 @@ users = Table(
     # Delivery: pulled at read time (a celebrity) or pushed to followers. Set when the count
     # reaches the threshold, cleared only at threshold - band or below (service.next_pulled).
     Column("pulled", Boolean, nullable=False, server_default=false()),
+    Column("bio", String(150), nullable=False, server_default=""),
 )
 
 follows = Table(

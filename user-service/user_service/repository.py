@@ -257,3 +257,19 @@ async def revoke_session(session: AsyncSession, session_id: int, *, at: datetime
         .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
         .values(revoked_at=at)
     )
+
+
+async def update_profile(session: AsyncSession, user_id: int, values: dict[str, Any]) -> None:
+    await session.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+async def relationship(session: AsyncSession, viewer_id: int, user_id: int) -> tuple[bool, bool]:
+    """(the viewer follows the user, the user follows the viewer), in one query."""
+    query = select(follows.c.follower_id).where(
+        or_(
+            and_(follows.c.follower_id == viewer_id, follows.c.followee_id == user_id),
+            and_(follows.c.follower_id == user_id, follows.c.followee_id == viewer_id),
+        )
+    )
+    found = set((await session.execute(query)).scalars())
+    return viewer_id in found, user_id in found

@@ -12,11 +12,14 @@ from photogram_common.schemas import (
     AuthRead,
     FollowRead,
     LoginCreate,
+    ProfileRead,
+    ProfileUpdate,
     RefreshCreate,
     SignupCreate,
     UserMeRead,
     UserRead,
     UsersPage,
+    ViewerRead,
 )
 
 __all__ = [
@@ -27,9 +30,12 @@ __all__ = [
     "FolloweesRead",
     "FollowerIdsPage",
     "LoginCreate",
+    "ProfileRead",
+    "ProfileUpdate",
     "RefreshCreate",
     "SignupCreate",
     "UserMeRead",
     "UserRead",
     "UsersPage",
+    "ViewerRead",
 ]

@@ -38,10 +38,13 @@ from user_service.schemas import (
     FolloweesRead,
     FollowerIdsPage,
     LoginCreate,
+    ProfileRead,
+    ProfileUpdate,
     SignupCreate,
     UserMeRead,
     UserRead,
     UsersPage,
+    ViewerRead,
 )
 
 
@@ -56,6 +59,7 @@ def user_read(row: RowMapping) -> UserRead:
         followers_count=row["followers_count"],
         following_count=row["following_count"],
         posts_count=row["posts_count"],
+        bio=row["bio"],
     )
 
 
@@ -256,19 +260,41 @@ class UserService:
             )
         return user_me_read(row)
 
-    async def get(self, user_id: int) -> UserRead:
+    async def get(self, user_id: int, *, viewer_id: int = 0) -> ProfileRead:
         async with self.database.transaction() as session:
+            row = await repo.get_user(session, user_id)
+            return await self._profile(session, row, viewer_id)
+
+    async def get_by_username(self, username: str, *, viewer_id: int = 0) -> ProfileRead:
+        async with self.database.transaction() as session:
+            row = await repo.get_user_by_username(session, username)
+            return await self._profile(session, row, viewer_id)
+
+    async def _profile(
+        self, session: AsyncSession, row: RowMapping | None, viewer_id: int
+    ) -> ProfileRead:
+        """The user as the viewer sees them: with the relationship, unless it is them (or
+        a service asks: viewer 0)."""
+        if row is None:
+            raise _not_found()
+        profile = ProfileRead(**user_read(row).model_dump())
+        if viewer_id and viewer_id != row["id"]:
+            following, followed_by = await repo.relationship(session, viewer_id, row["id"])
+            profile.viewer = ViewerRead(following=following, followed_by=followed_by)
+        return profile
+
+    async def update_me(self, user_id: int, data: ProfileUpdate) -> UserMeRead:
+        """Set the fields the request gave (a bio set to null is emptied)."""
+        values: dict[str, Any] = {name: getattr(data, name) for name in data.model_fields_set}
+        if "bio" in values and values["bio"] is None:
+            values["bio"] = ""
+        async with self.database.transaction() as session:
+            if values:
+                await repo.update_profile(session, user_id, values)
             row = await repo.get_user(session, user_id)
         if row is None:
             raise _not_found()
-        return user_read(row)
-
-    async def get_by_username(self, username: str) -> UserRead:
-        async with self.database.transaction() as session:
-            row = await repo.get_user_by_username(session, username)
-        if row is None:
-            raise _not_found()
-        return user_read(row)
+        return user_me_read(row)
 
     async def follow(self, *, follower_id: int, followee_id: int) -> None:
         if follower_id == followee_id:

@@ -20,10 +20,11 @@ from photogram_common.schemas import (
     AuthRead,
     FollowRead,
     LoginCreate,
+    ProfileRead,
+    ProfileUpdate,
     RefreshCreate,
     SignupCreate,
     UserMeRead,
-    UserRead,
     UsersPage,
 )
 
@@ -86,14 +87,33 @@ async def me(caller: CurrentUser, peers: PeerClients) -> Any:
     return await peers.users.call("GET", "/users/me", identity=caller)
 
 
+@router.patch("/users/me", response_model=UserMeRead, responses=problems(401, 413, 422, 429, 503))
+async def update_me(body: ProfileUpdate, caller: CurrentUser, peers: PeerClients) -> Any:
+    """Set any of the caller's first and last name, location and bio (up to 150 characters,
+    line breaks allowed); a field left out is kept, a name set to null is cleared."""
+    return await peers.users.call(
+        "PATCH", "/users/me", identity=caller, json=body.model_dump(exclude_unset=True)
+    )
+
+
+# A profile carries `viewer` (the caller's relationship) unless it is the caller's own: the
+# field is left out, not null, so these answer only the fields user-service set.
 @router.get(
-    "/users/by-username/{username}", response_model=UserRead, responses=problems(401, 404, 429, 503)
+    "/users/by-username/{username}",
+    response_model=ProfileRead,
+    response_model_exclude_unset=True,
+    responses=problems(401, 404, 429, 503),
 )
 async def by_username(caller: CurrentUser, username: UsernamePath, peers: PeerClients) -> Any:
     return await peers.users.call("GET", f"/users/by-username/{username}", identity=caller)
 
 
-@router.get("/users/{user_id}", response_model=UserRead, responses=problems(401, 404, 429, 503))
+@router.get(
+    "/users/{user_id}",
+    response_model=ProfileRead,
+    response_model_exclude_unset=True,
+    responses=problems(401, 404, 429, 503),
+)
 async def get_user(caller: CurrentUser, user_id: UserIdPath, peers: PeerClients) -> Any:
     return await peers.users.call("GET", f"/users/{user_id}", identity=caller)
 
