@@ -168,7 +168,11 @@ class UserService:
         token_hash, now = _digest(refresh_token), utcnow()
         async with self.database.transaction() as session:
             found = await repo.find_refresh_token(session, token_hash, live_at=now)
-            if found is None or found["revoked_at"] is not None:
+            if found is None:
+                raise _session_ended()
+            if found["revoked_at"] is not None:
+                # Mark it again: the mark may have been lost with a Redis.
+                await self._mark_revoked(found["user_id"], found["session_id"], must=False)
                 raise _session_ended()
             if await repo.use_refresh_token(session, token_hash, at=now):
                 row = await repo.get_user(session, found["user_id"])
@@ -176,7 +180,7 @@ class UserService:
                     raise _session_ended()
                 return await self._tokens(session, row, found["session_id"])
             await repo.revoke_session(session, found["session_id"], at=now)
-        await self._mark_revoked(found["user_id"], found["session_id"])
+        await self._mark_revoked(found["user_id"], found["session_id"], must=False)
         log.warning(
             "a used refresh token came back: session revoked", extra={"user_id": found["user_id"]}
         )
@@ -192,15 +196,18 @@ class UserService:
             await repo.revoke_session(session, found["session_id"], at=utcnow())
         await self._mark_revoked(found["user_id"], found["session_id"])
 
-    async def _mark_revoked(self, user_id: int, session_id: int) -> None:
-        """Tell the gateway (after the commit: the database is the truth for refreshes). A
-        failure is a 503, and a retry of the logout marks it again."""
+    async def _mark_revoked(self, user_id: int, session_id: int, *, must: bool = True) -> None:
+        """Tell the gateway (after the commit: the database is the truth for refreshes).
+        When `must`, a failure is a 503 (a logout: its retry marks it again); otherwise the
+        next refresh with one of the session's tokens tries again."""
         if self.revoked is None:
             return
         try:
             await self.revoked.mark(user_id, session_id)
         except (RedisError, OSError) as exc:
             log.warning("could not mark a session revoked", extra={"user_id": user_id})
+            if not must:
+                return
             raise Problem(
                 503, "Try again shortly.", title="Service unavailable", headers={"Retry-After": "1"}
             ) from exc
