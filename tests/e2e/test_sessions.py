@@ -112,3 +112,18 @@ async def test_an_expired_refresh_token_is_refused(api: Api) -> None:
     await asyncio.sleep(1.2)
     assert_problem(await refresh(api, ana["refresh_token"]), 401)
     assert await me(api, ana) == 200  # the access token lives on until its own expiry
+
+
+async def test_a_lost_mark_comes_back_with_the_next_refresh_of_the_ended_session(
+    api: Api, system: Any
+) -> None:
+    ana = await api.signup("ana")
+    pair = (await refresh(api, ana["refresh_token"])).json()
+    assert (await logout(api, pair["refresh_token"])).status_code == 204
+    redis = system.services["user-service"].state.users.revoked.redis
+    marks = [key async for key in redis.scan_iter(match="rv:*")]
+    assert len(marks) == 1
+    await redis.delete(*marks)  # as if Redis had lost it
+    assert await me(api, pair) == 200  # the gap: until the mark is back, the token works
+    assert_problem(await refresh(api, pair["refresh_token"]), 401)
+    assert await me(api, pair) == 401
