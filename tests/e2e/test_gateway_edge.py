@@ -419,6 +419,7 @@ PUBLIC_OPERATIONS = {
     ("post", "/api/auth/refresh"),
     ("post", "/api/auth/logout"),
     ("get", "/api/users/me"),
+    ("get", "/api/users/search"),
     ("patch", "/api/users/me"),
     ("get", "/api/users/{user_id}"),
     ("get", "/api/users/by-username/{username}"),

@@ -109,6 +109,17 @@ def _profile(profile: ProfileRead) -> JSONResponse:
     return JSONResponse(profile.model_dump(exclude=None if profile.viewer else {"viewer"}))
 
 
+@router.get("/users/search")
+async def search(
+    users: Users,
+    _: Caller,
+    q: Annotated[str, Query(min_length=1, max_length=100)],
+    limit: Limit = 20,
+    cursor: str | None = None,
+) -> UsersPage:
+    return await users.search(q, cursor=cursor, limit=limit)
+
+
 @router.get("/users/by-username/{username}", responses={200: {"model": ProfileRead}})
 async def by_username(username: str, users: Users, caller: Caller) -> JSONResponse:
     return _profile(await users.get_by_username(username, viewer_id=caller.user_id))

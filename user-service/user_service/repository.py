@@ -273,3 +273,35 @@ async def relationship(session: AsyncSession, viewer_id: int, user_id: int) -> t
     )
     found = set((await session.execute(query)).scalars())
     return viewer_id in found, user_id in found
+
+
+def _prefix(text: str) -> str:
+    """A LIKE pattern for values starting with `text` (its wildcards taken literally)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+async def search(
+    session: AsyncSession, prefix: str, *, after: tuple[int, int] | None, limit: int
+) -> list[RowMapping]:
+    """Users whose username, first or last name starts with `prefix` (lower-cased), most
+    followed first (then by ID), after the (followers_count, id) of `after`. Each of the
+    three is a prefix range on its own index (migration "users search")."""
+    pattern = _prefix(prefix)
+    query = select(users).where(
+        or_(
+            users.c.username.like(pattern, escape="\\"),
+            func.lower(users.c.first_name).like(pattern, escape="\\"),
+            func.lower(users.c.last_name).like(pattern, escape="\\"),
+        )
+    )
+    if after is not None:
+        count, user_id = after
+        query = query.where(
+            or_(
+                users.c.followers_count < count,
+                and_(users.c.followers_count == count, users.c.id > user_id),
+            )
+        )
+    query = query.order_by(users.c.followers_count.desc(), users.c.id).limit(limit)
+    return list((await session.execute(query)).mappings())

@@ -384,6 +384,30 @@ class UserService:
         next_cursor = encode_cursor(page[-1][0]) if len(rows) > limit else None
         return UsersPage(items=[user_read(row) for _, row in page], next_cursor=next_cursor)
 
+    async def search(self, query: str, *, cursor: str | None, limit: int) -> UsersPage:
+        """Users whose username or first or last name starts with `query`, ignoring case:
+        the user of exactly that name first, then the most followed."""
+        prefix = query.strip().lower()
+        after = tuple(decode_cursor(cursor, arity=2)) if cursor else None
+        async with self.database.transaction() as session:
+            exact = await repo.get_user_by_username(session, prefix)
+            rows = await repo.search(session, prefix, after=after, limit=limit + 2)
+        # The exact match leads the first page and is left out of every page's order.
+        rows = [r for r in rows if exact is None or r["id"] != exact["id"]]
+        if exact is not None and after is None:
+            rows.insert(0, exact)
+        page = rows[:limit]
+        more = len(rows) > limit
+        if not more or not page:
+            return UsersPage(items=[user_read(r) for r in page], next_cursor=None)
+        last = page[-1]
+        if exact is not None and last["id"] == exact["id"]:
+            # A page of one, the exact match: the rest starts from the top of the order.
+            next_cursor = encode_cursor(2**62, 0)
+        else:
+            next_cursor = encode_cursor(last["followers_count"], last["id"])
+        return UsersPage(items=[user_read(r) for r in page], next_cursor=next_cursor)
+
     async def active_followers(
         self, *, user_id: int, active_days: int, after: int, limit: int
     ) -> FollowerIdsPage:

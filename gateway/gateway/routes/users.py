@@ -16,6 +16,7 @@ from gateway.deps import (
 )
 from gateway.relay import relay_page
 from gateway.routes.problems import problems
+from photogram_common.problems import Problem
 from photogram_common.schemas import (
     AuthRead,
     FollowRead,
@@ -26,6 +27,7 @@ from photogram_common.schemas import (
     SignupCreate,
     UserMeRead,
     UsersPage,
+    single_line_text,
 )
 
 router = APIRouter(prefix="/api")
@@ -94,6 +96,41 @@ async def update_me(body: ProfileUpdate, caller: CurrentUser, peers: PeerClients
     return await peers.users.call(
         "PATCH", "/users/me", identity=caller, json=body.model_dump(exclude_unset=True)
     )
+
+
+def _is_text(value: str) -> bool:
+    try:
+        single_line_text(value)
+    except ValueError:
+        return False
+    return True
+
+
+@router.get("/users/search", response_model=UsersPage, responses=problems(400, 401, 422, 429, 503))
+async def search(
+    caller: CurrentUser,
+    peers: PeerClients,
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="The start of a username, first name or last name (any case).",
+        ),
+    ],
+    limit: Limit = 20,
+    cursor: str | None = None,
+) -> Any:
+    """Users whose username, first or last name starts with `q`, ignoring case: the user of
+    exactly that username first, then the most followed."""
+    if not q.strip() or not _is_text(q):
+        detail = "q must have a visible character and no control characters."
+        errors = [{"loc": ["query", "q"], "msg": detail, "type": "value_error"}]
+        raise Problem(422, detail, title="Validation failed", extra={"errors": errors})
+    params: dict[str, str | int] = {"q": q, "limit": limit}
+    if cursor:
+        params["cursor"] = cursor
+    return await peers.users.call("GET", "/users/search", identity=caller, params=params)
 
 
 # A profile carries `viewer` (the caller's relationship) unless it is the caller's own: the
