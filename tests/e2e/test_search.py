@@ -94,3 +94,15 @@ async def test_an_empty_or_unreadable_query_is_a_422(api: Api, q: str) -> None:
 
 async def test_search_needs_a_token(api: Api) -> None:
     assert_problem(await api.client.get("/api/users/search", params={"q": "a"}), 401)
+
+
+async def test_a_cursor_past_any_count_is_a_400(api: Api) -> None:
+    from photogram_common.cursors import encode_cursor
+
+    me = await api.signup("viewer")
+    response = await api.client.get(
+        "/api/users/search",
+        headers=me["headers"],
+        params={"q": "a", "cursor": encode_cursor(2**40, 1)},
+    )
+    assert_problem(response, 400)

@@ -68,6 +68,8 @@ def user_me_read(row: RowMapping) -> UserMeRead:
 
 
 log = logging.getLogger(__name__)
+# The largest value of an INTEGER column (the counts'): a cursor above every user.
+MAX_COUNT = 2**31 - 1
 
 
 def _digest(token: str) -> str:
@@ -389,6 +391,8 @@ class UserService:
         the user of exactly that name first, then the most followed."""
         prefix = query.strip().lower()
         after = tuple(decode_cursor(cursor, arity=2)) if cursor else None
+        if after is not None and after[0] > MAX_COUNT:
+            raise Problem(400, "The cursor is malformed.", title="Bad cursor")
         async with self.database.transaction() as session:
             exact = await repo.get_user_by_username(session, prefix)
             rows = await repo.search(session, prefix, after=after, limit=limit + 2)
@@ -402,8 +406,9 @@ class UserService:
             return UsersPage(items=[user_read(r) for r in page], next_cursor=None)
         last = page[-1]
         if exact is not None and last["id"] == exact["id"]:
-            # A page of one, the exact match: the rest starts from the top of the order.
-            next_cursor = encode_cursor(2**62, 0)
+            # A page of one, the exact match: the rest starts from the top of the order,
+            # (the largest count the column holds, any ID).
+            next_cursor = encode_cursor(MAX_COUNT, 0)
         else:
             next_cursor = encode_cursor(last["followers_count"], last["id"])
         return UsersPage(items=[user_read(r) for r in page], next_cursor=next_cursor)
