@@ -89,7 +89,9 @@ async def me(caller: CurrentUser, peers: PeerClients) -> Any:
     return await peers.users.call("GET", "/users/me", identity=caller)
 
 
-@router.patch("/users/me", response_model=UserMeRead, responses=problems(401, 413, 422, 429, 503))
+@router.patch(
+    "/users/me", response_model=UserMeRead, responses=problems(400, 401, 413, 422, 429, 503)
+)
 async def update_me(body: ProfileUpdate, caller: CurrentUser, peers: PeerClients) -> Any:
     """Set any of the caller's first and last name, location and bio (up to 150 characters,
     line breaks allowed); a field left out is kept, a name set to null is cleared."""
