@@ -4,7 +4,7 @@
 #
 #   docker build --target gateway -t photogram/gateway .
 #   docker build --target user-service -t photogram/user-service .
-#   (post-service, media-service, feed-service, fanout-worker alike)
+#   (post-service, media-service, feed-service, fanout-worker, notification-service alike)
 #
 # Each target installs only its own workspace package and its locked dependencies
 # (`uv sync --frozen --package ...`) into /app/.venv in a builder stage, then copies
@@ -37,6 +37,7 @@ COPY post-service/pyproject.toml post-service/
 COPY media-service/pyproject.toml media-service/
 COPY feed-service/pyproject.toml feed-service/
 COPY fanout-worker/pyproject.toml fanout-worker/
+COPY notification-service/pyproject.toml notification-service/
 COPY runner/pyproject.toml runner/
 
 FROM build-base AS build-gateway
@@ -86,6 +87,14 @@ COPY common common
 COPY fanout-worker fanout-worker
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --package photogram-fanout-worker
+
+FROM build-base AS build-notification-service
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-install-workspace --package photogram-notification-service
+COPY common common
+COPY notification-service notification-service
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv sync --frozen --no-dev --no-editable --package photogram-notification-service
 
 # --------------------------------------------------------------- runtime base
 FROM ${PYTHON_IMAGE} AS runtime
@@ -154,3 +163,11 @@ EXPOSE 8105
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/readyz' % os.environ['PHOTOGRAM_FANOUT_PORT'], timeout=2)"]
 CMD ["python", "-m", "fanout_worker"]
+
+FROM runtime AS notification-service
+COPY --from=build-notification-service /app/.venv /app/.venv
+ENV PHOTOGRAM_NOTIFICATIONS_HOST=0.0.0.0 PHOTOGRAM_NOTIFICATIONS_PORT=8106
+EXPOSE 8106
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/readyz' % os.environ['PHOTOGRAM_NOTIFICATIONS_PORT'], timeout=2)"]
+CMD ["python", "-m", "notification_service"]

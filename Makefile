@@ -57,7 +57,7 @@ down: install
 lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy common gateway user-service post-service media-service feed-service fanout-worker runner
+	$(RUN) mypy common gateway user-service post-service media-service feed-service fanout-worker notification-service runner
 
 format: install
 	$(RUN) ruff format .

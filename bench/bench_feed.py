@@ -89,8 +89,9 @@ SERVICE_NAMES = (
     "post-service",
     "media-service",
     "fanout-worker",
+    "notification-service",
 )
-SERVICE_PORTS = (8000, 8101, 8102, 8103, 8104, 8105)
+SERVICE_PORTS = (8000, 8101, 8102, 8103, 8104, 8105, 8106)
 CELEBRITY_THRESHOLD = 10_000
 TICK = os.sysconf("SC_CLK_TCK")
 

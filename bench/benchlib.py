@@ -30,6 +30,7 @@ BENCH_DBS = {
     "users": "photogram_bench_users",
     "posts": "photogram_bench_posts",
     "media": "photogram_bench_media",
+    "notifications": "photogram_bench_notifications",
 }
 BENCH_REDIS_DB = 6
 BENCH_KAFKA_PREFIX = "bench."
@@ -80,6 +81,9 @@ def bench_env(*, rate_limit: int = 0) -> dict[str, str]:
             "PHOTOGRAM_USERS_DATABASE_URL": pg_url(BENCH_DBS["users"], driver="asyncpg"),
             "PHOTOGRAM_POSTS_DATABASE_URL": pg_url(BENCH_DBS["posts"], driver="asyncpg"),
             "PHOTOGRAM_MEDIA_DATABASE_URL": pg_url(BENCH_DBS["media"], driver="asyncpg"),
+            "PHOTOGRAM_NOTIFICATIONS_DATABASE_URL": pg_url(
+                BENCH_DBS["notifications"], driver="asyncpg"
+            ),
             "PHOTOGRAM_REDIS_URL": f"{REDIS_BASE}{BENCH_REDIS_DB}",
             "PHOTOGRAM_KAFKA_BOOTSTRAP": KAFKA,
             "PHOTOGRAM_KAFKA_PREFIX": BENCH_KAFKA_PREFIX,
@@ -99,8 +103,22 @@ def jwt_secret() -> str:
     return (BENCH_RUN_DIR / "services" / ".jwt_secret").read_text().strip()
 
 
+def ensure_databases() -> None:
+    """Create the bench databases that are missing (data generated before a service's
+    database existed keeps its others)."""
+    names = ",".join(f"'{name}'" for name in BENCH_DBS.values())
+    query = f"SELECT datname FROM pg_database WHERE datname IN ({names})"  # noqa: S608
+    found = subprocess.run(
+        ["psql", PG_ADMIN, "-At", "-c", query], capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in set(BENCH_DBS.values()) - set(found):
+        subprocess.run(["psql", PG_ADMIN, "-q", "-c", f"CREATE DATABASE {name}"], check=True)
+
+
 def runner(command: str, env: dict[str, str]) -> None:
     """`python -m photogram_runner up|down` on the bench's stores."""
+    if command == "up":
+        ensure_databases()
     subprocess.run(
         [sys.executable, "-m", "photogram_runner", command], env=env, check=True, cwd=REPO
     )

@@ -263,7 +263,7 @@ async def fresh_databases() -> None:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
-        for module in ("user_service", "post_service", "media_service")
+        for module in ("user_service", "post_service", "media_service", "notification_service")
     ]
     for migration in migrations:
         out, _ = await migration.communicate()

@@ -6,7 +6,8 @@ secret), then runs the pull query on the bench data in PostgreSQL (the reader's 
 their followees' newest posts with their media rows; the follow edges come from the
 `bench_follows` copy that `bench/feed_graph.py` makes in the posts database) and returns
 the feed's page shape (`PostsPage`: `{"items": [PostRead...], "next_cursor": ...}`), the
-same cursor encoding included. No cache, no timeline, no second process.
+same cursor encoding included, with each post's counts and the reader's like. No cache,
+no timeline, no second process.
 
     PHOTOGRAM_JWT_SECRET=... uv run python bench/pull_monolith.py --port 8191
 """
@@ -35,10 +36,14 @@ from photogram_common.identity import Identity, InvalidToken, verify_access_toke
 from photogram_common.schemas import PostsPage
 from photogram_common.timeutil import to_rfc3339
 
-# The followees' (and the reader's own) newest live posts, then their media rows.
+# The followees' (and the reader's own) newest live posts with their counts and whether the
+# reader likes each, then their media rows.
 PAGE = """
 WITH page AS (
-    SELECT id, user_id, author_username, caption, location, created_at
+    SELECT id, user_id, author_username, caption, location, created_at, likes_count,
+        comments_count,
+        EXISTS (SELECT 1 FROM likes WHERE likes.post_id = posts.id AND likes.user_id = $1)
+            AS liked
     FROM posts
     WHERE user_id IN (
             SELECT followee_id FROM bench_follows WHERE follower_id = $1
@@ -109,6 +114,9 @@ def create_app(database_url: str, jwt_secret: str, pool_size: int) -> FastAPI:
                     "location": row["location"],
                     "created_at": to_rfc3339(row["created_at"]),
                     "media": [],
+                    "likes_count": row["likes_count"],
+                    "comments_count": row["comments_count"],
+                    "viewer": {"liked": row["liked"]},
                 }
             if row["media"] is not None:
                 post["media"].append(json.loads(row["media"]))

@@ -39,7 +39,7 @@ S3_PORT="${PHOTOGRAM_S3_PORT:-58333}"
 
 PG_USER=photogram
 PG_PASSWORD=photogram
-PG_DATABASES=(photogram_users photogram_posts photogram_media)
+PG_DATABASES=(photogram_users photogram_posts photogram_media photogram_notifications)
 S3_BUCKET=photogram-media
 S3_ACCESS_KEY=photogram
 S3_SECRET_KEY=photogram-secret
@@ -739,6 +739,7 @@ cmd_env() {
 export PHOTOGRAM_USERS_DATABASE_URL=postgresql+asyncpg://$pg/photogram_users
 export PHOTOGRAM_POSTS_DATABASE_URL=postgresql+asyncpg://$pg/photogram_posts
 export PHOTOGRAM_MEDIA_DATABASE_URL=postgresql+asyncpg://$pg/photogram_media
+export PHOTOGRAM_NOTIFICATIONS_DATABASE_URL=postgresql+asyncpg://$pg/photogram_notifications
 export PHOTOGRAM_TEST_PG_ADMIN_URL=postgresql://$pg/postgres
 export PHOTOGRAM_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 export PHOTOGRAM_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT

@@ -17,7 +17,7 @@ from pathlib import Path
 
 MODE = os.environ.get("PHOTOGRAM_TEST_BACKENDS", "embedded")
 REAL = MODE == "real"
-SERVICE_DATABASES = ("users", "posts", "media")
+SERVICE_DATABASES = ("users", "posts", "media", "notifications")
 
 
 def require(name: str) -> str:

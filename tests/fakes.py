@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from photogram_common.contracts.internal import IdempotencyKeyRead, UploadRead
+from photogram_common.contracts.internal import CountsRead, IdempotencyKeyRead, UploadRead
 from photogram_common.contracts.peers import Followee, FollowerPage
 from photogram_common.events import Crossing
 from photogram_common.identity import Identity
@@ -93,6 +93,9 @@ class FakePostCatalog:
     live: dict[int, PostRead] = field(default_factory=dict)
     deleted: set[int] = field(default_factory=set)
     keys: dict[tuple[int, str], IdempotencyKeyRead] = field(default_factory=dict)
+    likes: dict[int, set[int]] = field(default_factory=dict)
+    versions: dict[int, int] = field(default_factory=dict)
+    liked_cap: int = 5000
 
     def add(self, author_id: int, post_id: int, *, username: str = "someone") -> PostRead:
         post = PostRead(
@@ -127,6 +130,27 @@ class FakePostCatalog:
 
     async def earlier_use(self, caller: Identity, key: str) -> IdempotencyKeyRead | None:
         return self.keys.get((caller.user_id, key))
+
+    async def counts(self, post_ids: Sequence[int], *, viewer_id: int) -> list[CountsRead]:
+        return [
+            CountsRead(
+                post_id=str(p),
+                likes_count=len(self.likes.get(p, ())),
+                comments_count=0,
+                counts_version=self.versions.get(p, 0),
+                liked=viewer_id in self.likes.get(p, ()),
+            )
+            for p in post_ids
+            if p in self.live
+        ]
+
+    async def liked(self, user_id: int) -> tuple[list[int], bool]:
+        found = sorted((p for p, users in self.likes.items() if user_id in users), reverse=True)
+        return found[: self.liked_cap], len(found) <= self.liked_cap
+
+    def like(self, user_id: int, post_id: int) -> None:
+        self.likes.setdefault(post_id, set()).add(user_id)
+        self.versions[post_id] = self.versions.get(post_id, 0) + 1
 
 
 @dataclass

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 POSTS_TOPIC = "photogram.posts.v1"
 FOLLOWS_TOPIC = "photogram.follows.v1"
-ALL_TOPICS = (POSTS_TOPIC, FOLLOWS_TOPIC)
+ENGAGEMENT_TOPIC = "photogram.engagement.v1"
+ALL_TOPICS = (POSTS_TOPIC, FOLLOWS_TOPIC, ENGAGEMENT_TOPIC)
 
 
 class Event(BaseModel):
@@ -76,8 +77,70 @@ class FollowDeleted(_FollowEvent):
     type_name = "follow.deleted"
 
 
+class UserDeleted(Event):
+    """An account was deleted: its follows went in the same transaction (each with its
+    follow.deleted, before this); its posts, likes, comments and notifications go by this
+    event. On the follows topic, keyed as the account's own follow changes, so it comes
+    after them."""
+
+    topic = FOLLOWS_TOPIC
+    user_id: int
+    type_name = "user.deleted"
+
+    def key(self) -> str:
+        return str(self.user_id)
+
+
+class _EngagementEvent(Event):
+    """A like or a comment: keyed by post, so one post's events stay in order. Carries the
+    post's counts as post-service wrote them in the change's transaction, with their
+    version (it grows by one per change), so a reader keeps the newest whatever the order
+    in which it meets them."""
+
+    topic = ENGAGEMENT_TOPIC
+    post_id: int
+    # The post's author, and who liked or commented.
+    author_id: int
+    user_id: int
+    likes_count: int
+    comments_count: int
+    counts_version: int
+
+    def key(self) -> str:
+        return str(self.post_id)
+
+
+class LikeCreated(_EngagementEvent):
+    type_name = "like.created"
+
+
+class LikeDeleted(_EngagementEvent):
+    type_name = "like.deleted"
+
+
+class CommentCreated(_EngagementEvent):
+    type_name = "comment.created"
+    comment_id: int
+
+
+class CommentDeleted(_EngagementEvent):
+    type_name = "comment.deleted"
+    comment_id: int
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type_name: cls for cls in (PostCreated, PostDeleted, FollowCreated, FollowDeleted)
+    cls.type_name: cls
+    for cls in (
+        PostCreated,
+        PostDeleted,
+        FollowCreated,
+        FollowDeleted,
+        UserDeleted,
+        LikeCreated,
+        LikeDeleted,
+        CommentCreated,
+        CommentDeleted,
+    )
 }
 
 

@@ -11,11 +11,14 @@ from typing import Any
 
 from photogram_common.clients import ServiceClient, raise_for_problem
 from photogram_common.contracts.internal import (
+    CountsPage,
+    CountsRead,
     DeliveryRead,
     DigestRead,
     FolloweesRead,
     FollowerIdsPage,
     IdempotencyKeyRead,
+    LikedRead,
     MediaPage,
     PostIdsRead,
     UploadRead,
@@ -101,6 +104,21 @@ class HttpPostCatalog:
             return None
         raise_for_problem(self.client.name, response)
         return IdempotencyKeyRead.model_validate_json(response.content)
+
+    async def counts(self, post_ids: Sequence[int], *, viewer_id: int) -> list[CountsRead]:
+        if not post_ids:
+            return []
+        body = {"post_ids": [str(p) for p in post_ids], "viewer_id": str(viewer_id)}
+        found = CountsPage.model_validate(
+            await self.client.call("POST", "/internal/posts/counts", json=body)
+        )
+        return found.items
+
+    async def liked(self, user_id: int) -> tuple[list[int], bool]:
+        found = LikedRead.model_validate(
+            await self.client.call("GET", f"/internal/users/{user_id}/liked")
+        )
+        return [int(p) for p in found.post_ids], found.complete
 
 
 class HttpFeedCache:

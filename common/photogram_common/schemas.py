@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -143,6 +143,14 @@ class AuthRead(BaseModel):
     refresh_expires_in: int
 
 
+class AccountDelete(BaseModel):
+    """DELETE /api/users/me: the account's password, asked again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=128)
+
+
 class RefreshCreate(BaseModel):
     """A session's current refresh token (for /auth/refresh and /auth/logout)."""
 
@@ -179,6 +187,12 @@ class AuthorRead(BaseModel):
     username: str
 
 
+class PostViewerRead(BaseModel):
+    """How the caller stands with the post shown."""
+
+    liked: bool
+
+
 class PostRead(BaseModel):
     post_id: str
     user_id: str
@@ -187,8 +201,86 @@ class PostRead(BaseModel):
     location: str | None
     created_at: str
     media: list[MediaRead]
+    likes_count: int = 0
+    comments_count: int = 0
+    # For an authenticated caller (every public route has one).
+    viewer: PostViewerRead | None = None
+
+
+# The fields of a post that change after it is made: kept out of the post's cached body
+# and joined in at read time (feed_service.page_read).
+ENGAGEMENT_FIELDS = {"likes_count", "comments_count", "viewer"}
+
+
+class LikeRead(BaseModel):
+    liked: bool
+    likes_count: int
+
+
+MAX_COMMENT_CHARS = 2200
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+CommentText = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_COMMENT_CHARS),
+    AfterValidator(multi_line_text),
+    AfterValidator(_not_blank),
+]
+
+
+class CommentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: CommentText
+
+
+class CommentRead(BaseModel):
+    comment_id: str
+    post_id: str
+    author: AuthorRead
+    text: str
+    created_at: str
+
+
+class CommentsPage(BaseModel):
+    items: list[CommentRead]
+    next_cursor: str | None
 
 
 class PostsPage(BaseModel):
     items: list[PostRead]
     next_cursor: str | None
+
+
+class NotificationRead(BaseModel):
+    notification_id: str
+    type: Literal["follow", "like", "comment"]
+    actor: AuthorRead
+    # Set for a like and a comment; a comment's also names the comment.
+    post_id: str | None = None
+    comment_id: str | None = None
+    created_at: str
+    read: bool
+
+
+class NotificationsPage(BaseModel):
+    items: list[NotificationRead]
+    next_cursor: str | None
+
+
+class UnreadCountRead(BaseModel):
+    count: int
+
+
+class MarkReadCreate(BaseModel):
+    """Mark this notification and every older one read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    up_to: str = Field(min_length=1, max_length=20, pattern=r"^[0-9]+$")

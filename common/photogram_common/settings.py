@@ -49,6 +49,7 @@ class PlatformSettings(BaseSettings):
     media_service_url: str = "http://media-service"
     feed_service_url: str = "http://feed-service"
     fanout_worker_url: str = "http://fanout-worker"
+    notification_service_url: str = "http://notification-service"
     service_timeout_seconds: float = Field(default=5.0, gt=0)
     # Requests in flight per process before it answers a fast 503 (0: no bound). Unset: 64
     # in the distributed mode; none in the embedded one, where one process serves a machine.

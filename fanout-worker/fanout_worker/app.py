@@ -9,10 +9,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from fanout_worker.engagement import ENGAGEMENT_GROUP_SUFFIX, EngagementHandlers
 from fanout_worker.handlers import FanoutHandlers
 from fanout_worker.settings import FanoutSettings
 from photogram_common.bus import EventBus
 from photogram_common.bus.consumer import EventConsumer
+from photogram_common.engagement_cache import EngagementCache
 from photogram_common.follows import FollowSets
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.peer_clients import HttpFeedCache, HttpFollowers, HttpPostCatalog
@@ -32,6 +34,8 @@ class FanoutWorkerRoot:
 
     handlers: FanoutHandlers
     consumer: EventConsumer
+    engagement: EngagementHandlers
+    engagement_consumer: EventConsumer
 
 
 def create_app(
@@ -62,14 +66,32 @@ def create_app(
 
     # Every event type the worker handles, through the consumer path every service shares.
     consumer = EventConsumer(bus, group=settings.group, routes=handlers.routes())
+    engagement = EngagementHandlers(
+        EngagementCache(
+            redis,
+            counts_ttl_seconds=settings.counts_cache_seconds,
+            liked_ttl_seconds=timelines.ttl_seconds,
+        )
+    )
+    engagement_consumer = EventConsumer(
+        bus, group=settings.group + ENGAGEMENT_GROUP_SUFFIX, routes=engagement.routes()
+    )
     lifespan = service_lifespan(
         platform=platform,
         bus=bus,
         owns_bus=owns_bus,
-        consumers=[consumer],
+        consumers=[consumer, engagement_consumer],
         on_stop=[*(c.close for c in clients.values()), redis.aclose],
     )
     app = create_service_app(title="fanout-worker", lifespan=lifespan)
-    install_root(app, FanoutWorkerRoot(handlers=handlers, consumer=consumer))
+    install_root(
+        app,
+        FanoutWorkerRoot(
+            handlers=handlers,
+            consumer=consumer,
+            engagement=engagement,
+            engagement_consumer=engagement_consumer,
+        ),
+    )
     add_health_routes(app, lambda: {"redis": redis.ping, "events": bus.ping})
     return app

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from photogram_common.bus.consumer import Routes, WithEnvelope
 from photogram_common.contracts.peers import FeedCache, Followers, PostCatalog
+from photogram_common.engagement_cache import liked_floor_key, liked_key
 from photogram_common.events import (
     Crossing,
     Event,
@@ -15,9 +16,16 @@ from photogram_common.events import (
     FollowDeleted,
     PostCreated,
     PostDeleted,
+    UserDeleted,
 )
 from photogram_common.follows import FollowSets
-from photogram_common.timelines import TimelineStore
+from photogram_common.timelines import (
+    TimelineStore,
+    followees_key,
+    pulled_key,
+    recent_key,
+    timeline_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,7 @@ class FanoutHandlers:
             PostDeleted: [self.post_deleted],
             FollowCreated: [self.follow_created],
             FollowDeleted: [self.follow_deleted],
+            UserDeleted: [self.user_deleted],
         }
 
     async def handle(self, event: Event) -> None:
@@ -98,6 +107,19 @@ class FanoutHandlers:
         await self.timelines.remove([event.author_id], [event.post_id])
         async for followers in self._followers(event.author_id, active_days=0):
             await self.timelines.remove(followers, [event.post_id])
+
+    async def user_deleted(self, event: UserDeleted) -> None:
+        """A deleted account's own lists: its followers lost its posts with its follows
+        (follow.deleted) and lose any left with its posts (post.deleted)."""
+        user = event.user_id
+        await self.timelines.redis.delete(
+            timeline_key(user),
+            followees_key(user),
+            pulled_key(user),
+            recent_key(user),
+            liked_key(user),
+            liked_floor_key(user),
+        )
 
     async def follow_created(self, event: FollowCreated) -> None:
         pulled, crossed = await self._delivery(event)

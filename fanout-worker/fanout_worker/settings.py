@@ -14,3 +14,5 @@ class FanoutSettings(BaseSettings):
     group: str = "fanout-worker"
     follower_page_size: int = Field(default=5000, ge=1, le=5000)
     backfill_posts: int = Field(default=40, ge=20)
+    # How long a post's counts stay cached for the feed (feed-service keeps its bodies as long).
+    counts_cache_seconds: int = Field(default=3 * 86400, ge=1)

@@ -9,11 +9,13 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from feed_service.api import FeedServiceRoot, feed_fast, router
+from feed_service.engagement import PageEngagement
 from feed_service.hydration import PostBodies
 from feed_service.page_read import PageRead
 from feed_service.service import FeedService, RebuildSlots
 from feed_service.settings import FeedServiceSettings
 from photogram_common.bus import EventBus
+from photogram_common.engagement_cache import EngagementCache
 from photogram_common.fastroutes import FastRoutes
 from photogram_common.follows import FollowSets
 from photogram_common.lifecycle import service_lifespan
@@ -24,6 +26,18 @@ from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.timelines import timeline_store_for
 from photogram_common.web import add_health_routes, create_service_app
+
+
+def engagement_cache_for(
+    platform: PlatformSettings, settings: FeedServiceSettings, redis: Any
+) -> EngagementCache:
+    """Counts live as long as the bodies they join; liked sets as long as timelines."""
+    timelines = timeline_store_for(platform, redis)
+    return EngagementCache(
+        redis,
+        counts_ttl_seconds=settings.post_cache_seconds,
+        liked_ttl_seconds=timelines.ttl_seconds,
+    )
 
 
 def create_app(
@@ -53,6 +67,7 @@ def create_app(
             single_node=not platform.redis_cluster,
         ),
         bodies=PostBodies(redis=raw, posts=posts, ttl_seconds=settings.post_cache_seconds),
+        engagement=PageEngagement(cache=engagement_cache_for(platform, settings, raw), posts=posts),
         users=HttpFollowers(user_client),
         posts=posts,
         rebuild_wait_seconds=settings.rebuild_wait_seconds,

@@ -9,6 +9,7 @@ import orjson
 
 from feed_service.page_read import author_of
 from photogram_common.contracts.peers import PostCatalog
+from photogram_common.schemas import ENGAGEMENT_FIELDS, PostRead
 from photogram_common.timelines import post_cache_key
 
 TOMBSTONE_SECONDS = 86400
@@ -34,8 +35,8 @@ class PostBodies:
         cached: Sequence[bytes | None],
         *,
         followed: Callable[[list[int]], Awaitable[set[int]]],
-    ) -> list[bytes]:
-        """The bodies of the live posts among `post_ids`, in order; misses fetched once.
+    ) -> list[tuple[int, bytes]]:
+        """The live posts among `post_ids` with their bodies, in order; misses fetched once.
 
         A fetched post whose author `followed` leaves out is dropped, as the page script
         drops a cached one.
@@ -50,14 +51,11 @@ class PostBodies:
         for post_id, body in zip(post_ids, cached, strict=True):
             found = fetched.get(post_id) if body is None else body
             if found:  # None: gone from post-service; DELETED: a tombstone
-                bodies.append(found)
+                bodies.append((post_id, found))
         return bodies
 
     async def _fetch(self, post_ids: Sequence[int]) -> dict[int, bytes]:
-        found = {
-            int(post.post_id): orjson.dumps(post.model_dump())
-            for post in await self._posts.posts(post_ids)
-        }
+        found = {int(post.post_id): cached_body(post) for post in await self._posts.posts(post_ids)}
         async with self._redis.pipeline(transaction=False) as pipe:
             for post_id, body in found.items():
                 pipe.set(post_cache_key(post_id), body, ex=self._ttl, nx=True)
@@ -67,6 +65,11 @@ class PostBodies:
     async def forget(self, post_id: int) -> None:
         """A post was deleted: leave a tombstone where its body was."""
         await self._redis.set(post_cache_key(post_id), DELETED, ex=TOMBSTONE_SECONDS)
+
+
+def cached_body(post: PostRead) -> bytes:
+    """A post's JSON as cached: without the fields that change (joined in at read time)."""
+    return orjson.dumps(post.model_dump(exclude=ENGAGEMENT_FIELDS))
 
 
 def page_json(bodies: Sequence[bytes], next_cursor: str | None) -> bytes:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from photogram_common.engagement_cache import counts_key, liked_floor_key, liked_key
 from photogram_common.timelines import (
     SENTINEL,
     followees_key,
@@ -32,14 +33,18 @@ from photogram_common.timelines import (
     timeline_key,
 )
 
-# KEYS: timeline, followee set, pulled set, rebuild lock, seen throttle.
+# KEYS: timeline, followee set, pulled set, rebuild lock, seen throttle, liked set, liked
+# set's floor.
 # ARGV: before ID ('' for the first page), its score (the negated millisecond), want,
 # TTL, refresh when the TTL is below this, seen throttle seconds, '1' to read the pulled
 # lists and bodies too, the reader's ID.
 # Replies: {'timeline'} not built or being rebuilt; {'follows'} follow sets not built;
-# {'recent', authors...} pulled authors whose recent list is not built;
-# {'ok', seen, n, ids..., bodies...} (up to want+1 IDs, bodies of the first `want`; the
-# body of a post by an author the reader does not follow is '', like a deleted one);
+# {'liked'} the liked set not built; {'recent', authors...} pulled authors whose recent
+# list is not built;
+# {'ok', seen, n, ids..., bodies..., counts..., liked...} (up to want+1 IDs; of the first
+# `want`, the bodies (that of a post by an author the reader does not follow is '', like a
+# deleted one), the counts and whether the reader likes each: 1, 0, or 2 for a post older
+# than the liked set's floor);
 # {'partial', seen, n, ids..., authors...} (the reader's own slot only).
 _PAGE = """
 local tl, fl, pf = KEYS[1], KEYS[2], KEYS[3]
@@ -48,6 +53,8 @@ if redis.call('EXISTS', tl) == 0 or redis.call('EXISTS', KEYS[4]) == 1 then
 end
 local pulled = redis.call('SMEMBERS', pf)
 if #pulled == 0 or redis.call('EXISTS', fl) == 0 then return {'follows'} end
+local lk = KEYS[6]
+if redis.call('EXISTS', lk) == 0 then return {'liked'} end
 local before, before_ms, want = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local full = ARGV[7] == '1'
 local authors = {}
@@ -66,6 +73,8 @@ if redis.call('TTL', tl) < tonumber(ARGV[5]) then
   redis.call('EXPIRE', tl, ARGV[4])
   redis.call('EXPIRE', fl, ARGV[4])
   redis.call('EXPIRE', pf, ARGV[4])
+  redis.call('EXPIRE', lk, ARGV[4])
+  redis.call('EXPIRE', KEYS[7], ARGV[4])
 end
 local reader = ARGV[8]
 
@@ -128,16 +137,28 @@ local n = math.min(#found, limit)
 local reply = {full and 'ok' or 'partial', seen, n}
 for i = 1, n do reply[#reply + 1] = found[i] end
 if full then
-  local keys = {}
-  for i = 1, math.min(n, want) do keys[i] = 'post:{' .. found[i] .. '}' end
-  if #keys > 0 then
-    for _, body in ipairs(redis.call('MGET', unpack(keys))) do
+  local m = math.min(n, want)
+  if m > 0 then
+    local keys, counts = {}, {}
+    for i = 1, m do
+      keys[i] = 'post:{' .. found[i] .. '}'
+      counts[i] = 'pe:{' .. found[i] .. '}'
+    end
+    local bodies = redis.call('MGET', unpack(keys))
+    for i = 1, m do
+      local body = bodies[i]
       if body and body ~= '' then
         -- The post's own user_id is the body's first one (media come after it).
         local author = string.match(body, '"user_id":"(%d+)"')
         if author ~= reader and redis.call('SISMEMBER', fl, author) == 0 then body = '' end
       end
       reply[#reply + 1] = body
+    end
+    for _, value in ipairs(redis.call('MGET', unpack(counts))) do reply[#reply + 1] = value end
+    local floor = redis.call('GET', KEYS[7])
+    for i = 1, m do
+      if floor and lt(found[i], floor) then reply[#reply + 1] = 2
+      else reply[#reply + 1] = redis.call('SISMEMBER', lk, found[i]) end
     end
   end
 else
@@ -156,13 +177,21 @@ class NotBuilt(Exception):
         self.authors = authors or []
 
 
+# Whether the reader likes a post: as the liked set says, or unknown (older than its floor).
+UNKNOWN = 2
+
+
 @dataclass
 class Slice:
-    """Up to want+1 post IDs, newest first, with the cached bodies of the first `want`."""
+    """Up to want+1 post IDs, newest first, with the cached bodies, counts (raw, see
+    photogram_common.engagement_cache) and the reader's likes (0, 1 or UNKNOWN) of the
+    first `want`."""
 
     ids: list[int]
     bodies: list[bytes | None]
     seen_due: bool
+    counts: list[bytes | None] = field(default_factory=list)
+    liked: list[int] = field(default_factory=list)
     authors: list[int] = field(default_factory=list)
     reader_id: int = 0
 
@@ -207,6 +236,8 @@ class PageRead:
                 pulled_key(reader_id),
                 rebuild_lock_key(tl),
                 seen_key(reader_id),
+                liked_key(reader_id),
+                liked_floor_key(reader_id),
             ],
             args=[
                 "" if before is None else str(before),
@@ -220,7 +251,7 @@ class PageRead:
             ],
         )
         status = reply[0].decode()
-        if status in ("timeline", "follows"):
+        if status in ("timeline", "follows", "liked"):
             raise NotBuilt(status)
         if status == "recent":
             raise NotBuilt(status, [int(a) for a in reply[1:]])
@@ -228,7 +259,14 @@ class PageRead:
         ids = [int(i) for i in reply[3 : 3 + count]]
         rest = reply[3 + count :]
         if status == "ok":
-            return Slice(ids=ids, bodies=list(rest), seen_due=seen_due)
+            m = len(rest) // 3
+            return Slice(
+                ids=ids,
+                bodies=list(rest[:m]),
+                counts=list(rest[m : 2 * m]),
+                liked=[int(x) for x in rest[2 * m :]],
+                seen_due=seen_due,
+            )
         return await self._complete(
             Slice(
                 ids=ids,
@@ -256,10 +294,24 @@ class PageRead:
             part.ids = sorted(merged, reverse=True)[: want + 1]
         if not part.ids:
             return part
+        page = part.ids[:want]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for post_id in part.ids[:want]:
+            for post_id in page:
                 pipe.get(post_cache_key(post_id))
-            bodies: list[bytes | None] = list(await pipe.execute())
+            for post_id in page:
+                pipe.get(counts_key(post_id))
+            replies = await pipe.execute()
+        bodies: list[bytes | None] = list(replies[: len(page)])
+        part.counts = list(replies[len(page) :])
+        reader = part.reader_id
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.smismember(liked_key(reader), [str(p) for p in page])
+            pipe.get(liked_floor_key(reader))
+            found, floor = await pipe.execute()
+        part.liked = [
+            UNKNOWN if floor is not None and p < int(floor) else int(bool(yes))
+            for p, yes in zip(page, found, strict=True)
+        ]
         authors = {a for a in map(author_of, bodies) if a is not None}
         followed = await self._followed(part.reader_id, sorted(authors))
         part.bodies = [b"" if body and author_of(body) not in followed else body for body in bodies]
@@ -279,4 +331,4 @@ class PageRead:
         return [i for i, here in enumerate(present) if not here]
 
 
-__all__ = ["SENTINEL", "NotBuilt", "PageRead", "Slice", "author_of"]
+__all__ = ["SENTINEL", "UNKNOWN", "NotBuilt", "PageRead", "Slice", "author_of"]

@@ -14,11 +14,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from feed_service.hydration import PostBodies, page_json
+from feed_service.engagement import PageEngagement
+from feed_service.hydration import PostBodies, cached_body, page_json
 from feed_service.page_read import NotBuilt, PageRead, Slice
 from photogram_common.contracts.peers import Followers, PostCatalog
 from photogram_common.cursors import decode_cursor, encode_cursor
@@ -74,6 +74,7 @@ class FeedService:
     follows: FollowSets
     reads: PageRead
     bodies: PostBodies
+    engagement: PageEngagement
     users: Followers
     posts: PostCatalog
     rebuild_wait_seconds: float = 5.0
@@ -105,9 +106,15 @@ class FeedService:
             page_ids = part.ids[:want]
             if page_ids:
                 next_before = page_ids[-1]
+            kept = await self.bodies.complete(
+                page_ids, part.bodies[: len(page_ids)], followed=followed
+            )
             bodies.extend(
-                await self.bodies.complete(
-                    page_ids, part.bodies[: len(page_ids)], followed=followed
+                await self.engagement.join(
+                    caller.user_id,
+                    kept,
+                    counts=dict(zip(page_ids, part.counts, strict=False)),
+                    liked=dict(zip(page_ids, part.liked, strict=False)),
                 )
             )
         return page_json(bodies, encode_cursor(next_before) if more else None)
@@ -120,7 +127,8 @@ class FeedService:
         authors = [caller.user_id, *followees.pushed, *followees.pulled]
         ids = await self._newest(authors, limit + 1, before=before)
         page_ids = ids[:limit]
-        bodies = [orjson.dumps(post.model_dump()) for post in await self.posts.posts(page_ids)]
+        kept = [(int(post.post_id), cached_body(post)) for post in await self.posts.posts(page_ids)]
+        bodies = await self.engagement.join(caller.user_id, kept, counts={}, liked={})
         more = len(ids) > limit
         return page_json(bodies, encode_cursor(page_ids[-1]) if more else None)
 
@@ -148,6 +156,8 @@ class FeedService:
             await self._rebuild_timeline(user_id)
         elif missing.what == "follows":
             await self._build_follows(user_id, await self.followees(user_id))
+        elif missing.what == "liked":
+            await self._build_liked(user_id)
         else:
             await self._build_recent(missing.authors)
 
@@ -191,6 +201,18 @@ class FeedService:
         await self.follows.build(
             user_id, followees=[*followees.pushed, *followees.pulled], pulled=followees.pulled
         )
+
+    async def _build_liked(self, user_id: int) -> None:
+        """The reader's liked set from post-service: opened first, so likes made while it
+        is read land in it; never left opened and unfilled (it would pass as built)."""
+        cache = self.engagement.cache
+        await cache.open_liked(user_id)
+        try:
+            post_ids, complete = await self.posts.liked(user_id)
+            await cache.fill_liked(user_id, post_ids, complete=complete)
+        except BaseException:
+            await cache.forget_liked(user_id)
+            raise
 
     async def _build_recent(self, authors: list[int]) -> None:
         """Rebuild the recent lists of pulled authors that Redis does not hold."""

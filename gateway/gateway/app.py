@@ -15,7 +15,7 @@ from gateway.deadline import RequestDeadlineMiddleware
 from gateway.deps import EdgePolicy, GatewayRoot, Peers, edge
 from gateway.openapi import public_openapi
 from gateway.ratelimit import RateLimiter
-from gateway.routes import posts, users
+from gateway.routes import engagement, notifications, posts, users
 from gateway.settings import GatewaySettings
 from photogram_common.fastroutes import FastRoutes
 from photogram_common.redis import make_redis
@@ -37,6 +37,7 @@ def create_app(
         posts=peer_client(platform, "post-service", in_process),
         media=peer_client(platform, "media-service", in_process),
         feed=peer_client(platform, "feed-service", in_process),
+        notifications=peer_client(platform, "notification-service", in_process),
     )
     # Only its health is asked: the worker serves no API.
     fanout = peer_client(platform, "fanout-worker", in_process)
@@ -47,7 +48,14 @@ def create_app(
         try:
             yield
         finally:
-            for client in (peers.users, peers.posts, peers.media, peers.feed, fanout):
+            for client in (
+                peers.users,
+                peers.posts,
+                peers.media,
+                peers.feed,
+                peers.notifications,
+                fanout,
+            ):
                 await client.close()
             await redis.aclose()
 
@@ -95,12 +103,15 @@ def create_app(
     )
     app.include_router(users.router)
     app.include_router(posts.router)
+    app.include_router(engagement.router)
+    app.include_router(notifications.router)
     peer_checks = {
         "user-service": peers.users.ping,
         "post-service": peers.posts.ping,
         "media-service": peers.media.ping,
         "feed-service": peers.feed.ping,
         "fanout-worker": fanout.ping,
+        "notification-service": peers.notifications.ping,
     }
     names = frozenset({*peer_checks, "redis"})
 

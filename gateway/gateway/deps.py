@@ -32,6 +32,7 @@ class Peers:
     posts: ServiceClient
     media: ServiceClient
     feed: ServiceClient
+    notifications: ServiceClient
     catalog: PostCatalog = field(init=False)
     library: MediaLibrary = field(init=False)
     feed_cache: FeedCache = field(init=False)

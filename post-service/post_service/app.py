@@ -12,7 +12,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from photogram_common.bus import EventBus
+from photogram_common.bus.consumer import EventConsumer
 from photogram_common.db import Database
+from photogram_common.events import UserDeleted
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.outbox import Outbox, OutboxRelay
@@ -22,11 +24,13 @@ from photogram_common.runtime import make_id_generator, peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import add_health_routes, create_service_app
 from post_service.api import PostServiceRoot, router
+from post_service.engagement import Engagement
 from post_service.models import outbox as outbox_table
 from post_service.service import PostService
 from post_service.settings import PostServiceSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+ACCOUNTS_GROUP = "post-service-accounts"
 log = logging.getLogger(__name__)
 
 
@@ -64,6 +68,14 @@ def create_app(
                 log.exception("purging idempotency keys failed")
             await asyncio.sleep(3600)
 
+    engagement = Engagement(database=database, outbox=outbox, ids=ids)
+
+    async def remove_account(event: UserDeleted) -> None:
+        await posts.remove_user(event.user_id)
+        await engagement.remove_user(event.user_id)
+
+    # A deleted account's posts, likes and comments go by its event (docs/decisions.md).
+    accounts = EventConsumer(bus, group=ACCOUNTS_GROUP, routes={UserDeleted: [remove_account]})
     relay = OutboxRelay(database=database, outbox=outbox, bus=bus)
     lifespan = service_lifespan(
         lease=lease,
@@ -73,6 +85,7 @@ def create_app(
         database=database,
         migrations=MIGRATIONS,
         tasks=[relay.run, purge_idempotency_keys],
+        consumers=[accounts],
         on_stop=[media_client.close],
     )
     app = create_service_app(
@@ -84,7 +97,11 @@ def create_app(
     install_root(
         app,
         PostServiceRoot(
-            internal_secret=platform.internal_secret, posts=posts, database=database, relay=relay
+            internal_secret=platform.internal_secret,
+            posts=posts,
+            engagement=engagement,
+            database=database,
+            relay=relay,
         ),
     )
     app.include_router(router)

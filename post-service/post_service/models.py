@@ -32,6 +32,11 @@ posts = Table(
     Column("location", String(100), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=True),
+    # Kept by the like and comment writes in their transactions; the version grows by one
+    # per change, so readers of the counts' events keep the newest (docs/decisions.md).
+    Column("likes_count", Integer, nullable=False, server_default=text("0")),
+    Column("comments_count", Integer, nullable=False, server_default=text("0")),
+    Column("counts_version", BigInteger, nullable=False, server_default=text("0")),
     Index("ix_posts_user_id_id", "user_id", "id"),
     Index("ix_posts_live_user", "user_id", "id", postgresql_where=text("deleted_at IS NULL")),
 )
@@ -44,6 +49,32 @@ post_media = Table(
     Column("media_id", BigInteger, nullable=False, unique=True),
     # Media are immutable once processed: the post keeps the public view it was made with.
     Column("media", JSON, nullable=False),
+)
+
+# One row per (post, user) who likes it; `id` orders a post's likes, newest first.
+likes = Table(
+    "likes",
+    metadata,
+    Column("post_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_likes_post_id_id", "post_id", "id"),
+    # A reader's likes (viewer.liked for a page, the feed's liked set, account deletion).
+    Index("ix_likes_user_id_post_id", "user_id", "post_id"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("post_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("author_username", String(30), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_comments_post_id_id", "post_id", "id"),
+    Index("ix_comments_user_id", "user_id"),
 )
 
 # A client's Idempotency-Key for an upload, kept a day: the first request's hash and its

@@ -11,7 +11,8 @@ from sqlalchemy import RowMapping, delete, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from photogram_common.db import insert_ignoring_conflicts
-from post_service.models import idempotency_keys, post_media, posts
+from photogram_common.timeutil import utcnow
+from post_service.models import comments, idempotency_keys, likes, post_media, posts
 
 
 async def insert_post(
@@ -169,3 +170,145 @@ async def newest_of_authors(
     )
     query = select(ranked.c.id).where(ranked.c.rank <= limit).order_by(ranked.c.id.desc())
     return list((await session.scalars(query.limit(limit))).all())
+
+
+# Likes and comments. A change of a count and its row are one transaction: the row first,
+# then the post's counts (the UPDATE takes the post's row lock, so changes of one post's
+# counts are serial, and a post deleted meanwhile matches no row).
+
+COUNTS = (posts.c.user_id, posts.c.likes_count, posts.c.comments_count, posts.c.counts_version)
+
+
+async def add_like(session: AsyncSession, *, post_id: int, user_id: int, like_id: int) -> bool:
+    """Record the like; False when the user liked the post already."""
+    insert = insert_ignoring_conflicts(session, likes, on=("post_id", "user_id"))
+    values = {"post_id": post_id, "user_id": user_id, "id": like_id, "created_at": utcnow()}
+    inserted = await session.execute(insert.values(**values).returning(likes.c.post_id))
+    return inserted.first() is not None
+
+
+async def remove_like(session: AsyncSession, *, post_id: int, user_id: int) -> bool:
+    result: Any = await session.execute(
+        delete(likes).where(likes.c.post_id == post_id, likes.c.user_id == user_id)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def bump_counts(
+    session: AsyncSession, post_id: int, *, likes_by: int = 0, comments_by: int = 0
+) -> RowMapping | None:
+    """Change a live post's counts and version; None when the post is missing or deleted."""
+    query = (
+        update(posts)
+        .where(posts.c.id == post_id, posts.c.deleted_at.is_(None))
+        .values(
+            likes_count=posts.c.likes_count + likes_by,
+            comments_count=posts.c.comments_count + comments_by,
+            counts_version=posts.c.counts_version + 1,
+        )
+        .returning(*COUNTS)
+    )
+    return (await session.execute(query)).mappings().first()
+
+
+async def live_counts(session: AsyncSession, post_id: int) -> RowMapping | None:
+    query = select(*COUNTS).where(posts.c.id == post_id, posts.c.deleted_at.is_(None))
+    return (await session.execute(query)).mappings().first()
+
+
+async def counts_of(session: AsyncSession, post_ids: Sequence[int]) -> list[RowMapping]:
+    query = select(posts.c.id, *COUNTS).where(
+        posts.c.id.in_(post_ids), posts.c.deleted_at.is_(None)
+    )
+    return list((await session.execute(query)).mappings().all())
+
+
+async def liked_among(session: AsyncSession, *, user_id: int, post_ids: Sequence[int]) -> set[int]:
+    """Which of these posts the user likes: one query for a page."""
+    if not post_ids:
+        return set()
+    query = select(likes.c.post_id).where(likes.c.user_id == user_id, likes.c.post_id.in_(post_ids))
+    return set((await session.scalars(query)).all())
+
+
+async def liked_posts(session: AsyncSession, *, user_id: int, limit: int) -> list[int]:
+    """The user's liked posts, newest post first."""
+    query = (
+        select(likes.c.post_id)
+        .where(likes.c.user_id == user_id)
+        .order_by(likes.c.post_id.desc())
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def likers(
+    session: AsyncSession, *, post_id: int, before: int | None, limit: int
+) -> list[RowMapping]:
+    """A post's likes, newest first: (id, user_id)."""
+    query = (
+        select(likes.c.id, likes.c.user_id)
+        .where(likes.c.post_id == post_id)
+        .order_by(likes.c.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(likes.c.id < before)
+    return list((await session.execute(query)).mappings().all())
+
+
+async def insert_comment(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(comments.insert().values(**values))
+
+
+async def comments_of(
+    session: AsyncSession, *, post_id: int, after: int | None, limit: int
+) -> list[RowMapping]:
+    """A post's comments, oldest first."""
+    query = (
+        select(comments).where(comments.c.post_id == post_id).order_by(comments.c.id).limit(limit)
+    )
+    if after is not None:
+        query = query.where(comments.c.id > after)
+    return list((await session.execute(query)).mappings().all())
+
+
+async def get_comment(session: AsyncSession, comment_id: int) -> RowMapping | None:
+    query = select(comments).where(comments.c.id == comment_id)
+    return (await session.execute(query)).mappings().first()
+
+
+async def delete_comment(session: AsyncSession, comment_id: int) -> bool:
+    result: Any = await session.execute(delete(comments).where(comments.c.id == comment_id))
+    return bool(result.rowcount == 1)
+
+
+async def delete_engagement(session: AsyncSession, post_id: int) -> None:
+    """A deleted post's likes and comments go with it."""
+    await session.execute(delete(likes).where(likes.c.post_id == post_id))
+    await session.execute(delete(comments).where(comments.c.post_id == post_id))
+
+
+async def live_post_ids_of(session: AsyncSession, user_id: int, *, limit: int) -> list[int]:
+    query = (
+        select(posts.c.id)
+        .where(posts.c.user_id == user_id, posts.c.deleted_at.is_(None))
+        .order_by(posts.c.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def liked_by(session: AsyncSession, user_id: int, *, limit: int) -> list[int]:
+    query = select(likes.c.post_id).where(likes.c.user_id == user_id).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+async def comments_by(session: AsyncSession, user_id: int, *, limit: int) -> list[RowMapping]:
+    query = (
+        select(comments.c.id, comments.c.post_id)
+        .where(comments.c.user_id == user_id)
+        .order_by(comments.c.id)
+        .limit(limit)
+    )
+    return list((await session.execute(query)).mappings().all())

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from photogram_common import deadlines
 from photogram_common.contracts.peers import MediaLibrary
@@ -20,7 +21,7 @@ from photogram_common.identity import Identity
 from photogram_common.ids import IdGenerator, parse_id
 from photogram_common.outbox import Outbox
 from photogram_common.problems import Problem
-from photogram_common.schemas import AuthorRead, MediaRead, PostRead, PostsPage
+from photogram_common.schemas import AuthorRead, MediaRead, PostRead, PostsPage, PostViewerRead
 from photogram_common.timeutil import to_rfc3339, utcnow
 from post_service import repository as repo
 from post_service.schemas import IdempotencyKeyRead, PostCreate
@@ -29,7 +30,14 @@ log = logging.getLogger(__name__)
 PURGE_BATCH = 5000
 
 
-def post_read(row: RowMapping | Mapping[str, Any], media: list[dict[str, Any]]) -> PostRead:
+def post_read(
+    row: RowMapping | Mapping[str, Any],
+    media: list[dict[str, Any]],
+    *,
+    liked: set[int] | None = None,
+) -> PostRead:
+    """A post as the API shows it; with `liked` (the viewer's likes among the page's
+    posts), the viewer's state too."""
     return PostRead(
         post_id=str(row["id"]),
         user_id=str(row["user_id"]),
@@ -38,7 +46,19 @@ def post_read(row: RowMapping | Mapping[str, Any], media: list[dict[str, Any]]) 
         location=row["location"],
         created_at=to_rfc3339(row["created_at"]),
         media=[MediaRead.model_validate(m) for m in media],
+        likes_count=row.get("likes_count") or 0,
+        comments_count=row.get("comments_count") or 0,
+        viewer=None if liked is None else PostViewerRead(liked=row["id"] in liked),
     )
+
+
+async def _liked(
+    session: AsyncSession, viewer: Identity | None, post_ids: list[int]
+) -> set[int] | None:
+    """The viewer's likes among the posts (None without a user to ask for)."""
+    if viewer is None or viewer.user_id <= 0:
+        return None
+    return await repo.liked_among(session, user_id=viewer.user_id, post_ids=post_ids)
 
 
 def _replayed(earlier: IdempotencyKeyRead, request_hash: str | None) -> PostRead:
@@ -114,7 +134,7 @@ class PostService:
             "location": data.location,
             "created_at": utcnow(),
         }
-        post = post_read(values, media)
+        post = post_read(values, media, liked=set())
         committing = False
         try:
             async with self.database.transaction() as session:
@@ -184,13 +204,14 @@ class PostService:
             batch=PURGE_BATCH,
         )
 
-    async def get(self, post_id: int) -> PostRead:
+    async def get(self, post_id: int, *, viewer: Identity | None = None) -> PostRead:
         async with self.database.transaction() as session:
             rows = await repo.live_posts(session, [post_id])
+            if not rows:
+                raise _not_found()
             media = await repo.media_of(session, [post_id])
-        if not rows:
-            raise _not_found()
-        return post_read(rows[0], media[post_id])
+            liked = await _liked(session, viewer, [post_id])
+        return post_read(rows[0], media[post_id], liked=liked)
 
     async def delete(self, caller: Identity, post_id: int) -> None:
         async with self.database.transaction() as session:
@@ -199,11 +220,28 @@ class PostService:
                 raise _not_found()
             if row["user_id"] != caller.user_id:
                 raise Problem(403, "Only the author can delete a post.", title="Forbidden")
-            await repo.mark_deleted(session, post_id=post_id, at=utcnow())
-            media_ids = await repo.media_ids_of(session, post_id)
-            deleted = PostDeleted(post_id=post_id, author_id=caller.user_id, media_ids=media_ids)
-            await self.outbox.add(session, deleted)
+            await self._delete_in(session, post_id=post_id, author_id=caller.user_id)
         self.outbox.notify()
+
+    async def _delete_in(self, session: AsyncSession, *, post_id: int, author_id: int) -> None:
+        """Delete a post, its likes and comments, with its event (its media go by it)."""
+        await repo.mark_deleted(session, post_id=post_id, at=utcnow())
+        await repo.delete_engagement(session, post_id)
+        media_ids = await repo.media_ids_of(session, post_id)
+        deleted = PostDeleted(post_id=post_id, author_id=author_id, media_ids=media_ids)
+        await self.outbox.add(session, deleted)
+
+    async def remove_user(self, user_id: int, *, batch: int = 100) -> None:
+        """A deleted account's posts, each deleted as its author would (with its event), a
+        batch per transaction: a crash half-way resumes on the event's next delivery."""
+        while True:
+            async with self.database.transaction() as session:
+                found = await repo.live_post_ids_of(session, user_id, limit=batch)
+                for post_id in found:
+                    await self._delete_in(session, post_id=post_id, author_id=user_id)
+            self.outbox.notify()
+            if len(found) < batch:
+                return
 
     async def batch(self, post_ids: Sequence[int]) -> list[PostRead]:
         if not post_ids:
@@ -214,14 +252,18 @@ class PostService:
         by_id = {r["id"]: post_read(r, media[r["id"]]) for r in rows}
         return [by_id[p] for p in post_ids if p in by_id]
 
-    async def user_posts(self, *, user_id: int, cursor: str | None, limit: int) -> PostsPage:
+    async def user_posts(
+        self, *, user_id: int, cursor: str | None, limit: int, viewer: Identity | None = None
+    ) -> PostsPage:
         before = decode_cursor(cursor, arity=1)[0] if cursor else None
         async with self.database.transaction() as session:
             rows = await repo.user_posts(session, user_id=user_id, before=before, limit=limit + 1)
             page = rows[:limit]
-            media = await repo.media_of(session, [r["id"] for r in page])
+            ids = [r["id"] for r in page]
+            media = await repo.media_of(session, ids)
+            liked = await _liked(session, viewer, ids)
         return PostsPage(
-            items=[post_read(r, media[r["id"]]) for r in page],
+            items=[post_read(r, media[r["id"]], liked=liked) for r in page],
             next_cursor=encode_cursor(page[-1]["id"]) if len(rows) > limit else None,
         )
 

@@ -1,6 +1,6 @@
 """The distributed mode on one machine: each service its own process, on the real backends.
 
-`up` migrates the three databases, starts the six processes on loopback and waits for
+`up` migrates the four databases, starts the seven processes on loopback and waits for
 each to be ready; `down` stops them; `status` reports them. The backends themselves are
 started by scripts/backends.sh (make up runs both).
 """
@@ -23,8 +23,9 @@ SERVICES = {
     "media-service": ("media_service", "PHOTOGRAM_MEDIA", 8103),
     "feed-service": ("feed_service", "PHOTOGRAM_FEED", 8104),
     "fanout-worker": ("fanout_worker", "PHOTOGRAM_FANOUT", 8105),
+    "notification-service": ("notification_service", "PHOTOGRAM_NOTIFICATIONS", 8106),
 }
-MIGRATED = ("user-service", "post-service", "media-service")
+MIGRATED = ("user-service", "post-service", "media-service", "notification-service")
 REQUIRED = (
     "PHOTOGRAM_USERS_DATABASE_URL",
     "PHOTOGRAM_REDIS_URL",

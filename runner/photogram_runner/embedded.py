@@ -1,4 +1,4 @@
-"""The embedded mode: all six services in one process, the gateway reaching them over ASGI."""
+"""The embedded mode: all seven services in one process, the gateway reaching them over ASGI."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ import fanout_worker.app as fanout_app
 import feed_service.app as feed_app
 import gateway.app as gateway_app
 import media_service.app as media_app
+import notification_service.app as notification_app
 import post_service.app as post_app
 import user_service.app as user_app
 from fanout_worker.settings import FanoutSettings
 from feed_service.settings import FeedServiceSettings
 from gateway.settings import GatewaySettings
 from media_service.settings import MediaServiceSettings
+from notification_service.settings import NotificationServiceSettings
 from photogram_common.bus import EventBus
 from photogram_common.runtime import make_bus
 from photogram_common.settings import PlatformSettings
@@ -53,6 +55,9 @@ def compose(platform: PlatformSettings, *, bus: EventBus | None = None) -> Syste
     )
     services["fanout-worker"] = fanout_app.create_app(
         platform, FanoutSettings(), bus=bus, owns_bus=False, in_process=services
+    )
+    services["notification-service"] = notification_app.create_app(
+        platform, NotificationServiceSettings(), bus=bus, owns_bus=False
     )
     gateway = gateway_app.create_app(platform, GatewaySettings(), in_process=services)
     return System(gateway=gateway, services=services, bus=bus)

@@ -16,10 +16,17 @@ import pytest
 import redis.asyncio as aioredis
 
 from backends import REAL, flush_redis, require
-from feed_service.page_read import NotBuilt, PageRead
+from feed_service.page_read import UNKNOWN, NotBuilt, PageRead
+from photogram_common.engagement_cache import counts_key, liked_floor_key, liked_key
 from photogram_common.follows import FollowSets
 from photogram_common.ids import EPOCH_MS, IdGenerator
-from photogram_common.timelines import TimelineStore, post_cache_key, rebuild_lock_key, timeline_key
+from photogram_common.timelines import (
+    SENTINEL,
+    TimelineStore,
+    post_cache_key,
+    rebuild_lock_key,
+    timeline_key,
+)
 
 ADAPTERS = ["fakeredis", *(["redis"] if REAL else [])]
 READER, STAR, OTHER = 1, 500, 600
@@ -78,6 +85,7 @@ def ids(count: int, *, worker: int, ms_step: int) -> list[int]:
 
 
 async def build(lists: Lists, pushed: list[int], pulled: dict[int, list[int]]) -> None:
+    await lists.raw.sadd(liked_key(READER), SENTINEL)  # type: ignore[attr-defined]
     await lists.timelines.open_for_rebuild(READER)
     await lists.timelines.fill(READER, pushed)
     await lists.follows.build(READER, followees=[2, 3, 4, *pulled], pulled=pulled)
@@ -119,6 +127,20 @@ async def test_the_page_carries_the_cached_bodies_and_none_for_a_miss(lists: Lis
     assert part.bodies == [body, b"", None]
 
 
+async def test_the_page_carries_counts_and_the_readers_likes(lists: Lists) -> None:
+    posts = ids(3, worker=1, ms_step=1)  # oldest first
+    await build(lists, posts, {})
+    await lists.raw.set(counts_key(posts[2]), b"4 10 2")  # type: ignore[attr-defined]
+    await lists.raw.sadd(liked_key(READER), str(posts[2]), str(posts[0]))  # type: ignore[attr-defined]
+    part = await lists.read.slice(READER, before=None, want=3)
+    assert part.counts == [b"4 10 2", None, None]
+    assert part.liked == [1, 0, 1]
+    # Likes of posts older than the set's floor are not known from it.
+    await lists.raw.set(liked_floor_key(READER), str(posts[1]))  # type: ignore[attr-defined]
+    part = await lists.read.slice(READER, before=None, want=3)
+    assert part.liked == [1, 0, UNKNOWN]
+
+
 async def test_each_unbuilt_list_is_named(lists: Lists) -> None:
     with pytest.raises(NotBuilt) as missing:
         await lists.read.slice(READER, before=None, want=5)
@@ -128,6 +150,10 @@ async def test_each_unbuilt_list_is_named(lists: Lists) -> None:
         await lists.read.slice(READER, before=None, want=5)
     assert missing.value.what == "follows"
     await lists.follows.build(READER, followees=[STAR], pulled=[STAR])
+    with pytest.raises(NotBuilt) as missing:
+        await lists.read.slice(READER, before=None, want=5)
+    assert missing.value.what == "liked"
+    await lists.raw.sadd(liked_key(READER), SENTINEL)  # type: ignore[attr-defined]
     with pytest.raises(NotBuilt) as missing:
         await lists.read.slice(READER, before=None, want=5)
     assert (missing.value.what, missing.value.authors) == ("recent", [STAR])

@@ -19,6 +19,7 @@ MIGRATIONS = {
     "user_service": Path("user-service/user_service/migrations"),
     "post_service": Path("post-service/post_service/migrations"),
     "media_service": Path("media-service/media_service/migrations"),
+    "notification_service": Path("notification-service/notification_service/migrations"),
 }
 
 metadata = MetaData()
@@ -111,7 +112,8 @@ async def test_each_service_migrates_to_the_same_schema(database: Database, serv
             "sessions",
             "refresh_tokens",
         },
-        "post_service": {"posts", "post_media", "outbox", "idempotency_keys"},
+        "post_service": {"posts", "post_media", "outbox", "idempotency_keys", "likes", "comments"},
         "media_service": {"media"},
+        "notification_service": {"notifications", "deleted_posts"},
     }[service]
     assert expected | {"alembic_version"} == found

@@ -20,6 +20,7 @@ SERVICES = (
     "media-service",
     "feed-service",
     "fanout-worker",
+    "notification-service",
 )
 
 

@@ -3,7 +3,7 @@
 The commands are read from the Dockerfile (each target's CMD) and docker-compose.yml (the
 `... migrate` commands), never repeated here. They run as local processes against the
 real backends of scripts/backends.sh, on loopback and free ports: the migrations first,
-then the six services; each must answer /readyz with 200 and exit cleanly on SIGTERM.
+then the seven services; each must answer /readyz with 200 and exit cleanly on SIGTERM.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ SERVICE_URL_VARIABLES = {
     "media-service": "PHOTOGRAM_MEDIA_SERVICE_URL",
     "feed-service": "PHOTOGRAM_FEED_SERVICE_URL",
     "fanout-worker": "PHOTOGRAM_FANOUT_WORKER_URL",
+    "notification-service": "PHOTOGRAM_NOTIFICATION_SERVICE_URL",
 }
 
 

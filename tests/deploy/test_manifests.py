@@ -84,7 +84,12 @@ def test_compose_runs_every_service_from_its_dockerfile_target() -> None:
 def test_compose_runs_the_migrations_before_their_services() -> None:
     services = compose()["services"]
     migrations = migrate_commands()
-    assert set(migrations) == {"user-service", "post-service", "media-service"}
+    assert set(migrations) == {
+        "user-service",
+        "post-service",
+        "media-service",
+        "notification-service",
+    }
     images = dockerfile_images()
     for target, command in migrations.items():
         assert command == [*images[target].command, "migrate"]
@@ -244,7 +249,12 @@ def test_every_service_has_an_hpa_and_a_pdb(overlay: str) -> None:
 def test_kafka_topics_fit_the_brokers_and_the_workers(overlay: str) -> None:
     docs = built(overlay)
     topics = {t["spec"]["topicName"]: t["spec"] for t in of_kind(docs, "KafkaTopic").values()}
-    assert set(topics) == {"photogram.posts.v1", "photogram.follows.v1", "photogram.deadletters.v1"}
+    assert set(topics) == {
+        "photogram.posts.v1",
+        "photogram.follows.v1",
+        "photogram.engagement.v1",
+        "photogram.deadletters.v1",
+    }
     brokers = sum(p["spec"]["replicas"] for p in of_kind(docs, "KafkaNodePool").values())
     for spec in topics.values():
         assert spec["replicas"] <= brokers

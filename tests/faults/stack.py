@@ -49,6 +49,7 @@ SOURCES = {
     "media-service": "media_service",
     "feed-service": "feed_service",
     "fanout-worker": "fanout_worker",
+    "notification-service": "notification_service",
     "runner": "photogram_runner",
 }
 

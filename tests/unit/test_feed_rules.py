@@ -15,9 +15,11 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from fakes import FakeFollowers, FakePostCatalog
+from feed_service.engagement import PageEngagement
 from feed_service.hydration import PostBodies
 from feed_service.page_read import PageRead
 from feed_service.service import FeedService
+from photogram_common.engagement_cache import EngagementCache, counts_key, liked_key
 from photogram_common.follows import FollowSets
 from photogram_common.identity import Identity
 from photogram_common.ids import EPOCH_MS, IdGenerator
@@ -88,6 +90,10 @@ def world() -> World:
             raw, ttl_seconds=3600, refresh_below_seconds=1800, seen_seconds=60, single_node=True
         ),
         bodies=PostBodies(redis=raw, posts=posts, ttl_seconds=3600),
+        engagement=PageEngagement(
+            cache=EngagementCache(raw, counts_ttl_seconds=3600, liked_ttl_seconds=3600),
+            posts=posts,
+        ),
         users=users,
         posts=posts,
         rebuild_wait_seconds=0.5,
@@ -217,3 +223,60 @@ async def test_a_timeline_being_rebuilt_elsewhere_is_waited_for_then_a_503(
         await world.page()
     assert refused.value.status == 503
     assert refused.value.headers == {"Retry-After": "1"}
+
+
+async def items(world: World, reader: int = READER) -> list[dict[str, object]]:
+    raw = await world.feed.page(
+        Identity(user_id=reader, username=f"user{reader}"), cursor=None, limit=20
+    )
+    found: list[dict[str, object]] = orjson.loads(raw)["items"]
+    return found
+
+
+async def test_counts_and_the_readers_likes_are_joined_into_every_post(world: World) -> None:
+    ana = world.user(1)
+    world.follow(READER, ana)
+    liked, other = await world.post(ana), await world.post(ana)
+    world.posts.like(READER, liked)
+    world.posts.like(2, liked)
+    world.posts.like(2, other)
+    first = await items(world)
+    assert [(p["post_id"], p["likes_count"], p["comments_count"], p["viewer"]) for p in first] == [
+        (str(other), 1, 0, {"liked": False}),
+        (str(liked), 2, 0, {"liked": True}),
+    ]
+    # The miss cached the counts; the next read takes them (and events) from Redis alone.
+    cache = world.feed.engagement.cache
+    assert await cache.set_counts(other, version=9, likes=40, comments=3)
+    assert not await cache.set_counts(other, version=8, likes=1, comments=1)  # older: kept out
+    await cache.liked(READER, other, liked=True)
+    second = await items(world)
+    assert [(p["likes_count"], p["comments_count"], p["viewer"]) for p in second] == [
+        (40, 3, {"liked": True}),
+        (2, 0, {"liked": True}),
+    ]
+    assert set(second[0]) - set(first[0]) == set()  # the same fields, each once
+
+
+async def test_the_liked_set_is_built_on_a_first_read_and_misses_nothing(world: World) -> None:
+    ana = world.user(1)
+    world.follow(READER, ana)
+    post = await world.post(ana)
+    world.posts.like(READER, post)
+    await items(world)
+    redis = world.feed.engagement.cache.redis
+    assert await redis.sismember(liked_key(READER), str(post))
+    await redis.delete(liked_key(READER), counts_key(post))  # lost: rebuilt, not empty
+    assert (await items(world))[0]["viewer"] == {"liked": True}
+
+
+async def test_likes_older_than_the_liked_sets_floor_are_asked_for(world: World) -> None:
+    ana = world.user(1)
+    world.follow(READER, ana)
+    posts = [await world.post(ana) for _ in range(3)]
+    for post in posts:
+        world.posts.like(READER, post)
+    world.posts.liked_cap = 1  # the set holds only the newest liked post
+    found = await items(world)
+    assert [p["viewer"] for p in found] == [{"liked": True}] * 3
+    assert await world.feed.engagement.cache.redis.scard(liked_key(READER)) == 2  # and "0"

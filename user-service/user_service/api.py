@@ -10,12 +10,14 @@ from fastapi.responses import JSONResponse
 
 from photogram_common.bus.consumer import EventConsumer
 from photogram_common.callers import Caller, CurrentUser
+from photogram_common.contracts.internal import UserIdsLookup
 from photogram_common.db import Database
 from photogram_common.ids import parse_id
 from photogram_common.outbox import OutboxRelay
 from photogram_common.problems import Problem
 from photogram_common.roots import ServiceRoot, root_of
 from user_service.schemas import (
+    AccountDelete,
     AuthRead,
     DeliveryRead,
     FolloweesRead,
@@ -91,6 +93,12 @@ async def logout(body: RefreshCreate, users: Users, _: Caller) -> Response:
 @router.get("/users/me")
 async def me(users: Users, caller: CurrentUser) -> UserMeRead:
     return await users.me(caller.user_id)
+
+
+@router.delete("/users/me", status_code=204)
+async def delete_me(body: AccountDelete, users: Users, caller: CurrentUser) -> Response:
+    await users.delete_account(caller.user_id, body.password)
+    return Response(status_code=204)
 
 
 @router.post("/users/me/seen", status_code=204)
@@ -182,3 +190,10 @@ async def followees(user_id: UserIdPath, users: Users, _: Caller) -> FolloweesRe
 @router.get("/internal/users/{user_id}/delivery")
 async def delivery(user_id: UserIdPath, users: Users, _: Caller) -> DeliveryRead:
     return await users.delivery(user_id)
+
+
+@router.post("/internal/users/batch")
+async def batch(body: UserIdsLookup, users: Users, _: Caller) -> UsersPage:
+    """These users, in the order asked (the unknown left out)."""
+    ids = [u for u in (parse_id(i) for i in body.user_ids) if u is not None]
+    return UsersPage(items=await users.batch(ids), next_cursor=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,11 @@ async def insert_user(session: AsyncSession, values: dict[str, Any]) -> None:
 
 async def get_user(session: AsyncSession, user_id: int) -> RowMapping | None:
     return (await session.execute(select(users).where(users.c.id == user_id))).mappings().first()
+
+
+async def get_users(session: AsyncSession, user_ids: Sequence[int]) -> list[RowMapping]:
+    query = select(users).where(users.c.id.in_(user_ids))
+    return list((await session.execute(query)).mappings().all())
 
 
 async def get_user_by_username(session: AsyncSession, username: str) -> RowMapping | None:
@@ -61,15 +67,18 @@ async def delete_follow(session: AsyncSession, *, follower_id: int, followee_id:
 
 async def add_to_counts(
     session: AsyncSession, *, follower_id: int, followee_id: int, delta: int
-) -> tuple[int, bool]:
+) -> tuple[int, bool] | None:
     """Move both counts in the database (no read-modify-write); return the followee's new
-    count and their pulled flag as it was. The update holds the followee's row until the
-    transaction ends, so a change of the flag that follows it is decided on this count."""
-    await session.execute(
+    count and their pulled flag as it was, or None when either account is gone (deleted
+    since the caller looked). The update holds the followee's row until the transaction
+    ends, so a change of the flag that follows it is decided on this count."""
+    moved: Any = await session.execute(
         update(users)
         .where(users.c.id == follower_id)
         .values(following_count=users.c.following_count + delta)
     )
+    if moved.rowcount != 1:
+        return None
     row = (
         await session.execute(
             update(users)
@@ -79,7 +88,7 @@ async def add_to_counts(
         )
     ).first()
     if row is None:
-        return 0, False
+        return None
     return int(row.followers_count), bool(row.pulled)
 
 
@@ -305,3 +314,25 @@ async def search(
         )
     query = query.order_by(users.c.followers_count.desc(), users.c.id).limit(limit)
     return list((await session.execute(query)).mappings())
+
+
+async def edges_of(session: AsyncSession, user_id: int) -> tuple[list[int], list[int]]:
+    """(whom the user follows, who follows the user), locked for the account's deletion."""
+    followees = select(follows.c.followee_id).where(follows.c.follower_id == user_id)
+    followers = select(follows.c.follower_id).where(follows.c.followee_id == user_id)
+    return (
+        list((await session.scalars(followees.with_for_update())).all()),
+        list((await session.scalars(followers.with_for_update())).all()),
+    )
+
+
+async def delete_account(session: AsyncSession, user_id: int) -> list[int]:
+    """Delete the user's row, sessions and refresh tokens; return the session IDs."""
+    ids = list(
+        (await session.scalars(select(sessions.c.id).where(sessions.c.user_id == user_id))).all()
+    )
+    if ids:
+        await session.execute(delete(refresh_tokens).where(refresh_tokens.c.session_id.in_(ids)))
+        await session.execute(delete(sessions).where(sessions.c.id.in_(ids)))
+    await session.execute(delete(users).where(users.c.id == user_id))
+    return ids

@@ -9,6 +9,7 @@ from photogram_common.contracts.internal import (
     FollowerIdsPage,
 )
 from photogram_common.schemas import (
+    AccountDelete,
     AuthRead,
     FollowRead,
     LoginCreate,
@@ -23,6 +24,7 @@ from photogram_common.schemas import (
 )
 
 __all__ = [
+    "AccountDelete",
     "AuthRead",
     "DeliveryRead",
     "FollowRead",

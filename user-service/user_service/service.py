@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from photogram_common.events import (
     FollowDeleted,
     PostCreated,
     PostDeleted,
+    UserDeleted,
 )
 from photogram_common.identity import Identity, issue_access_token
 from photogram_common.ids import IdGenerator
@@ -269,6 +271,12 @@ class UserService:
             )
         return user_me_read(row)
 
+    async def batch(self, user_ids: Sequence[int]) -> list[UserRead]:
+        """These users in the order asked, the unknown left out."""
+        async with self.database.transaction() as session:
+            rows = {r["id"]: r for r in await repo.get_users(session, user_ids)}
+        return [user_read(rows[u]) for u in user_ids if u in rows]
+
     async def get(self, user_id: int, *, viewer_id: int = 0) -> ProfileRead:
         async with self.database.transaction() as session:
             row = await repo.get_user(session, user_id)
@@ -362,15 +370,61 @@ class UserService:
         self, session: AsyncSession, *, follower_id: int, followee_id: int, delta: int
     ) -> _FolloweeChange:
         """Both counts, then the followee's delivery, in the caller's transaction."""
-        count, was = await repo.add_to_counts(
+        moved = await repo.add_to_counts(
             session, follower_id=follower_id, followee_id=followee_id, delta=delta
         )
+        if moved is None:
+            raise _not_found()  # an account deleted meanwhile: the change rolls back
+        count, was = moved
         pulled = next_pulled(count, was=was, threshold=self.celebrity_threshold)
         crossed: Crossing | None = None
         if pulled != was:
             await repo.set_pulled(session, user_id=followee_id, pulled=pulled)
             crossed = "up" if pulled else "down"
         return _FolloweeChange(count=count, pulled=pulled, crossed=crossed)
+
+    async def delete_account(self, user_id: int, password: str) -> None:
+        """Delete the account, once its password is given again: in one transaction its
+        follows both ways (each with its event, so every count moves exactly), its sessions
+        and its row (so the username and email are free at once), with `user.deleted` for
+        the other services to remove its posts, likes, comments and notifications."""
+        async with self.database.transaction() as session:
+            row = await repo.get_user(session, user_id)
+        if not await verify_password(row["password_hash"] if row else None, password):
+            raise Problem(
+                401,
+                "The password is wrong.",
+                title="Unauthorized",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        async with self.database.transaction() as session:
+            if await repo.get_user(session, user_id) is None:
+                raise _not_found()  # deleted by a concurrent request
+            followees, followers = await repo.edges_of(session, user_id)
+            for followee_id in followees:
+                await self._unfollow_in(session, follower_id=user_id, followee_id=followee_id)
+            for follower_id in followers:
+                await self._unfollow_in(session, follower_id=follower_id, followee_id=user_id)
+            ended = await repo.delete_account(session, user_id)
+            await self.outbox.add(session, UserDeleted(user_id=user_id))
+        self.outbox.notify()
+        for session_id in ended:
+            await self._mark_revoked(user_id, session_id, must=False)
+
+    async def _unfollow_in(
+        self, session: AsyncSession, *, follower_id: int, followee_id: int
+    ) -> None:
+        if not await repo.delete_follow(session, follower_id=follower_id, followee_id=followee_id):
+            return
+        change = await self._move_counts(
+            session, follower_id=follower_id, followee_id=followee_id, delta=-1
+        )
+        await self.outbox.add(
+            session,
+            FollowDeleted(
+                follower_id=follower_id, followee_id=followee_id, **change.event_fields()
+            ),
+        )
 
     async def follow_page(
         self, *, user_id: int, direction: str, cursor: str | None, limit: int

@@ -105,3 +105,67 @@ class ReleaseCreate(BaseModel):
 
 class MediaPage(BaseModel):
     items: list[MediaRead]
+
+
+# post-service: likes and comments
+
+
+class CountsLookup(BaseModel):
+    """The counts of these posts, and whether `viewer_id` likes each (for the feed)."""
+
+    post_ids: list[str] = Field(max_length=500)
+    viewer_id: str = Field(max_length=20)
+
+
+class CountsRead(BaseModel):
+    post_id: str
+    likes_count: int
+    comments_count: int
+    # Grows by one per change of the post's counts (photogram_common.events).
+    counts_version: int
+    liked: bool
+
+
+class CountsPage(BaseModel):
+    items: list[CountsRead]
+
+
+class LikedRead(BaseModel):
+    """A user's liked posts, newest post first; `complete` when none was left out."""
+
+    post_ids: list[str]
+    complete: bool
+
+
+class LikerIdsPage(BaseModel):
+    """A post's likers, newest like first."""
+
+    user_ids: list[str]
+    next_cursor: str | None
+
+
+# user-service
+
+
+class UserIdsLookup(BaseModel):
+    user_ids: list[str] = Field(max_length=100)
+
+
+# notification-service
+
+
+class NotificationRecord(BaseModel):
+    """A notification as its owner keeps it: the gateway adds the actor's username."""
+
+    notification_id: str
+    type: str
+    actor_id: str
+    post_id: str | None
+    comment_id: str | None
+    created_at: str
+    read: bool
+
+
+class NotificationRecordsPage(BaseModel):
+    items: list[NotificationRecord]
+    next_cursor: str | None

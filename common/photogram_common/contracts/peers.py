@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from photogram_common.contracts.internal import IdempotencyKeyRead, UploadRead
+from photogram_common.contracts.internal import CountsRead, IdempotencyKeyRead, UploadRead
 from photogram_common.identity import Identity
 from photogram_common.schemas import MediaRead, PostRead
 
@@ -71,6 +71,15 @@ class PostCatalog(Protocol):
 
     async def earlier_use(self, caller: Identity, key: str) -> IdempotencyKeyRead | None:
         """The caller's earlier upload with this Idempotency-Key, within the window."""
+        ...
+
+    async def counts(self, post_ids: Sequence[int], *, viewer_id: int) -> list[CountsRead]:
+        """The live posts' counts with their versions, and whether the viewer likes each."""
+        ...
+
+    async def liked(self, user_id: int) -> tuple[list[int], bool]:
+        """The user's liked posts, newest post first, up to post-service's cap; and True
+        when that is all of them."""
         ...
 
 

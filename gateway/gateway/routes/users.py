@@ -18,6 +18,7 @@ from gateway.relay import relay_page
 from gateway.routes.problems import problems
 from photogram_common.problems import Problem
 from photogram_common.schemas import (
+    AccountDelete,
     AuthRead,
     FollowRead,
     LoginCreate,
@@ -98,6 +99,20 @@ async def update_me(body: ProfileUpdate, caller: CurrentUser, peers: PeerClients
     return await peers.users.call(
         "PATCH", "/users/me", identity=caller, json=body.model_dump(exclude_unset=True)
     )
+
+
+@router.delete(
+    "/users/me",
+    status_code=204,
+    response_class=Response,
+    responses=problems(400, 401, 413, 422, 429, 503),
+)
+async def delete_me(body: AccountDelete, caller: CurrentUser, peers: PeerClients) -> Response:
+    """Delete the caller's account, with its password: its posts (and their media), likes,
+    comments, follows and notifications go, its posts leave every feed and count within 5
+    seconds, and its username and email are free again at once."""
+    await peers.users.call("DELETE", "/users/me", identity=caller, json=body.model_dump())
+    return Response(status_code=204)
 
 
 def _is_text(value: str) -> bool:

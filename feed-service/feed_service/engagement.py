@@ -1,0 +1,98 @@
+"""A page's likes, comments and the reader's likes, joined into the posts' cached bodies.
+
+The page script returns them with the bodies (one round trip); what Redis did not hold
+(counts not cached, a like older than the reader's liked set) is asked of post-service in
+one batch call for the page, and the counts are cached for the next reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping, Sequence
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from feed_service.page_read import UNKNOWN
+from photogram_common.contracts.internal import CountsRead
+from photogram_common.contracts.peers import PostCatalog
+from photogram_common.engagement_cache import EngagementCache, parse_counts
+
+
+def with_engagement(body: bytes, *, likes: int, comments: int, liked: bool) -> bytes:
+    """A cached post body (a JSON object) with the engagement fields added at its end."""
+    viewer = b"true" if liked else b"false"
+    return b'%s,"likes_count":%d,"comments_count":%d,"viewer":{"liked":%s}}' % (
+        body[:-1],
+        likes,
+        comments,
+        viewer,
+    )
+
+
+class PageEngagement:
+    """Joins a page's engagement into its bodies; `cache` writes the counts it fetched."""
+
+    def __init__(self, *, cache: EngagementCache, posts: PostCatalog) -> None:
+        self.cache = cache
+        self._posts = posts
+
+    async def join(
+        self,
+        reader_id: int,
+        kept: Sequence[tuple[int, bytes]],
+        *,
+        counts: Mapping[int, bytes | None],
+        liked: Mapping[int, int],
+    ) -> list[bytes]:
+        """The bodies with their engagement; a post post-service no longer has is left out."""
+        need = [
+            p
+            for p, _ in kept
+            if parse_counts(counts.get(p)) is None or liked.get(p, UNKNOWN) == UNKNOWN
+        ]
+        fetched: dict[int, CountsRead] = {}
+        if need:
+            fetched = {
+                int(c.post_id): c for c in await self._posts.counts(need, viewer_id=reader_id)
+            }
+            await self._remember(fetched.values(), counts)
+        out: list[bytes] = []
+        for post_id, body in kept:
+            cached = parse_counts(counts.get(post_id))
+            found = fetched.get(post_id)
+            if cached is not None:
+                _, likes, comments = cached
+            elif found is not None:
+                likes, comments = found.likes_count, found.comments_count
+            else:
+                continue  # deleted since its body was read
+            flag = liked.get(post_id, UNKNOWN)
+            if flag == UNKNOWN:
+                if found is None:
+                    continue
+                is_liked = found.liked
+            else:
+                is_liked = bool(flag)
+            out.append(with_engagement(body, likes=likes, comments=comments, liked=is_liked))
+        return out
+
+    async def _remember(
+        self, found: Iterable[CountsRead], counts: Mapping[int, bytes | None]
+    ) -> None:
+        """Cache the fetched counts that Redis did not hold (the higher version wins)."""
+        writes = [
+            self.cache.set_counts(
+                int(c.post_id),
+                version=c.counts_version,
+                likes=c.likes_count,
+                comments=c.comments_count,
+            )
+            for c in found
+            if parse_counts(counts.get(int(c.post_id))) is None
+        ]
+        if writes:
+            # Only a cache fill: without Redis the page is answered all the same.
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+                await asyncio.gather(*writes)
