@@ -16,7 +16,7 @@ from photogram_common.contracts.peers import Followee, FollowerPage
 from photogram_common.events import Crossing
 from photogram_common.identity import Identity
 from photogram_common.problems import Problem
-from photogram_common.schemas import AuthorRead, MediaRead, PostRead
+from photogram_common.schemas import AuthorRead, AvatarRead, MediaRead, PostRead
 from photogram_common.timeutil import to_rfc3339, utcnow
 from user_service.service import next_pulled
 
@@ -170,6 +170,7 @@ class FakeMediaLibrary:
     owners: dict[str, int] = field(default_factory=dict)
     claims: dict[str, int] = field(default_factory=dict)
     media: dict[str, MediaRead] = field(default_factory=dict)
+    avatars: set[int] = field(default_factory=set)
 
     def add(self, owner_id: int, media_id: str) -> MediaRead:
         read = MediaRead(
@@ -193,6 +194,14 @@ class FakeMediaLibrary:
         self, caller: Identity, body: AsyncIterator[bytes], *, content_type: str
     ) -> str:
         raise NotImplementedError("uploads are parsed by media-service: e2e tests cover them")
+
+    async def set_avatar(
+        self, caller: Identity, body: AsyncIterator[bytes], *, content_type: str
+    ) -> AvatarRead:
+        raise NotImplementedError("uploads are parsed by media-service: e2e tests cover them")
+
+    async def drop_avatar(self, caller: Identity) -> None:
+        self.avatars.discard(caller.user_id)
 
     async def claim(
         self, caller: Identity, post_id: int, media_ids: Sequence[str]

@@ -25,7 +25,7 @@ from photogram_common.contracts.internal import (
 )
 from photogram_common.contracts.peers import Followee, FollowerPage
 from photogram_common.identity import Identity
-from photogram_common.schemas import MediaRead, PostRead, PostsPage
+from photogram_common.schemas import AvatarRead, MediaRead, PostRead, PostsPage
 
 
 class HttpFollowers:
@@ -152,11 +152,27 @@ class HttpMediaLibrary:
         )
         return found.request_hash
 
+    async def set_avatar(
+        self, caller: Identity, body: AsyncIterator[bytes], *, content_type: str
+    ) -> AvatarRead:
+        return AvatarRead.model_validate_json(
+            await self._stream(caller, "/internal/avatar", body, content_type, method="PUT")
+        )
+
+    async def drop_avatar(self, caller: Identity) -> None:
+        await self.client.call("DELETE", "/internal/avatar", identity=caller)
+
     async def _stream(
-        self, caller: Identity, path: str, body: AsyncIterator[bytes], content_type: str
+        self,
+        caller: Identity,
+        path: str,
+        body: AsyncIterator[bytes],
+        content_type: str,
+        *,
+        method: str = "POST",
     ) -> bytes:
         response = await self.client.request(
-            "POST",
+            method,
             path,
             identity=caller,
             content=body,

@@ -91,6 +91,19 @@ class LoginCreate(BaseModel):
     password: str = Field(min_length=1, max_length=128)
 
 
+class VariantRead(BaseModel):
+    url: str
+    width: int
+    height: int
+
+
+class AvatarRead(BaseModel):
+    """A user's avatar: centre-cropped squares, 150 and 320 pixels."""
+
+    thumbnail: VariantRead
+    small: VariantRead
+
+
 class UserRead(BaseModel):
     user_id: str
     username: str
@@ -102,6 +115,7 @@ class UserRead(BaseModel):
     following_count: int
     posts_count: int
     bio: str = ""
+    avatar: AvatarRead | None = None
 
 
 class ViewerRead(BaseModel):
@@ -164,12 +178,6 @@ class FollowRead(BaseModel):
 class UsersPage(BaseModel):
     items: list[UserRead]
     next_cursor: str | None
-
-
-class VariantRead(BaseModel):
-    url: str
-    width: int
-    height: int
 
 
 class MediaRead(BaseModel):

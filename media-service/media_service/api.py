@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
+from media_service.avatars import Avatars
 from media_service.service import IMMUTABLE, VARIANT_NAMES, MediaService
 from media_service.uploads import parse_upload
 from photogram_common.blobs import BlobNotFound
@@ -25,7 +26,7 @@ from photogram_common.db import Database
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
 from photogram_common.roots import ServiceRoot, root_of
-from photogram_common.schemas import MediaRead
+from photogram_common.schemas import AvatarRead, MediaRead
 
 router = APIRouter()
 
@@ -35,6 +36,7 @@ class MediaServiceRoot(ServiceRoot):
     """media-service's process, as its app.py composes it."""
 
     media: MediaService
+    avatars: Avatars
     database: Database
     deleted_posts: EventConsumer
     max_upload_bytes: int
@@ -128,6 +130,11 @@ async def variant_bytes(media_id: str, variant: str, service: Media) -> Response
     if variant not in VARIANT_NAMES:
         raise Problem(404, "No such media variant.", title="Not found")
     key, presigned = await service.variant_location(_media_id(media_id), variant)
+    return await _image(service, key, presigned)
+
+
+async def _image(service: MediaService, key: str, presigned: str | None) -> Response:
+    """A stored JPEG's bytes, or a redirect to a presigned URL of it."""
     if presigned is not None:
         # The URL expires, so the redirect itself must not be cached.
         return RedirectResponse(
@@ -148,3 +155,29 @@ async def variant_bytes(media_id: str, variant: str, service: Media) -> Response
             "Content-Security-Policy": "default-src 'none'",
         },
     )
+
+
+@router.put("/internal/avatar")
+async def put_avatar(request: Request, caller: CurrentUser) -> AvatarRead:
+    """Make the upload's one image the caller's avatar (the old one is deleted)."""
+    upload = await parse_upload(
+        content_type=request.headers.get("content-type", ""),
+        body=request.stream(),
+        max_file_bytes=root(request).max_upload_bytes,
+    )
+    return await root(request).avatars.replace(user_id=caller.user_id, upload=upload)
+
+
+@router.delete("/internal/avatar", status_code=204)
+async def delete_avatar(request: Request, caller: CurrentUser) -> Response:
+    await root(request).avatars.remove(caller.user_id)
+    return Response(status_code=204)
+
+
+@router.get("/avatars/{avatar_id}/{variant}.jpg")
+async def avatar_bytes(request: Request, avatar_id: str, variant: str) -> Response:
+    parsed = parse_id(avatar_id)
+    if parsed is None:
+        raise Problem(404, "No such avatar.", title="Not found")
+    key, presigned = await root(request).avatars.location(parsed, variant)
+    return await _image(root(request).media, key, presigned)

@@ -16,13 +16,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from media_service.api import MediaServiceRoot, router
+from media_service.avatars import Avatars
 from media_service.service import MediaService
 from media_service.settings import MediaServiceSettings, S3Settings
 from photogram_common.blobs import LocalBlobStore, S3BlobStore
 from photogram_common.bus import EventBus
 from photogram_common.bus.consumer import EventConsumer
 from photogram_common.db import Database
-from photogram_common.events import PostDeleted
+from photogram_common.events import PostDeleted, UserDeleted
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.peer_clients import HttpPostCatalog
@@ -93,9 +94,20 @@ def create_app(
         orphan_grace=timedelta(seconds=settings.orphan_grace_seconds),
         posts=HttpPostCatalog(post_client),
     )
-    # A deleted post's media and objects go with it (docs/media.md, "Deleting a post").
+    avatars = Avatars(
+        database=database,
+        blobs=blobs,
+        ids=ids,
+        executor=None,
+        max_image_pixels=platform.max_image_pixels,
+        presigned_url_seconds=settings.presigned_url_seconds,
+    )
+    # A deleted post's media and objects go with it (docs/media.md, "Deleting a post"); a
+    # deleted account's avatar with it.
     deleted_posts = EventConsumer(
-        bus, group=settings.group, routes={PostDeleted: [service.on_post_deleted]}
+        bus,
+        group=settings.group,
+        routes={PostDeleted: [service.on_post_deleted], UserDeleted: [avatars.on_user_deleted]},
     )
 
     async def sweep_orphans() -> None:
@@ -118,7 +130,7 @@ def create_app(
         pool["executor"] = ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("forkserver")
         )
-        service.executor = pool["executor"]
+        service.executor = avatars.executor = pool["executor"]
 
     async def close_resources() -> None:
         if "executor" in pool:
@@ -149,6 +161,7 @@ def create_app(
         MediaServiceRoot(
             internal_secret=platform.internal_secret,
             media=service,
+            avatars=avatars,
             database=database,
             deleted_posts=deleted_posts,
             max_upload_bytes=platform.max_upload_mb * 1024 * 1024,

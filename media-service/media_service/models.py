@@ -36,3 +36,14 @@ media = Table(
     Index("ix_media_post_id", "post_id"),
     Index("ix_media_status_at", "status", "status_at"),
 )
+
+# A user's avatar: its square variants ({"thumbnail": {"key", "width", "height"}, ...}),
+# replaced whole by a new one; `id` names it in its URLs.
+avatars = Table(
+    "avatars",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", BigInteger, nullable=False, unique=True),
+    Column("variants", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -113,7 +113,7 @@ async def test_each_service_migrates_to_the_same_schema(database: Database, serv
             "refresh_tokens",
         },
         "post_service": {"posts", "post_media", "outbox", "idempotency_keys", "likes", "comments"},
-        "media_service": {"media"},
+        "media_service": {"media", "avatars"},
         "notification_service": {"notifications", "deleted_posts"},
     }[service]
     assert expected | {"alembic_version"} == found

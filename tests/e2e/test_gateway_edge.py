@@ -435,6 +435,9 @@ PUBLIC_OPERATIONS = {
     ("get", "/api/media/{media_id}"),
     ("get", "/api/media/{media_id}/{variant}.jpg"),
     ("delete", "/api/users/me"),
+    ("put", "/api/users/me/avatar"),
+    ("delete", "/api/users/me/avatar"),
+    ("get", "/api/avatars/{avatar_id}/{variant}.jpg"),
     ("post", "/api/post/{post_id}/like"),
     ("delete", "/api/post/{post_id}/like"),
     ("get", "/api/post/{post_id}/likes"),
@@ -470,6 +473,7 @@ async def test_openapi_describes_exactly_the_public_api(api: Api) -> None:
                     "/api/auth/refresh",  # the refresh token is the credential
                     "/api/auth/logout",
                     "/api/media/{media_id}/{variant}.jpg",
+                    "/api/avatars/{avatar_id}/{variant}.jpg",
                 )
             ), path
             for status, described in operation["responses"].items():

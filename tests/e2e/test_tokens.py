@@ -207,9 +207,12 @@ async def test_token_of_a_deleted_or_unknown_account(api: Api, system: Any) -> N
 
 # Services reached directly, around the gateway
 
-SERVICES = ("user-service", "post-service", "media-service", "feed-service")
+SERVICES = ("user-service", "post-service", "media-service", "feed-service", "notification-service")
 # Public by design (api.md): a variant's bytes are fetched with no auth header at all.
-PUBLIC_ROUTES = {("media-service", "GET", "/media/{media_id}/{variant}.jpg")}
+PUBLIC_ROUTES = {
+    ("media-service", "GET", "/media/{media_id}/{variant}.jpg"),
+    ("media-service", "GET", "/avatars/{avatar_id}/{variant}.jpg"),
+}
 HEALTH = {"/healthz", "/readyz"}
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from photogram_common.bus.consumer import EventConsumer
 from photogram_common.callers import Caller, CurrentUser
-from photogram_common.contracts.internal import UserIdsLookup
+from photogram_common.contracts.internal import AvatarUpdate, UserIdsLookup
 from photogram_common.db import Database
 from photogram_common.ids import parse_id
 from photogram_common.outbox import OutboxRelay
@@ -99,6 +99,11 @@ async def me(users: Users, caller: CurrentUser) -> UserMeRead:
 async def delete_me(body: AccountDelete, users: Users, caller: CurrentUser) -> Response:
     await users.delete_account(caller.user_id, body.password)
     return Response(status_code=204)
+
+
+@router.put("/internal/users/me/avatar")
+async def set_avatar(body: AvatarUpdate, users: Users, caller: CurrentUser) -> UserMeRead:
+    return await users.set_avatar(caller.user_id, body.avatar)
 
 
 @router.post("/users/me/seen", status_code=204)

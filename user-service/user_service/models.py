@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -40,6 +41,8 @@ users = Table(
     # reaches the threshold, cleared only at threshold - band or below (service.next_pulled).
     Column("pulled", Boolean, nullable=False, server_default=false()),
     Column("bio", String(150), nullable=False, server_default=""),
+    # The avatar as media-service made it (AvatarRead), or NULL.
+    Column("avatar", JSON, nullable=True),
 )
 
 follows = Table(

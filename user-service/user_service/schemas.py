@@ -11,6 +11,7 @@ from photogram_common.contracts.internal import (
 from photogram_common.schemas import (
     AccountDelete,
     AuthRead,
+    AvatarRead,
     FollowRead,
     LoginCreate,
     ProfileRead,
@@ -26,6 +27,7 @@ from photogram_common.schemas import (
 __all__ = [
     "AccountDelete",
     "AuthRead",
+    "AvatarRead",
     "DeliveryRead",
     "FollowRead",
     "FolloweeRead",

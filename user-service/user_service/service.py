@@ -35,6 +35,7 @@ from user_service import repository as repo
 from user_service.passwords import hash_password, verify_password
 from user_service.schemas import (
     AuthRead,
+    AvatarRead,
     DeliveryRead,
     FolloweeRead,
     FolloweesRead,
@@ -62,6 +63,7 @@ def user_read(row: RowMapping) -> UserRead:
         following_count=row["following_count"],
         posts_count=row["posts_count"],
         bio=row["bio"],
+        avatar=row.get("avatar"),
     )
 
 
@@ -382,6 +384,15 @@ class UserService:
             await repo.set_pulled(session, user_id=followee_id, pulled=pulled)
             crossed = "up" if pulled else "down"
         return _FolloweeChange(count=count, pulled=pulled, crossed=crossed)
+
+    async def set_avatar(self, user_id: int, avatar: AvatarRead | None) -> UserMeRead:
+        async with self.database.transaction() as session:
+            values = {"avatar": None if avatar is None else avatar.model_dump()}
+            await repo.update_profile(session, user_id, values)
+            row = await repo.get_user(session, user_id)
+        if row is None:
+            raise _not_found()
+        return user_me_read(row)
 
     async def delete_account(self, user_id: int, password: str) -> None:
         """Delete the account, once its password is given again: in one transaction its

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from photogram_common.schemas import MediaRead, PostRead
+from photogram_common.schemas import AvatarRead, MediaRead, PostRead
 
 # user-service
 
@@ -145,6 +145,12 @@ class LikerIdsPage(BaseModel):
 
 
 # user-service
+
+
+class AvatarUpdate(BaseModel):
+    """The caller's avatar as media-service made it, or None for none."""
+
+    avatar: AvatarRead | None
 
 
 class UserIdsLookup(BaseModel):

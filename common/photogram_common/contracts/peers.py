@@ -14,7 +14,7 @@ from typing import Protocol
 
 from photogram_common.contracts.internal import CountsRead, IdempotencyKeyRead, UploadRead
 from photogram_common.identity import Identity
-from photogram_common.schemas import MediaRead, PostRead
+from photogram_common.schemas import AvatarRead, MediaRead, PostRead
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,16 @@ class MediaLibrary(Protocol):
         self, caller: Identity, body: AsyncIterator[bytes], *, content_type: str
     ) -> str:
         """The upload's request hash, storing nothing."""
+        ...
+
+    async def set_avatar(
+        self, caller: Identity, body: AsyncIterator[bytes], *, content_type: str
+    ) -> AvatarRead:
+        """Make the upload's one image the caller's avatar, replacing the old one."""
+        ...
+
+    async def drop_avatar(self, caller: Identity) -> None:
+        """Delete the caller's avatar and its bytes (none: nothing happens)."""
         ...
 
     async def claim(

@@ -28,8 +28,9 @@ from photogram_common import deadlines
 from photogram_common.clients import raise_for_problem
 from photogram_common.fastroutes import header, page_query
 from photogram_common.identity import Identity, InvalidToken, verify_access_token
+from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
-from photogram_common.schemas import MediaRead, PostRead, PostsPage
+from photogram_common.schemas import MediaRead, PostRead, PostsPage, UserMeRead
 
 router = APIRouter(prefix="/api")
 log = logging.getLogger(__name__)
@@ -99,13 +100,7 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
     With an Idempotency-Key, a retry of the same upload answers the first post again.
     """
     key = _idempotency_key(request)
-    content_type = request.headers.get("content-type", "")
-    if not content_type.isascii():
-        raise Problem(400, "The Content-Type header is not ASCII.", title="Bad request")
-    declared = request.headers.get("content-length", "")
-    ceiling = MAX_FILES * edge(request.app).max_upload_bytes + 1024 * 1024
-    if declared.isdigit() and int(declared) > ceiling:
-        raise _upload_too_large()
+    ceiling = _upload_ceiling(request, files=MAX_FILES)
     if key is not None:
         earlier = await peers.catalog.earlier_use(caller, key)
         if earlier is not None:
@@ -135,6 +130,19 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
         # Another request with this key made the post first: ours is not needed.
         await _discard(request, peers, caller, media_ids)
     return _created(response.json(), replayed=response.status_code == 200)
+
+
+def _upload_ceiling(request: Request, *, files: int) -> int:
+    """The most bytes an upload of `files` files may send (a megabyte for the parts'
+    headers and text fields besides); a declared length past it is a 413 before any byte
+    is read, a Content-Type that is not ASCII a 400."""
+    if not request.headers.get("content-type", "").isascii():
+        raise Problem(400, "The Content-Type header is not ASCII.", title="Bad request")
+    ceiling = files * edge(request.app).max_upload_bytes + 1024 * 1024
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > ceiling:
+        raise _upload_too_large()
+    return ceiling
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -287,6 +295,71 @@ async def get_media(caller: CurrentUser, media_id: MediaIdPath, peers: PeerClien
     return await peers.media.call("GET", f"/media/{media_id}", identity=caller)
 
 
+_AVATAR_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.put(
+    "/users/me/avatar",
+    response_model=UserMeRead,
+    openapi_extra=_AVATAR_BODY,
+    responses=problems(400, 401, 413, 415, 422, 429, 503),
+)
+async def put_avatar(request: Request, caller: CurrentUser, peers: PeerClients) -> Any:
+    """Make one image (a part named `file`: JPEG, PNG, WebP or HEIC, the upload's limits)
+    the caller's avatar: centre-cropped squares of 150 and 320 pixels, with no metadata."""
+    ceiling = _upload_ceiling(request, files=1)
+    avatar = await _relay(request, peers.library.set_avatar, caller, ceiling)
+    return await peers.users.call(
+        "PUT",
+        "/internal/users/me/avatar",
+        identity=caller,
+        json={"avatar": avatar.model_dump()},
+    )
+
+
+@router.delete(
+    "/users/me/avatar",
+    status_code=204,
+    response_class=Response,
+    responses=problems(401, 429, 503),
+)
+async def delete_avatar(caller: CurrentUser, peers: PeerClients) -> Response:
+    """Remove the caller's avatar (none: nothing changes)."""
+    await peers.users.call(
+        "PUT", "/internal/users/me/avatar", identity=caller, json={"avatar": None}
+    )
+    await peers.library.drop_avatar(caller)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/avatars/{avatar_id}/{variant}.jpg",
+    dependencies=[Depends(anonymous)],
+    response_class=Response,
+    responses={200: _JPEG, 307: _REDIRECT, **problems(404, 429, 503)},
+)
+async def avatar_bytes(avatar_id: str, variant: str, peers: PeerClients) -> Response:
+    """An avatar's JPEG bytes (no auth), or a redirect to a time-limited object-store URL."""
+    if parse_id(avatar_id) is None or not VARIANT_NAME.fullmatch(variant):
+        raise Problem(404, "No such avatar.", title="Not found")
+    response = await peers.media.request("GET", f"/avatars/{avatar_id}/{variant}.jpg")
+    raise_for_problem("media-service", response)
+    return _passed_image(response)
+
+
 @router.get(
     "/media/{media_id}/{variant}.jpg",
     dependencies=[Depends(anonymous)],
@@ -299,6 +372,11 @@ async def media_bytes(media_id: MediaIdPath, variant: str, peers: PeerClients) -
         raise Problem(404, "No such media variant.", title="Not found")
     response = await peers.media.request("GET", f"/media/{media_id}/{variant}.jpg")
     raise_for_problem("media-service", response)
+    return _passed_image(response)
+
+
+def _passed_image(response: Any) -> Response:
+    """media-service's image answer, with only the headers a client needs."""
     passed = {
         k: v
         for k, v in response.headers.items()

@@ -26,6 +26,7 @@ from media_service.imaging.errors import (
 )
 from media_service.imaging.sniff import SNIFF_BYTES, sniff_image_type
 from media_service.imaging.variants import (
+    AVATAR_SIDES,
     THUMBNAIL_SIDE,
     WIDTHS,
     Variant,
@@ -41,6 +42,7 @@ __all__ = [
     "ProcessedImage",
     "UnsupportedImage",
     "Variant",
+    "process_avatar",
     "process_image",
 ]
 
@@ -61,21 +63,11 @@ class ProcessedImage:
 
 def process_image(path: str, *, max_pixels: int, reduced_decode: bool = True) -> ProcessedImage:
     """Validate, decode, orient, convert to sRGB and re-encode the image at path."""
-    with open(path, "rb") as file:
-        content_type = sniff_image_type(file.read(SNIFF_BYTES))
-    if content_type is None:
-        raise UnsupportedImage("Only JPEG, PNG, WebP and HEIC images are accepted.")
-    with bomb_guard(), open_checked(path, content_type=content_type, max_pixels=max_pixels) as img:
-        orientation = orientation_of(img)
-        width, height = upright_size(img.size, orientation)
-        if reduced_decode:
-            request_draft(
-                img, orientation=orientation, min_width=_LARGEST_WIDTH, min_side=THUMBNAIL_SIDE
-            )
-        decode(img)
-        # In place: for the usual orientation 1 this is a no-op instead of a full copy.
-        ImageOps.exif_transpose(img, in_place=True)
-    rgb = to_srgb(img)
+    content_type, width, height, rgb = _upright_srgb(
+        path,
+        max_pixels=max_pixels,
+        min_width=_LARGEST_WIDTH if reduced_decode else None,
+    )
     images = resize_cascade(rgb, width=width, height=height)
     return ProcessedImage(
         content_type=content_type,
@@ -84,6 +76,45 @@ def process_image(path: str, *, max_pixels: int, reduced_decode: bool = True) ->
         blurhash=blurhash_of(images["small"]),
         variants=_encode_all(images),
     )
+
+
+def process_avatar(path: str, *, max_pixels: int) -> ProcessedImage:
+    """As process_image, into an avatar's centre-cropped squares (AVATAR_SIDES)."""
+    largest = max(AVATAR_SIDES.values())
+    content_type, width, height, rgb = _upright_srgb(
+        path, max_pixels=max_pixels, min_width=largest, min_side=largest
+    )
+    squares = {
+        name: ImageOps.fit(rgb, (side, side), Image.Resampling.LANCZOS)
+        for name, side in AVATAR_SIDES.items()
+    }
+    return ProcessedImage(
+        content_type=content_type,
+        width=width,
+        height=height,
+        blurhash=blurhash_of(squares["thumbnail"]),
+        variants=tuple(encode_jpeg(name, img) for name, img in squares.items()),
+    )
+
+
+def _upright_srgb(
+    path: str, *, max_pixels: int, min_width: int | None, min_side: int = THUMBNAIL_SIDE
+) -> tuple[str, int, int, Image.Image]:
+    """The image at path checked, decoded (at a reduced size of at least `min_width` when
+    given), upright and in sRGB, with its type and upright size."""
+    with open(path, "rb") as file:
+        content_type = sniff_image_type(file.read(SNIFF_BYTES))
+    if content_type is None:
+        raise UnsupportedImage("Only JPEG, PNG, WebP and HEIC images are accepted.")
+    with bomb_guard(), open_checked(path, content_type=content_type, max_pixels=max_pixels) as img:
+        orientation = orientation_of(img)
+        width, height = upright_size(img.size, orientation)
+        if min_width is not None:
+            request_draft(img, orientation=orientation, min_width=min_width, min_side=min_side)
+        decode(img)
+        # In place: for the usual orientation 1 this is a no-op instead of a full copy.
+        ImageOps.exif_transpose(img, in_place=True)
+    return content_type, width, height, to_srgb(img)
 
 
 def _encode_all(images: dict[str, Image.Image]) -> tuple[Variant, ...]:

@@ -10,6 +10,8 @@ from PIL import Image, ImageOps
 # than resizing every variant from the decoded original.
 WIDTHS = (("large", 1080), ("medium", 640), ("small", 320))
 THUMBNAIL_SIDE = 150
+# An avatar's variants: centre-cropped squares of these sides.
+AVATAR_SIDES = {"thumbnail": 150, "small": 320}
 JPEG_QUALITY = 85
 # Four by three components over a 32-pixel copy: the blurhash package is pure Python,
 # so its cost grows with every pixel it is given.

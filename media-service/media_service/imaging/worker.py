@@ -5,12 +5,24 @@ upload's timeout)."""
 
 from __future__ import annotations
 
-from media_service.imaging.pipeline import ImageRejected, ProcessedImage, process_image
+from media_service.imaging.pipeline import (
+    ImageRejected,
+    ProcessedImage,
+    process_avatar,
+    process_image,
+)
 
 
 def process_in_worker(path: str, max_pixels: int) -> ProcessedImage | ImageRejected:
     # Rejections come back as values: exceptions cross the process boundary less reliably.
     try:
         return process_image(path, max_pixels=max_pixels)
+    except ImageRejected as exc:
+        return exc
+
+
+def avatar_in_worker(path: str, max_pixels: int) -> ProcessedImage | ImageRejected:
+    try:
+        return process_avatar(path, max_pixels=max_pixels)
     except ImageRejected as exc:
         return exc

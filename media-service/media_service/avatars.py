@@ -1,0 +1,142 @@
+"""Avatars: one per user, two centre-cropped squares, replaced whole.
+
+The new squares are stored first, then the row is replaced in one statement, then the old
+squares' objects are deleted: a reader sees the old avatar or the new one, never a mix,
+and a failure leaves no object that a row does not name (the new ones are deleted again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from media_service.imaging.pipeline import ImageRejected, ProcessedImage
+from media_service.imaging.worker import avatar_in_worker
+from media_service.models import avatars
+from media_service.service import IMMUTABLE
+from media_service.uploads import ParsedUpload, discard
+from photogram_common.blobs import BlobStore
+from photogram_common.db import Database
+from photogram_common.events import UserDeleted
+from photogram_common.ids import IdGenerator
+from photogram_common.problems import Problem
+from photogram_common.schemas import AvatarRead, VariantRead
+from photogram_common.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def avatar_key(user_id: int, avatar_id: int, name: str) -> str:
+    return f"avatars/{user_id}/{avatar_id}/{name}.jpg"
+
+
+@dataclass
+class Avatars:
+    database: Database
+    blobs: BlobStore
+    ids: IdGenerator
+    executor: Executor | None
+    max_image_pixels: int
+    presigned_url_seconds: int = 3600
+
+    def avatar_read(self, avatar_id: int, variants: dict[str, Any]) -> AvatarRead:
+        return AvatarRead(
+            **{
+                name: VariantRead(
+                    url=f"/api/avatars/{avatar_id}/{name}.jpg",
+                    width=spec["width"],
+                    height=spec["height"],
+                )
+                for name, spec in variants.items()
+            }
+        )
+
+    async def replace(self, *, user_id: int, upload: ParsedUpload) -> AvatarRead:
+        """Make the upload's one image the user's avatar."""
+        stored: list[str] = []
+        old = None
+        try:
+            if len(upload.files) != 1:
+                detail = "Send exactly one file."
+                errors = [{"loc": ["body", "file"], "msg": detail, "type": "value_error"}]
+                raise Problem(422, detail, title="Validation failed", extra={"errors": errors})
+            path = upload.files[0].path
+            assert path is not None  # parsed with spooling
+            loop = asyncio.get_running_loop()
+            result: ProcessedImage | ImageRejected = await loop.run_in_executor(
+                self.executor, avatar_in_worker, str(path), self.max_image_pixels
+            )
+            if isinstance(result, ImageRejected):
+                errors = [{"loc": ["body", "file"], "msg": result.detail, "type": "value_error"}]
+                raise Problem(
+                    result.status,
+                    result.detail,
+                    title=result.title,
+                    extra={"errors": errors} if result.status == 422 else None,
+                )
+            avatar_id = self.ids.next_id()
+            variants: dict[str, Any] = {}
+            for variant in result.variants:
+                key = avatar_key(user_id, avatar_id, variant.name)
+                await self.blobs.put(
+                    key, variant.data, content_type="image/jpeg", cache_control=IMMUTABLE
+                )
+                stored.append(key)
+                variants[variant.name] = {
+                    "key": key,
+                    "width": variant.width,
+                    "height": variant.height,
+                }
+            async with self.database.transaction() as session:
+                old = await self._row(session, user_id)
+                await session.execute(delete(avatars).where(avatars.c.user_id == user_id))
+                await session.execute(
+                    avatars.insert().values(
+                        user_id=user_id, id=avatar_id, variants=variants, created_at=utcnow()
+                    )
+                )
+        except BaseException:
+            await asyncio.shield(self._delete_keys(stored))
+            raise
+        finally:
+            discard(upload.directory)
+        if old is not None:
+            await self._delete_keys([v["key"] for v in old["variants"].values()])
+        return self.avatar_read(avatar_id, variants)
+
+    async def remove(self, user_id: int) -> None:
+        """Delete the user's avatar, if any: the row, then its objects."""
+        async with self.database.transaction() as session:
+            old = await self._row(session, user_id)
+            await session.execute(delete(avatars).where(avatars.c.user_id == user_id))
+        if old is not None:
+            await self._delete_keys([v["key"] for v in old["variants"].values()])
+
+    async def on_user_deleted(self, event: UserDeleted) -> None:
+        await self.remove(event.user_id)
+
+    async def location(self, avatar_id: int, name: str) -> tuple[str, str | None]:
+        """The variant's key and, when the store can give one, a presigned URL to it."""
+        async with self.database.transaction() as session:
+            query = select(avatars.c.variants).where(avatars.c.id == avatar_id)
+            row = (await session.execute(query)).first()
+        if row is None or name not in row.variants:
+            raise Problem(404, "No such avatar.", title="Not found")
+        key: str = row.variants[name]["key"]
+        return key, await self.blobs.presigned_get_url(key, expires_in=self.presigned_url_seconds)
+
+    async def _row(self, session: Any, user_id: int) -> Any:
+        query = select(avatars).where(avatars.c.user_id == user_id)
+        return (await session.execute(query)).mappings().first()
+
+    async def _delete_keys(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                await self.blobs.delete(key)
+            except Exception:
+                log.exception("could not delete an avatar's object", extra={"key": key})
