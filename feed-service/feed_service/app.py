@@ -28,18 +28,6 @@ from photogram_common.timelines import timeline_store_for
 from photogram_common.web import add_health_routes, create_service_app
 
 
-def engagement_cache_for(
-    platform: PlatformSettings, settings: FeedServiceSettings, redis: Any
-) -> EngagementCache:
-    """Counts live as long as the bodies they join; liked sets as long as timelines."""
-    timelines = timeline_store_for(platform, redis)
-    return EngagementCache(
-        redis,
-        counts_ttl_seconds=settings.post_cache_seconds,
-        liked_ttl_seconds=timelines.ttl_seconds,
-    )
-
-
 def create_app(
     platform: PlatformSettings,
     settings: FeedServiceSettings,
@@ -67,7 +55,15 @@ def create_app(
             single_node=not platform.redis_cluster,
         ),
         bodies=PostBodies(redis=raw, posts=posts, ttl_seconds=settings.post_cache_seconds),
-        engagement=PageEngagement(cache=engagement_cache_for(platform, settings, raw), posts=posts),
+        # Counts live as long as the bodies they join; liked sets as long as timelines.
+        engagement=PageEngagement(
+            cache=EngagementCache(
+                raw,
+                counts_ttl_seconds=settings.post_cache_seconds,
+                liked_ttl_seconds=timelines.ttl_seconds,
+            ),
+            posts=posts,
+        ),
         users=HttpFollowers(user_client),
         posts=posts,
         rebuild_wait_seconds=settings.rebuild_wait_seconds,

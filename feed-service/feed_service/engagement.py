@@ -47,41 +47,36 @@ class PageEngagement:
         liked: Mapping[int, int],
     ) -> list[bytes]:
         """The bodies with their engagement; a post post-service no longer has is left out."""
-        need = [
-            p
-            for p, _ in kept
-            if parse_counts(counts.get(p)) is None or liked.get(p, UNKNOWN) == UNKNOWN
-        ]
+        cached = {p: parse_counts(counts.get(p)) for p, _ in kept}
+        flags = {p: liked.get(p, UNKNOWN) for p, _ in kept}
+        need = [p for p, _ in kept if cached[p] is None or flags[p] == UNKNOWN]
         fetched: dict[int, CountsRead] = {}
         if need:
             fetched = {
                 int(c.post_id): c for c in await self._posts.counts(need, viewer_id=reader_id)
             }
-            await self._remember(fetched.values(), counts)
+            await self._remember([c for p, c in fetched.items() if cached.get(p) is None])
         out: list[bytes] = []
         for post_id, body in kept:
-            cached = parse_counts(counts.get(post_id))
             found = fetched.get(post_id)
-            if cached is not None:
-                _, likes, comments = cached
+            known = cached[post_id]
+            if known is not None:
+                _, likes, comments = known
             elif found is not None:
                 likes, comments = found.likes_count, found.comments_count
             else:
                 continue  # deleted since its body was read
-            flag = liked.get(post_id, UNKNOWN)
-            if flag == UNKNOWN:
-                if found is None:
-                    continue
+            if flags[post_id] != UNKNOWN:
+                is_liked = bool(flags[post_id])
+            elif found is not None:
                 is_liked = found.liked
             else:
-                is_liked = bool(flag)
+                continue
             out.append(with_engagement(body, likes=likes, comments=comments, liked=is_liked))
         return out
 
-    async def _remember(
-        self, found: Iterable[CountsRead], counts: Mapping[int, bytes | None]
-    ) -> None:
-        """Cache the fetched counts that Redis did not hold (the higher version wins)."""
+    async def _remember(self, missing: Iterable[CountsRead]) -> None:
+        """Cache fetched counts that Redis did not hold (the higher version wins)."""
         writes = [
             self.cache.set_counts(
                 int(c.post_id),
@@ -89,8 +84,7 @@ class PageEngagement:
                 likes=c.likes_count,
                 comments=c.comments_count,
             )
-            for c in found
-            if parse_counts(counts.get(int(c.post_id))) is None
+            for c in missing
         ]
         if writes:
             # Only a cache fill: without Redis the page is answered all the same.
