@@ -42,6 +42,16 @@ class Peers:
         self.library = HttpMediaLibrary(self.media)
         self.feed_cache = HttpFeedCache(self.feed)
 
+    async def users_by_id(self, caller: Identity, user_ids: list[str]) -> list[dict[str, Any]]:
+        """These users as public Users, in the order asked; accounts gone are left out."""
+        if not user_ids:
+            return []
+        found = await self.users.call(
+            "POST", "/internal/users/batch", identity=caller, json={"user_ids": user_ids}
+        )
+        items: list[dict[str, Any]] = found["items"]
+        return items
+
 
 @dataclass
 class EdgePolicy:

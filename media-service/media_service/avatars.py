@@ -8,7 +8,6 @@ and a failure leaves no object that a row does not name (the new ones are delete
 from __future__ import annotations
 
 import asyncio
-import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from sqlalchemy import delete, select
 from media_service.imaging.pipeline import ImageRejected, ProcessedImage
 from media_service.imaging.worker import avatar_in_worker
 from media_service.models import avatars
-from media_service.service import IMMUTABLE
+from media_service.service import IMMUTABLE, delete_blobs, rejected
 from media_service.uploads import ParsedUpload, discard
 from photogram_common.blobs import BlobStore
 from photogram_common.db import Database
@@ -27,8 +26,6 @@ from photogram_common.ids import IdGenerator
 from photogram_common.problems import Problem
 from photogram_common.schemas import AvatarRead, VariantRead
 from photogram_common.timeutil import utcnow
-
-log = logging.getLogger(__name__)
 
 
 def avatar_key(user_id: int, avatar_id: int, name: str) -> str:
@@ -72,13 +69,7 @@ class Avatars:
                 self.executor, avatar_in_worker, str(path), self.max_image_pixels
             )
             if isinstance(result, ImageRejected):
-                errors = [{"loc": ["body", "file"], "msg": result.detail, "type": "value_error"}]
-                raise Problem(
-                    result.status,
-                    result.detail,
-                    title=result.title,
-                    extra={"errors": errors} if result.status == 422 else None,
-                )
+                raise rejected(result, 0)
             avatar_id = self.ids.next_id()
             variants: dict[str, Any] = {}
             for variant in result.variants:
@@ -101,12 +92,12 @@ class Avatars:
                     )
                 )
         except BaseException:
-            await asyncio.shield(self._delete_keys(stored))
+            await asyncio.shield(delete_blobs(self.blobs, stored))
             raise
         finally:
             discard(upload.directory)
         if old is not None:
-            await self._delete_keys([v["key"] for v in old["variants"].values()])
+            await delete_blobs(self.blobs, [v["key"] for v in old["variants"].values()])
         return self.avatar_read(avatar_id, variants)
 
     async def remove(self, user_id: int) -> None:
@@ -115,7 +106,7 @@ class Avatars:
             old = await self._row(session, user_id)
             await session.execute(delete(avatars).where(avatars.c.user_id == user_id))
         if old is not None:
-            await self._delete_keys([v["key"] for v in old["variants"].values()])
+            await delete_blobs(self.blobs, [v["key"] for v in old["variants"].values()])
 
     async def on_user_deleted(self, event: UserDeleted) -> None:
         await self.remove(event.user_id)
@@ -133,10 +124,3 @@ class Avatars:
     async def _row(self, session: Any, user_id: int) -> Any:
         query = select(avatars).where(avatars.c.user_id == user_id)
         return (await session.execute(query)).mappings().first()
-
-    async def _delete_keys(self, keys: list[str]) -> None:
-        for key in keys:
-            try:
-                await self.blobs.delete(key)
-            except Exception:
-                log.exception("could not delete an avatar's object", extra={"key": key})

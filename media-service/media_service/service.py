@@ -42,6 +42,18 @@ def variant_key(media_id: int, name: str, data: bytes) -> str:
     return f"media/{media_id}/{name}-{hashlib.sha256(data).hexdigest()[:32]}.jpg"
 
 
+async def delete_blobs(blobs: BlobStore, keys: Sequence[str]) -> int:
+    """Delete the objects; return how many could not be (each is logged)."""
+    failed = 0
+    for key in keys:
+        try:
+            await blobs.delete(key)
+        except Exception:
+            failed += 1
+            log.exception("could not delete blob", extra={"key": key})
+    return failed
+
+
 @dataclass
 class MediaService:
     database: Database
@@ -98,7 +110,7 @@ class MediaService:
                 assert item.path is not None  # parsed with spooling
                 result = await self._process(str(item.path))
                 if isinstance(result, ImageRejected):
-                    raise _rejected(result, index)
+                    raise rejected(result, index)
                 media_id = self.ids.next_id()
                 variants: dict[str, Any] = {}
                 for variant in result.variants:
@@ -138,15 +150,7 @@ class MediaService:
         return [self.media_read(row) for row in rows]
 
     async def _delete_blobs(self, keys: Sequence[str]) -> int:
-        """Delete the objects; return how many could not be (each is logged)."""
-        failed = 0
-        for key in keys:
-            try:
-                await self.blobs.delete(key)
-            except Exception:
-                failed += 1
-                log.exception("could not delete blob", extra={"key": key})
-        return failed
+        return await delete_blobs(self.blobs, keys)
 
     async def lookup(self, media_ids: Sequence[int]) -> list[MediaRead]:
         if not media_ids:
@@ -356,7 +360,7 @@ def _unclaimable(media_id: int) -> Problem:
     return Problem(422, detail, title="Validation failed", extra={"errors": errors})
 
 
-def _rejected(rejection: ImageRejected, index: int) -> Problem:
+def rejected(rejection: ImageRejected, index: int) -> Problem:
     """The problem for the upload's index-th file; a 422 names the file, as validation does."""
     errors = [{"loc": ["body", "file", str(index)], "msg": rejection.detail, "type": "value_error"}]
     return Problem(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -110,7 +109,3 @@ async def mark_read(session: AsyncSession, *, recipient_id: int, up_to: int) -> 
         )
         .values(read=True)
     )
-
-
-async def remove_many(session: AsyncSession, ids: Sequence[int]) -> None:
-    await session.execute(delete(notifications).where(notifications.c.id.in_(ids)))

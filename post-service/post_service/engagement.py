@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from photogram_common.contracts.internal import CountsRead
 from photogram_common.cursors import decode_cursor, encode_cursor
@@ -69,39 +70,41 @@ class Engagement:
 
     async def like(self, caller: Identity, post_id: int) -> LikeRead:
         """Like the post; liking it again changes nothing."""
-        async with self.database.transaction() as session:
-            added = await repo.add_like(
-                session, post_id=post_id, user_id=caller.user_id, like_id=self.ids.next_id()
-            )
-            if added:
-                counts = await repo.bump_counts(session, post_id, likes_by=1)
-            else:
-                counts = await repo.live_counts(session, post_id)
-            if counts is None:
-                raise _no_post()  # rolls the like back
-            if added:
-                event = LikeCreated(post_id=post_id, user_id=caller.user_id, **_counts(counts))
-                await self.outbox.add(session, event)
-        if added:
-            self.outbox.notify()
-        return LikeRead(liked=True, likes_count=counts["likes_count"])
+        return await self._set_like(caller.user_id, post_id, liked=True)
 
     async def unlike(self, caller: Identity, post_id: int) -> LikeRead:
         """Take a like back; unliking a post not liked changes nothing."""
+        return await self._set_like(caller.user_id, post_id, liked=False)
+
+    async def _set_like(self, user_id: int, post_id: int, *, liked: bool) -> LikeRead:
         async with self.database.transaction() as session:
-            removed = await repo.remove_like(session, post_id=post_id, user_id=caller.user_id)
-            if removed:
-                counts = await repo.bump_counts(session, post_id, likes_by=-1)
-            else:
-                counts = await repo.live_counts(session, post_id)
+            changed, counts = await self._like_in(session, user_id, post_id, liked=liked)
             if counts is None:
-                raise _no_post()
-            if removed:
-                event = LikeDeleted(post_id=post_id, user_id=caller.user_id, **_counts(counts))
-                await self.outbox.add(session, event)
-        if removed:
+                raise _no_post()  # rolls the change back
+        if changed:
             self.outbox.notify()
-        return LikeRead(liked=False, likes_count=counts["likes_count"])
+        return LikeRead(liked=liked, likes_count=counts["likes_count"])
+
+    async def _like_in(
+        self, session: AsyncSession, user_id: int, post_id: int, *, liked: bool
+    ) -> tuple[bool, RowMapping | None]:
+        """Like or unlike in the caller's transaction: whether it changed anything, and the
+        live post's counts after it (None: no such live post, and no event written)."""
+        if liked:
+            changed = await repo.add_like(
+                session, post_id=post_id, user_id=user_id, like_id=self.ids.next_id()
+            )
+        else:
+            changed = await repo.remove_like(session, post_id=post_id, user_id=user_id)
+        if not changed:
+            return False, await repo.live_counts(session, post_id)
+        counts = await repo.bump_counts(session, post_id, likes_by=1 if liked else -1)
+        if counts is not None:
+            kind = LikeCreated if liked else LikeDeleted
+            await self.outbox.add(
+                session, kind(post_id=post_id, user_id=user_id, **_counts(counts))
+            )
+        return True, counts
 
     async def likers(
         self, post_id: int, *, cursor: str | None, limit: int
@@ -178,19 +181,22 @@ class Engagement:
                     "Only the comment's author or the post's author can delete it.",
                     title="Forbidden",
                 )
-            if not await repo.delete_comment(session, comment_id):
-                raise _no_comment()  # deleted by a concurrent request
-            counts = await repo.bump_counts(session, row["post_id"], comments_by=-1)
-            if counts is None:
-                raise _no_comment()
-            event = CommentDeleted(
-                post_id=row["post_id"],
-                user_id=row["user_id"],
-                comment_id=comment_id,
-                **_counts(counts),
-            )
-            await self.outbox.add(session, event)
+            if not await self._delete_comment_in(session, row):
+                raise _no_comment()  # deleted by a concurrent request, or its post
         self.outbox.notify()
+
+    async def _delete_comment_in(self, session: AsyncSession, row: RowMapping) -> bool:
+        """Delete a comment, with its post's count and its event; False when it was gone."""
+        if not await repo.delete_comment(session, row["id"]):
+            return False
+        counts = await repo.bump_counts(session, row["post_id"], comments_by=-1)
+        if counts is None:
+            return False
+        event = CommentDeleted(
+            post_id=row["post_id"], user_id=row["user_id"], comment_id=row["id"], **_counts(counts)
+        )
+        await self.outbox.add(session, event)
+        return True
 
     async def remove_user(self, user_id: int, *, batch: int = 200) -> None:
         """A deleted account's likes and comments, each with its event, so every count it
@@ -198,13 +204,9 @@ class Engagement:
         it stopped when the event is delivered again."""
         while True:
             async with self.database.transaction() as session:
-                liked = await repo.liked_by(session, user_id, limit=batch)
+                liked = await repo.liked_posts(session, user_id=user_id, limit=batch)
                 for post_id in liked:
-                    await repo.remove_like(session, post_id=post_id, user_id=user_id)
-                    counts = await repo.bump_counts(session, post_id, likes_by=-1)
-                    if counts is not None:
-                        event = LikeDeleted(post_id=post_id, user_id=user_id, **_counts(counts))
-                        await self.outbox.add(session, event)
+                    await self._like_in(session, user_id, post_id, liked=False)
             self.outbox.notify()
             if len(liked) < batch:
                 break
@@ -212,16 +214,7 @@ class Engagement:
             async with self.database.transaction() as session:
                 made = await repo.comments_by(session, user_id, limit=batch)
                 for row in made:
-                    await repo.delete_comment(session, row["id"])
-                    counts = await repo.bump_counts(session, row["post_id"], comments_by=-1)
-                    if counts is not None:
-                        gone = CommentDeleted(
-                            post_id=row["post_id"],
-                            user_id=user_id,
-                            comment_id=row["id"],
-                            **_counts(counts),
-                        )
-                        await self.outbox.add(session, gone)
+                    await self._delete_comment_in(session, row)
             self.outbox.notify()
             if len(made) < batch:
                 break

@@ -299,14 +299,9 @@ async def live_post_ids_of(session: AsyncSession, user_id: int, *, limit: int) -
     return list((await session.scalars(query)).all())
 
 
-async def liked_by(session: AsyncSession, user_id: int, *, limit: int) -> list[int]:
-    query = select(likes.c.post_id).where(likes.c.user_id == user_id).limit(limit)
-    return list((await session.scalars(query)).all())
-
-
 async def comments_by(session: AsyncSession, user_id: int, *, limit: int) -> list[RowMapping]:
     query = (
-        select(comments.c.id, comments.c.post_id)
+        select(comments.c.id, comments.c.post_id, comments.c.user_id)
         .where(comments.c.user_id == user_id)
         .order_by(comments.c.id)
         .limit(limit)

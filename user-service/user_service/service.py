@@ -352,19 +352,9 @@ class UserService:
         async with self.database.transaction() as session:
             if await repo.get_user(session, followee_id) is None:
                 raise _not_found()
-            deleted = await repo.delete_follow(
+            deleted = await self._unfollow_in(
                 session, follower_id=follower_id, followee_id=followee_id
             )
-            if deleted:
-                change = await self._move_counts(
-                    session, follower_id=follower_id, followee_id=followee_id, delta=-1
-                )
-                await self.outbox.add(
-                    session,
-                    FollowDeleted(
-                        follower_id=follower_id, followee_id=followee_id, **change.event_fields()
-                    ),
-                )
         if deleted:
             self.outbox.notify()
 
@@ -424,9 +414,10 @@ class UserService:
 
     async def _unfollow_in(
         self, session: AsyncSession, *, follower_id: int, followee_id: int
-    ) -> None:
+    ) -> bool:
+        """Delete the edge with both counts and its event; False when there was none."""
         if not await repo.delete_follow(session, follower_id=follower_id, followee_id=followee_id):
-            return
+            return False
         change = await self._move_counts(
             session, follower_id=follower_id, followee_id=followee_id, delta=-1
         )
@@ -436,6 +427,7 @@ class UserService:
                 follower_id=follower_id, followee_id=followee_id, **change.event_fields()
             ),
         )
+        return True
 
     async def follow_page(
         self, *, user_id: int, direction: str, cursor: str | None, limit: int

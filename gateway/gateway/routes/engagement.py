@@ -61,14 +61,7 @@ async def likers(
     params: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
     found = await peers.posts.call("GET", f"/posts/{post_id}/likes", identity=caller, params=params)
     ids = LikerIdsPage.model_validate(found)
-    users: list[Any] = []
-    if ids.user_ids:
-        users = (
-            await peers.users.call(
-                "POST", "/internal/users/batch", identity=caller, json={"user_ids": ids.user_ids}
-            )
-        )["items"]
-    return {"items": users, "next_cursor": ids.next_cursor}
+    return {"items": await peers.users_by_id(caller, ids.user_ids), "next_cursor": ids.next_cursor}
 
 
 @router.post(

@@ -30,12 +30,7 @@ async def notifications(
         await peers.notifications.call("GET", "/notifications", identity=caller, params=params)
     )
     actors = sorted({n.actor_id for n in found.items})
-    names: dict[str, str] = {}
-    if actors:
-        users = await peers.users.call(
-            "POST", "/internal/users/batch", identity=caller, json={"user_ids": actors}
-        )
-        names = {u["user_id"]: u["username"] for u in users["items"]}
+    names = {u["user_id"]: u["username"] for u in await peers.users_by_id(caller, actors)}
     items = [
         {
             "notification_id": n.notification_id,
