@@ -45,8 +45,12 @@ async def settled(
 async def test_follows_likes_and_comments_notify_the_owner(api: Api) -> None:
     ana, bob = await api.signup("ana"), await api.signup("bob")
     post_id = await post_photo(api.client, ana)
+    # Each action waits for the last one's notification: newest first is the order in
+    # which notification-service met them, and they travel on different partitions.
     await api.client.post(f"/api/users/{ana['id']}/follow", headers=bob["headers"])
+    await settled(api, ana, [("follow", "bob", None)])
     await api.client.post(f"/api/post/{post_id}/like", headers=bob["headers"])
+    await settled(api, ana, [("like", "bob", post_id), ("follow", "bob", None)])
     made = await api.client.post(
         f"/api/post/{post_id}/comments", headers=bob["headers"], json={"text": "wow"}
     )
@@ -77,6 +81,9 @@ async def test_like_unlike_like_leaves_one_and_undoing_removes_it(api: Api) -> N
     post_id = await post_photo(api.client, ana)
     for method in ("POST", "DELETE", "POST"):
         await api.client.request(method, f"/api/post/{post_id}/like", headers=bob["headers"])
+    # Newest first is the order notification-service met them in, and likes and follows
+    # travel on different topics: the follow waits for the like's notification.
+    await settled(api, ana, [("like", "bob", post_id)])
     await api.client.post(f"/api/users/{ana['id']}/follow", headers=bob["headers"])
     await settled(api, ana, [("follow", "bob", None), ("like", "bob", post_id)])
     await api.client.delete(f"/api/post/{post_id}/like", headers=bob["headers"])
@@ -92,6 +99,7 @@ async def test_a_comments_deletion_and_the_posts_take_theirs_away(api: Api) -> N
         f"/api/post/{kept}/comments", headers=bob["headers"], json={"text": "one"}
     )
     await api.client.post(f"/api/post/{kept}/comments", headers=bob["headers"], json={"text": "2"})
+    await settled(api, ana, [("comment", "bob", kept)])  # the order met: see the first test
     await api.client.post(f"/api/post/{gone}/like", headers=eve["headers"])
     await api.client.post(f"/api/post/{gone}/comments", headers=eve["headers"], json={"text": "x"})
     # Two comments by one actor on one post: one notification.
