@@ -77,6 +77,39 @@ async def test_pages_follow_the_cursor_exactly_with_the_exact_match_once(api: Ap
         assert seen == expected, limit
 
 
+async def test_a_short_prefix_walked_from_the_most_followed_pages_exactly(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Up to three letters walk the most followed first, a few users at a time here, and
+    fall back to the prefix indexes when a walk finds less than a page: the same order."""
+    from user_service import repository
+
+    monkeypatch.setattr(repository, "WALKED_USERS", 5)
+    me = await api.signup("viewer")
+    # Most followed first: matches of "k" interleaved with people who do not match.
+    ranked = ["kat", "mona", "kim", "mia", "max", "kurt", "mel", "kora"]
+    names_of = {"max": {"first_name": "Kelly"}}
+    people = [await api.signup(name, **names_of.get(name, {})) for name in ranked]
+    await api.signup("kip")  # no followers: after every other match
+    fans = [await api.signup(f"fan{i}") for i in range(len(people))]
+    for rank, person in enumerate(people):
+        for fan in fans[: len(people) - rank]:
+            await follow(api, fan, person)
+    expected = ["kat", "kim", "max", "kurt", "kora", "kip"]
+    for q in ("k", "K"):
+        for limit in (1, 2, 3, 4, 10):
+            seen, cursor = [], None
+            while True:
+                params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+                page = await search(api, me, q, **params)
+                assert len(page["items"]) <= limit
+                seen += names(page)
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            assert seen == expected, (q, limit)
+
+
 async def test_like_wildcards_in_the_query_are_literal(api: Api) -> None:
     me = await api.signup("viewer")
     await api.signup("a_b")
