@@ -7,11 +7,12 @@ RUN := $(UV) run --frozen
 BACKENDS_ENV = eval "$$(bash scripts/backends.sh env)"
 BENCH_USERS ?= 100000
 
-.PHONY: help install run test test-real test-faults test-all up down lint format bench bench-feed bench-redis-loss schemathesis validate-deploy clean
+.PHONY: help install run test test-web test-real test-faults test-all up down lint format bench bench-feed bench-redis-loss schemathesis validate-deploy clean
 
 help:
 	@echo "make run        the whole system in one process (embedded mode), gateway on PHOTOGRAM_PORT (8000)"
 	@echo "make test       the test suite in the embedded mode (SQLite, in-process bus, fakeredis, disk)"
+	@echo "make test-web   the web client in Chromium (PHOTOGRAM_CHROMIUM), screenshots to docs/screenshots"
 	@echo "make test-real  the same suites on PostgreSQL, Kafka, Redis and S3 (started by scripts/backends.sh)"
 	@echo "make test-faults  kills, stops and impairs a stack of its own; delivery checked from the API (root)"
 	@echo "make up / down  the distributed mode: real backends and one process per service"
@@ -34,6 +35,12 @@ run: install
 
 test: install
 	PHOTOGRAM_TEST_BACKENDS=embedded $(RUN) pytest
+
+# The browser tests start `python -m photogram_runner` themselves, on a free port; they drive
+# Debian's Chromium (`apt-get install chromium`) and save screenshots of the main screens.
+PHOTOGRAM_SCREENSHOTS ?= docs/screenshots
+test-web: install
+	PHOTOGRAM_SCREENSHOTS=$(PHOTOGRAM_SCREENSHOTS) $(RUN) pytest tests/web
 
 test-real: install
 	bash scripts/backends.sh start

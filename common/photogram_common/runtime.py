@@ -85,7 +85,9 @@ class GracefulServer(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-def server_for(app: Any, *, host: str, port: int) -> GracefulServer:
+def server_for(
+    app: Any, *, host: str, port: int, server_class: type[GracefulServer] = GracefulServer
+) -> GracefulServer:
     """A server for one app: no access log (ours carries the request ID), graceful stop."""
     config = uvicorn.Config(
         app,
@@ -95,7 +97,7 @@ def server_for(app: Any, *, host: str, port: int) -> GracefulServer:
         access_log=False,
         timeout_graceful_shutdown=int(os.environ.get("PHOTOGRAM_GRACEFUL_SECONDS", "20")),
     )
-    return GracefulServer(config)
+    return server_class(config)
 
 
 def serve(app: Any, *, host: str, port: int) -> None:

@@ -8,11 +8,13 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
 )
+
+from photogram_common import examples as ex
+from photogram_common.examples import examples
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9._]{3,30}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -57,7 +59,17 @@ Bio = Annotated[str, Field(max_length=MAX_BIO_CHARS), AfterValidator(multi_line_
 
 
 class SignupCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = examples(
+        {
+            "username": "ana",
+            "email": "ana@example.com",
+            "password": "correct horse battery",
+            "first_name": "Ana",
+            "last_name": "Lima",
+            "location": "Lisbon",
+        },
+        extra="forbid",
+    )
 
     username: str = Field(max_length=64)
     email: str = Field(max_length=254)
@@ -85,13 +97,15 @@ class SignupCreate(BaseModel):
 
 
 class LoginCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = examples({"login": "ana", "password": "correct horse battery"}, extra="forbid")
 
     login: Annotated[str, AfterValidator(single_line_text)] = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=128)
 
 
 class VariantRead(BaseModel):
+    model_config = examples(ex.variant("small", 320, 427))
+
     url: str
     width: int
     height: int
@@ -100,11 +114,28 @@ class VariantRead(BaseModel):
 class AvatarRead(BaseModel):
     """A user's avatar: centre-cropped squares, 150 and 320 pixels."""
 
+    model_config = examples(
+        {
+            "thumbnail": {
+                "url": "/api/avatars/7258416240394240/thumbnail.jpg",
+                "width": 150,
+                "height": 150,
+            },
+            "small": {
+                "url": "/api/avatars/7258416240394240/small.jpg",
+                "width": 320,
+                "height": 320,
+            },
+        }
+    )
+
     thumbnail: VariantRead
     small: VariantRead
 
 
 class UserRead(BaseModel):
+    model_config = examples(ex.USER)
+
     user_id: str
     username: str
     first_name: str | None
@@ -121,6 +152,8 @@ class UserRead(BaseModel):
 class ViewerRead(BaseModel):
     """How the caller stands with the user shown."""
 
+    model_config = examples({"following": True, "followed_by": False})
+
     following: bool
     followed_by: bool
 
@@ -129,17 +162,23 @@ class ProfileRead(UserRead):
     """A user as another authenticated user sees them (GET /api/users/{id}): with the
     caller's relationship; the caller's own profile has none."""
 
+    model_config = examples({**ex.USER, "viewer": {"following": True, "followed_by": False}})
+
     viewer: ViewerRead | None = None
 
 
 class UserMeRead(UserRead):
+    model_config = examples(ex.USER_ME)
+
     email: str
 
 
 class ProfileUpdate(BaseModel):
     """PATCH /api/users/me: the fields given are set (a name set to null is cleared)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = examples(
+        {"location": "Porto", "bio": "Sunsets and tiles.\nFilm when I can."}, extra="forbid"
+    )
 
     first_name: Name | None = None
     last_name: Name | None = None
@@ -148,6 +187,17 @@ class ProfileUpdate(BaseModel):
 
 
 class AuthRead(BaseModel):
+    model_config = examples(
+        {
+            "user": ex.USER_ME,
+            "access_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI3MjU4NDE2MDAxMTI2NDAwIn0.c2lnbmF0dXJl",
+            "token_type": "bearer",
+            "expires_in": 900,
+            "refresh_token": "q3V0bS1hbmEtcmVmcmVzaC10b2tlbi1leGFtcGxlLTQz",
+            "refresh_expires_in": 2592000,
+        }
+    )
+
     user: UserMeRead
     access_token: str
     token_type: str = "bearer"  # noqa: S105  (the OAuth token type, not a secret)
@@ -160,7 +210,7 @@ class AuthRead(BaseModel):
 class AccountDelete(BaseModel):
     """DELETE /api/users/me: the account's password, asked again."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = examples({"password": "correct horse battery"}, extra="forbid")
 
     password: str = Field(min_length=1, max_length=128)
 
@@ -168,19 +218,27 @@ class AccountDelete(BaseModel):
 class RefreshCreate(BaseModel):
     """A session's current refresh token (for /auth/refresh and /auth/logout)."""
 
+    model_config = examples({"refresh_token": "q3V0bS1hbmEtcmVmcmVzaC10b2tlbi1leGFtcGxlLTQz"})
+
     refresh_token: str = Field(min_length=1, max_length=200)
 
 
 class FollowRead(BaseModel):
+    model_config = examples({"following": True})
+
     following: bool
 
 
 class UsersPage(BaseModel):
+    model_config = examples({"items": [ex.USER], "next_cursor": "MTcyNTg0MTYwMDExMjY0MDA"})
+
     items: list[UserRead]
     next_cursor: str | None
 
 
 class MediaRead(BaseModel):
+    model_config = examples(ex.MEDIA)
+
     media_id: str
     user_id: str
     content_type: str
@@ -191,6 +249,8 @@ class MediaRead(BaseModel):
 
 
 class AuthorRead(BaseModel):
+    model_config = examples(ex.AUTHOR)
+
     user_id: str
     username: str
 
@@ -198,10 +258,14 @@ class AuthorRead(BaseModel):
 class PostViewerRead(BaseModel):
     """How the caller stands with the post shown."""
 
+    model_config = examples({"liked": False})
+
     liked: bool
 
 
 class PostRead(BaseModel):
+    model_config = examples(ex.POST)
+
     post_id: str
     user_id: str
     author: AuthorRead
@@ -221,6 +285,8 @@ ENGAGEMENT_FIELDS = {"likes_count", "comments_count", "viewer"}
 
 
 class LikeRead(BaseModel):
+    model_config = examples({"liked": True, "likes_count": 3})
+
     liked: bool
     likes_count: int
 
@@ -243,12 +309,14 @@ CommentText = Annotated[
 
 
 class CommentCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = examples({"text": "What a sky!"}, extra="forbid")
 
     text: CommentText
 
 
 class CommentRead(BaseModel):
+    model_config = examples(ex.COMMENT)
+
     comment_id: str
     post_id: str
     author: AuthorRead
@@ -257,16 +325,22 @@ class CommentRead(BaseModel):
 
 
 class CommentsPage(BaseModel):
+    model_config = examples({"items": [ex.COMMENT], "next_cursor": None})
+
     items: list[CommentRead]
     next_cursor: str | None
 
 
 class PostsPage(BaseModel):
+    model_config = examples({"items": [ex.POST], "next_cursor": "MTcyNTg0MTYxMjAxMzU2ODA"})
+
     items: list[PostRead]
     next_cursor: str | None
 
 
 class NotificationRead(BaseModel):
+    model_config = examples(ex.NOTIFICATION)
+
     notification_id: str
     type: Literal["follow", "like", "comment"]
     actor: AuthorRead
@@ -278,17 +352,21 @@ class NotificationRead(BaseModel):
 
 
 class NotificationsPage(BaseModel):
+    model_config = examples({"items": [ex.NOTIFICATION], "next_cursor": None})
+
     items: list[NotificationRead]
     next_cursor: str | None
 
 
 class UnreadCountRead(BaseModel):
+    model_config = examples({"count": 2})
+
     count: int
 
 
 class MarkReadCreate(BaseModel):
     """Mark this notification and every older one read."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = examples({"up_to": "7258416300023808"}, extra="forbid")
 
     up_to: str = Field(min_length=1, max_length=20, pattern=r"^[0-9]+$")

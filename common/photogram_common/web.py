@@ -11,11 +11,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photogram_common.deadlines import DeadlineMiddleware
-from photogram_common.logs import request_id_var
+from photogram_common.logs import request_id_var, service_var
 from photogram_common.problems import Problem, install_problem_handlers, problem_response
 from photogram_common.shedding import InFlightLimitMiddleware
 
@@ -32,10 +32,12 @@ def _clean_request_id(raw: str | None) -> str:
 
 
 class RequestIdMiddleware:
-    """Give every request an ID (the client's when it sent one), log it and echo it back."""
+    """Give every request an ID (the client's when it sent one), log it and echo it back;
+    the lines logged while serving it name `service`."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, service: str | None = None) -> None:
         self.app = app
+        self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,6 +47,7 @@ class RequestIdMiddleware:
         raw = headers.get(REQUEST_ID_HEADER.encode())
         request_id = _clean_request_id(raw.decode("latin-1") if raw else None)
         token = request_id_var.set(request_id)
+        service_token = service_var.set(self.service) if self.service else None
         started = time.perf_counter()
         status = 500
         responded = False
@@ -80,6 +83,8 @@ class RequestIdMiddleware:
                 },
             )
             request_id_var.reset(token)
+            if service_token is not None:
+                service_var.reset(service_token)
 
 
 # Each check's answer is awaited this long: the probes give /readyz 2 s, and a dependency
@@ -107,10 +112,18 @@ async def check_readiness(
 
 
 class HealthRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: str
 
 
 class ReadinessRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "ready", "checks": {"user-service": "ok", "redis": "ok"}}]
+        }
+    )
+
     status: str
     checks: dict[str, str]
 
@@ -128,17 +141,21 @@ def add_health_routes(
     of them failing, /readyz answers 200 with status "degraded".
     """
 
-    @app.get("/healthz", include_in_schema=include_in_schema)
+    @app.get("/healthz", include_in_schema=include_in_schema, summary="Liveness")
     async def healthz() -> HealthRead:
+        """200 while the process is alive and serving; no dependency is asked."""
         return HealthRead(status="ok")
 
     @app.get(
         "/readyz",
         include_in_schema=include_in_schema,
+        summary="Readiness",
         response_model=ReadinessRead,
         responses={503: {"model": ReadinessRead, "description": "A dependency is unreachable"}},
     )
     async def readyz() -> JSONResponse:
+        """Each dependency's state: 200 "ready" (or "degraded", when only a dependency that
+        does not gate readiness fails), 503 "not ready" when one that does fails."""
         healthy, report = await check_readiness(checks())
         ready = all(state == "ok" for name, state in report.items() if name not in informational)
         status = "not ready" if not ready else "ready" if healthy else "degraded"
@@ -152,12 +169,13 @@ def create_service_app(
     max_in_flight: int = 0,
     max_loop_lag_ms: int = 0,
     caller_deadlines: bool = True,
+    service: str | None = None,
     **kwargs: Any,
 ) -> FastAPI:
     """Make a FastAPI app with problem JSON errors, request IDs, the caller's deadline
     (`caller_deadlines`: services behind the gateway; photogram_common.deadlines) and, when
     `max_in_flight` or `max_loop_lag_ms` is set, load shedding (a fast 503 past either
-    bound; photogram_common.shedding)."""
+    bound; photogram_common.shedding). Its log lines name `service` (default: the title)."""
     # FastAPI's own OpenTelemetry hooks ask the global providers on every request whether
     # they are configured (~5 % of a hop's CPU, docs/benchmarks.md (f)); none is, so off.
     kwargs.setdefault("telemetry", {"tracing": False, "metrics": False, "logs": False})
@@ -166,7 +184,7 @@ def create_service_app(
     if caller_deadlines:
         # Inside the request ID, so a 504 carries it and is logged with it.
         app.add_middleware(DeadlineMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, service=service or title)
     if max_in_flight or max_loop_lag_ms:
         # Outermost, so a refused request costs no logging, routing or validation.
         app.add_middleware(

@@ -11,12 +11,15 @@ from starlette.middleware import Middleware
 
 from gateway.addresses import ClientAddresses, parse_networks
 from gateway.bodylimit import BodyLimitMiddleware, HeaderLimitMiddleware
+from gateway.cors import AllowedOriginsCors
 from gateway.deadline import RequestDeadlineMiddleware
 from gateway.deps import EdgePolicy, GatewayRoot, Peers, edge
+from gateway.docs import add_docs_routes
 from gateway.openapi import public_openapi
 from gateway.ratelimit import RateLimiter
 from gateway.routes import engagement, notifications, posts, users
 from gateway.settings import GatewaySettings
+from gateway.webclient import add_web_client
 from photogram_common.fastroutes import FastRoutes
 from photogram_common.redis import make_redis
 from photogram_common.roots import install_root
@@ -61,6 +64,7 @@ def create_app(
 
     app = create_service_app(
         title="Photogram API",
+        service="gateway",
         version="1.0.0",
         description="The public API of Photogram, served by its gateway.",
         lifespan=lifespan,
@@ -69,7 +73,8 @@ def create_app(
         # The gateway sets each request's deadline itself; a client's budget header is not one.
         caller_deadlines=False,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # Served by add_docs_routes, from local assets instead of a CDN.
+        docs_url=None,
         redoc_url=None,
         # A trailing-slash redirect would be built from the Host header: a 404 instead.
         redirect_slashes=False,
@@ -86,6 +91,10 @@ def create_app(
             Middleware(FastRoutes, routes={"/api/feed": posts.feed_fast}),
         ],
     )
+    if settings.cors_origins:
+        # Outermost, so every answer to an allowed origin carries its CORS headers, a fast
+        # 503 and a 500 included, and a preflight costs no in-flight slot (docs/decisions.md).
+        app.add_middleware(AllowedOriginsCors, origins=settings.cors_origins)
     install_root(
         app,
         GatewayRoot(
@@ -105,6 +114,8 @@ def create_app(
     app.include_router(posts.router)
     app.include_router(engagement.router)
     app.include_router(notifications.router)
+    add_web_client(app)
+    add_docs_routes(app, openapi_url="/api/openapi.json")
     peer_checks = {
         "user-service": peers.users.ping,
         "post-service": peers.posts.ping,

@@ -92,9 +92,15 @@ def head_limited(max_head_bytes: int) -> type[HeadLimitedProtocol]:
     return type("HeadLimitedProtocol", (HeadLimitedProtocol,), {"max_head_bytes": max_head_bytes})
 
 
-def gateway_server(app: Any, settings: GatewaySettings, *, port: int) -> GracefulServer:
+def gateway_server(
+    app: Any,
+    settings: GatewaySettings,
+    *,
+    port: int,
+    server_class: type[GracefulServer] = GracefulServer,
+) -> GracefulServer:
     """The gateway's server: the shared one, with the head cap and no proxy-header trust."""
-    server = server_for(app, host=settings.host, port=port)
+    server = server_for(app, host=settings.host, port=port, server_class=server_class)
     server.config.http = head_limited(settings.max_header_bytes)
     # uvicorn would rewrite the client's address from X-Forwarded-For sent by any loopback
     # peer before the gateway sees the request; the gateway decides whom to believe.

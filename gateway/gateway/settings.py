@@ -1,13 +1,18 @@
-"""gateway settings (PHOTOGRAM_GATEWAY_*); its port is PHOTOGRAM_PORT."""
+"""gateway settings (PHOTOGRAM_GATEWAY_*); its port is PHOTOGRAM_PORT, the origins it lets
+browsers call it from PHOTOGRAM_CORS_ORIGINS."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.addresses import parse_networks
+
+# An origin as a browser sends it: scheme, host and an optional port, no path.
+_ORIGIN = re.compile(r"https?://[^/\s?#@]+")
 
 
 class GatewaySettings(BaseSettings):
@@ -26,8 +31,14 @@ class GatewaySettings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed: comma-separated addresses or CIDR ranges.
     # None by default: the TCP peer is the client (docs/operations.md).
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Origins whose pages may call the API from a browser (CORS): comma-separated, such as
+    # `http://localhost:5173`, or `*` for any. None by default: the web client is served by
+    # the gateway, same-origin (docs/decisions.md, "CORS").
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="PHOTOGRAM_CORS_ORIGINS"
+    )
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "cors_origins", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
@@ -39,3 +50,12 @@ class GatewaySettings(BaseSettings):
     def _networks(cls, value: list[str]) -> list[str]:
         parse_networks(value)  # a malformed entry stops the gateway from starting
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        origins = [origin.rstrip("/").lower() for origin in value]
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin such as https://example.com")
+        return origins

@@ -16,6 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from photogram_runner.console import base_url, ready_line
+
 SERVICES = {
     # name: (module, env prefix of its host/port, port)
     "user-service": ("user_service", "PHOTOGRAM_USERS", 8101),
@@ -108,7 +110,7 @@ def up() -> None:
             )
         pid_file.write_text(str(child.pid))
         _wait_ready(name, f"http://127.0.0.1:{port}/readyz", log)
-    print(f"[up] gateway: http://127.0.0.1:{env.get('PHOTOGRAM_PORT', '8000')}/readyz")
+    print(ready_line(base_url("127.0.0.1", int(env.get("PHOTOGRAM_PORT", "8000")))), flush=True)
 
 
 def _alive(pid: int) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +25,10 @@ from gateway.settings import GatewaySettings
 from media_service.settings import MediaServiceSettings
 from notification_service.settings import NotificationServiceSettings
 from photogram_common.bus import EventBus
-from photogram_common.runtime import make_bus
+from photogram_common.logs import logging_as
+from photogram_common.runtime import GracefulServer, make_bus
 from photogram_common.settings import PlatformSettings
+from photogram_runner.console import base_url, ready_line
 from post_service.settings import PostServiceSettings
 from user_service.settings import UserServiceSettings
 
@@ -69,6 +74,61 @@ async def running(system: System) -> AsyncIterator[System]:
     async with AsyncExitStack() as stack:
         await system.bus.start()
         stack.push_async_callback(system.bus.close)
-        for app in system.services.values():
-            await stack.enter_async_context(app.router.lifespan_context(app))
+        for name, app in system.services.items():
+            await stack.enter_async_context(_lifespan_as(name, app))
         yield system
+
+
+@asynccontextmanager
+async def _lifespan_as(name: str, app: FastAPI) -> AsyncIterator[None]:
+    """An app's lifespan, its start and stop (and the tasks it starts) logging as `name`."""
+    lifespan = app.router.lifespan_context(app)
+    with logging_as(name):
+        await lifespan.__aenter__()
+    try:
+        yield
+    finally:
+        with logging_as(name):
+            await lifespan.__aexit__(None, None, None)
+
+
+class EmbeddedServer(GracefulServer):
+    """The gateway's server in the embedded mode: the runner owns the process's signals (a
+    stop may be asked while the services are still starting, or stopping), and the server
+    says once where to go when it is ready."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit:
+            print(ready_line(base_url(self.config.host, self._bound_port())), flush=True)
+
+    def _bound_port(self) -> int:
+        # PHOTOGRAM_PORT=0 asks for any free port: the socket knows which.
+        for server in self.servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return int(self.config.port)
+
+
+class StopRequests:
+    """SIGINT (Ctrl-C) and SIGTERM for the whole run. While the services start, the first
+    stops the run once they have (a start cut short leaves half-migrated files) and a
+    second gives up at once; while serving, uvicorn's graceful stop, a second forcing it;
+    while the services stop, nothing more."""
+
+    def __init__(self, main: asyncio.Task[Any] | None) -> None:
+        self.asked = False
+        self.stopping = False
+        self.server: GracefulServer | None = None
+        self._main = main
+
+    def __call__(self, sig: signal.Signals) -> None:
+        if self.server is not None:
+            self.server.handle_exit(sig, None)
+        elif self.asked and not self.stopping and self._main is not None:
+            self._main.cancel()
+        self.asked = True

@@ -30,7 +30,10 @@ CommentIdPath = Annotated[int, Depends(comment_id_path)]
 
 
 @router.post(
-    "/post/{post_id}/like", response_model=LikeRead, responses=problems(401, 404, 429, 503)
+    "/post/{post_id}/like",
+    summary="Like a post",
+    response_model=LikeRead,
+    responses=problems(401, 404, 429, 503),
 )
 async def like(caller: CurrentUser, post_id: PostIdPath, peers: PeerClients) -> Any:
     """Like the post (idempotent); answers the post's like count after it."""
@@ -38,7 +41,10 @@ async def like(caller: CurrentUser, post_id: PostIdPath, peers: PeerClients) -> 
 
 
 @router.delete(
-    "/post/{post_id}/like", response_model=LikeRead, responses=problems(401, 404, 429, 503)
+    "/post/{post_id}/like",
+    summary="Unlike a post",
+    response_model=LikeRead,
+    responses=problems(401, 404, 429, 503),
 )
 async def unlike(caller: CurrentUser, post_id: PostIdPath, peers: PeerClients) -> Any:
     """Take the like back (idempotent); answers the post's like count after it."""
@@ -47,6 +53,7 @@ async def unlike(caller: CurrentUser, post_id: PostIdPath, peers: PeerClients) -
 
 @router.get(
     "/post/{post_id}/likes",
+    summary="List who likes a post",
     response_model=UsersPage,
     responses=problems(400, 401, 404, 422, 429, 503),
 )
@@ -66,6 +73,7 @@ async def likers(
 
 @router.post(
     "/post/{post_id}/comments",
+    summary="Comment on a post",
     status_code=201,
     response_model=CommentRead,
     responses=problems(400, 401, 404, 413, 422, 429, 503),
@@ -85,6 +93,7 @@ async def comment(
 
 @router.get(
     "/post/{post_id}/comments",
+    summary="List a post's comments",
     response_model=CommentsPage,
     responses=problems(400, 401, 404, 422, 429, 503),
 )
@@ -102,7 +111,10 @@ async def comments(
 
 
 @router.get(
-    "/comments/{comment_id}", response_model=CommentRead, responses=problems(401, 404, 429, 503)
+    "/comments/{comment_id}",
+    summary="Get a comment",
+    response_model=CommentRead,
+    responses=problems(401, 404, 429, 503),
 )
 async def get_comment(caller: CurrentUser, comment_id: CommentIdPath, peers: PeerClients) -> Any:
     """One comment (the Location of a new one)."""
@@ -111,6 +123,7 @@ async def get_comment(caller: CurrentUser, comment_id: CommentIdPath, peers: Pee
 
 @router.delete(
     "/comments/{comment_id}",
+    summary="Delete a comment",
     status_code=204,
     response_class=Response,
     responses=problems(401, 403, 404, 429, 503),

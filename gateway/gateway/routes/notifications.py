@@ -18,6 +18,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 
 @router.get(
     "/notifications",
+    summary="List notifications",
     response_model=NotificationsPage,
     responses=problems(400, 401, 422, 429, 503),
 )
@@ -49,6 +50,7 @@ async def notifications(
 
 @router.get(
     "/notifications/unread-count",
+    summary="Count unread notifications",
     response_model=UnreadCountRead,
     responses=problems(401, 429, 503),
 )
@@ -59,6 +61,7 @@ async def unread_count(caller: CurrentUser, peers: PeerClients) -> Any:
 
 @router.post(
     "/notifications/mark-read",
+    summary="Mark notifications read",
     status_code=204,
     response_class=Response,
     responses=problems(400, 401, 413, 422, 429, 503),

@@ -89,6 +89,7 @@ _REDIRECT = {"description": "A redirect to a time-limited object-store URL"}
 
 @router.post(
     "/upload",
+    summary="Upload a post",
     status_code=201,
     response_model=PostRead,
     openapi_extra=_UPLOAD_BODY,
@@ -217,18 +218,28 @@ class _Ceiling:
             yield chunk
 
 
-@router.get("/post/{post_id}", response_model=PostRead, responses=problems(401, 404, 429, 503))
+@router.get(
+    "/post/{post_id}",
+    summary="Get a post",
+    response_model=PostRead,
+    responses=problems(401, 404, 429, 503),
+)
 async def get_post(caller: CurrentUser, post_id: PostIdPath, peers: PeerClients) -> Any:
+    """One post with its media, in upload order, and the caller's `viewer.liked`; a deleted post
+    is a 404."""
     return await peers.posts.call("GET", f"/posts/{post_id}", identity=caller)
 
 
 @router.delete(
     "/post/{post_id}",
+    summary="Delete a post",
     status_code=204,
     response_class=Response,
     responses=problems(401, 403, 404, 429, 503),
 )
 async def delete_post(caller: CurrentUser, post_id: PostIdPath, peers: PeerClients) -> Response:
+    """Delete the caller's own post (403 for anyone else's): a 404 at once; it leaves every feed,
+    and its media and their bytes go, within 5 seconds."""
     await peers.posts.call("DELETE", f"/posts/{post_id}", identity=caller)
     # Feeds drop it at once; the fan-out removes it from timelines shortly after.
     try:
@@ -240,6 +251,7 @@ async def delete_post(caller: CurrentUser, post_id: PostIdPath, peers: PeerClien
 
 @router.get(
     "/users/{user_id}/posts",
+    summary="List a user's posts",
     response_model=PostsPage,
     responses=problems(400, 401, 404, 422, 429, 503),
 )
@@ -250,13 +262,19 @@ async def user_posts(
     limit: Limit = 20,
     cursor: str | None = None,
 ) -> Any:
+    """A page of the user's posts, newest first."""
     await peers.users.call("GET", f"/users/{user_id}", identity=caller)
     return await relay_page(
         peers.posts, f"/users/{user_id}/posts", caller, limit=limit, cursor=cursor
     )
 
 
-@router.get("/feed", response_model=PostsPage, responses=problems(400, 401, 403, 422, 429, 503))
+@router.get(
+    "/feed",
+    summary="Read the home feed",
+    response_model=PostsPage,
+    responses=problems(400, 401, 403, 422, 429, 503),
+)
 async def feed(
     caller: CurrentUser,
     peers: PeerClients,
@@ -264,6 +282,9 @@ async def feed(
     cursor: str | None = None,
     user_id: Annotated[str | None, Query(alias="userId")] = None,
 ) -> Any:
+    """The caller's home feed: posts by the accounts they follow and their own, newest first;
+    a new post appears within 5 seconds. `userId`, when sent, must be the caller's ID (403
+    otherwise)."""
     if user_id is not None and user_id != str(caller.user_id):
         raise Problem(403, "You can only read your own feed.", title="Forbidden")
     return await relay_page(peers.feed, "/feed", caller, limit=limit, cursor=cursor)
@@ -290,8 +311,14 @@ async def feed_fast(scope: Scope) -> Response | None:
     return await relay_page(root.peers.feed, "/feed", caller, limit=limit, cursor=cursor)
 
 
-@router.get("/media/{media_id}", response_model=MediaRead, responses=problems(401, 404, 429, 503))
+@router.get(
+    "/media/{media_id}",
+    summary="Get a media item",
+    response_model=MediaRead,
+    responses=problems(401, 404, 429, 503),
+)
 async def get_media(caller: CurrentUser, media_id: MediaIdPath, peers: PeerClients) -> Any:
+    """One media item: its upright size, blurhash and the URL of each variant."""
     return await peers.media.call("GET", f"/media/{media_id}", identity=caller)
 
 
@@ -313,6 +340,7 @@ _AVATAR_BODY = {
 
 @router.put(
     "/users/me/avatar",
+    summary="Set the caller's avatar",
     response_model=UserMeRead,
     openapi_extra=_AVATAR_BODY,
     responses=problems(400, 401, 413, 415, 422, 429, 503),
@@ -332,6 +360,7 @@ async def put_avatar(request: Request, caller: CurrentUser, peers: PeerClients) 
 
 @router.delete(
     "/users/me/avatar",
+    summary="Remove the caller's avatar",
     status_code=204,
     response_class=Response,
     responses=problems(401, 429, 503),
@@ -347,6 +376,7 @@ async def delete_avatar(caller: CurrentUser, peers: PeerClients) -> Response:
 
 @router.get(
     "/avatars/{avatar_id}/{variant}.jpg",
+    summary="Get an avatar image",
     dependencies=[Depends(anonymous)],
     response_class=Response,
     responses={200: _JPEG, 307: _REDIRECT, **problems(404, 429, 503)},
@@ -362,6 +392,7 @@ async def avatar_bytes(avatar_id: str, variant: str, peers: PeerClients) -> Resp
 
 @router.get(
     "/media/{media_id}/{variant}.jpg",
+    summary="Get a media variant's image",
     dependencies=[Depends(anonymous)],
     response_class=Response,
     responses={200: _JPEG, 307: _REDIRECT, **problems(404, 429, 503)},

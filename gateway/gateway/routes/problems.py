@@ -6,10 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from photogram_common.examples import examples
 from photogram_common.problems import PROBLEM_JSON
 
 
 class ProblemRead(BaseModel):
+    model_config = examples(
+        {"type": "about:blank", "title": "Not found", "status": 404, "detail": "No such user."}
+    )
+
     type: str
     title: str
     status: int

@@ -38,28 +38,39 @@ _AUTH = problems(401, 429, 503)
 
 @router.post(
     "/auth/signup",
+    summary="Sign up",
     status_code=201,
     response_model=AuthRead,
     responses=problems(400, 409, 413, 422, 429, 503),
     dependencies=[Depends(credential_endpoint)],
 )
 async def signup(body: SignupCreate, peers: PeerClients) -> JSONResponse:
+    """Create an account and start a session: the user (with email), an access token and a
+    refresh token.
+
+    The username is lower-cased, then 3 to 30 of `a-z 0-9 . _`; usernames and emails are unique
+    ignoring case (409 when taken); the password is 8 to 128 characters."""
     data = await peers.users.call("POST", "/auth/signup", json=body.model_dump())
     return JSONResponse(data, status_code=201)
 
 
 @router.post(
     "/auth/login",
+    summary="Log in",
     response_model=AuthRead,
     responses=problems(400, 401, 413, 422, 429, 503),
     dependencies=[Depends(credential_endpoint)],
 )
 async def login(body: LoginCreate, peers: PeerClients) -> Any:
+    """Start a session with the username or the email (any case) and the password.
+
+    An unknown user and a wrong password are the same 401, answered in the same time."""
     return await peers.users.call("POST", "/auth/login", json=body.model_dump())
 
 
 @router.post(
     "/auth/refresh",
+    summary="Refresh a session",
     response_model=AuthRead,
     responses=problems(400, 401, 413, 422, 429, 503),
     dependencies=[Depends(credential_endpoint)],
@@ -73,6 +84,7 @@ async def refresh(body: RefreshCreate, peers: PeerClients) -> Any:
 
 @router.post(
     "/auth/logout",
+    summary="Log out",
     status_code=204,
     response_class=Response,
     responses=problems(400, 401, 413, 422, 429, 503),
@@ -85,13 +97,17 @@ async def logout(body: RefreshCreate, peers: PeerClients) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/users/me", response_model=UserMeRead, responses=_AUTH)
+@router.get("/users/me", summary="Get the caller", response_model=UserMeRead, responses=_AUTH)
 async def me(caller: CurrentUser, peers: PeerClients) -> Any:
+    """The authenticated user, with their email."""
     return await peers.users.call("GET", "/users/me", identity=caller)
 
 
 @router.patch(
-    "/users/me", response_model=UserMeRead, responses=problems(400, 401, 413, 422, 429, 503)
+    "/users/me",
+    summary="Update the caller's profile",
+    response_model=UserMeRead,
+    responses=problems(400, 401, 413, 422, 429, 503),
 )
 async def update_me(body: ProfileUpdate, caller: CurrentUser, peers: PeerClients) -> Any:
     """Set any of the caller's first and last name, location and bio (up to 150 characters,
@@ -103,6 +119,7 @@ async def update_me(body: ProfileUpdate, caller: CurrentUser, peers: PeerClients
 
 @router.delete(
     "/users/me",
+    summary="Delete the caller's account",
     status_code=204,
     response_class=Response,
     responses=problems(400, 401, 413, 422, 429, 503),
@@ -123,7 +140,12 @@ def _is_text(value: str) -> bool:
     return True
 
 
-@router.get("/users/search", response_model=UsersPage, responses=problems(400, 401, 422, 429, 503))
+@router.get(
+    "/users/search",
+    summary="Search users",
+    response_model=UsersPage,
+    responses=problems(400, 401, 422, 429, 503),
+)
 async def search(
     caller: CurrentUser,
     peers: PeerClients,
@@ -154,46 +176,59 @@ async def search(
 # field is left out, not null, so these answer only the fields user-service set.
 @router.get(
     "/users/by-username/{username}",
+    summary="Get a user by username",
     response_model=ProfileRead,
     response_model_exclude_unset=True,
     responses=problems(401, 404, 429, 503),
 )
 async def by_username(caller: CurrentUser, username: UsernamePath, peers: PeerClients) -> Any:
+    """A user by username, matched ignoring case, with `viewer` (how the caller and the user follow
+    each other) unless it is the caller; a name no account could have is a 404."""
     return await peers.users.call("GET", f"/users/by-username/{username}", identity=caller)
 
 
 @router.get(
     "/users/{user_id}",
+    summary="Get a user",
     response_model=ProfileRead,
     response_model_exclude_unset=True,
     responses=problems(401, 404, 429, 503),
 )
 async def get_user(caller: CurrentUser, user_id: UserIdPath, peers: PeerClients) -> Any:
+    """A user by ID, with `viewer` (how the caller and the user follow each other) unless it is
+    the caller."""
     return await peers.users.call("GET", f"/users/{user_id}", identity=caller)
 
 
 @router.post(
     "/users/{user_id}/follow",
+    summary="Follow a user",
     response_model=FollowRead,
     responses=problems(401, 404, 422, 429, 503),
 )
 async def follow(caller: CurrentUser, user_id: UserIdPath, peers: PeerClients) -> Any:
+    """The caller follows the user (idempotent); following oneself is a 422. Their recent posts
+    reach the caller's feed within 5 seconds."""
     return await peers.users.call("POST", f"/users/{user_id}/follow", identity=caller)
 
 
 @router.delete(
     "/users/{user_id}/follow",
+    summary="Unfollow a user",
     status_code=204,
     response_class=Response,
     responses=problems(401, 404, 429, 503),
 )
 async def unfollow(caller: CurrentUser, user_id: UserIdPath, peers: PeerClients) -> Response:
+    """The caller stops following the user (idempotent: not following is a 204 too); their posts
+    leave the caller's feed within 5 seconds."""
     await peers.users.call("DELETE", f"/users/{user_id}/follow", identity=caller)
     return Response(status_code=204)
 
 
 @router.get(
     "/users/{user_id}/followers",
+    summary="List a user's followers",
     response_model=UsersPage,
     responses=problems(400, 401, 404, 422, 429, 503),
 )
@@ -204,6 +239,7 @@ async def followers(
     limit: Limit = 20,
     cursor: str | None = None,
 ) -> Any:
+    """A page of the users who follow the user, newest follow first."""
     return await relay_page(
         peers.users, f"/users/{user_id}/followers", caller, limit=limit, cursor=cursor
     )
@@ -211,6 +247,7 @@ async def followers(
 
 @router.get(
     "/users/{user_id}/following",
+    summary="List whom a user follows",
     response_model=UsersPage,
     responses=problems(400, 401, 404, 422, 429, 503),
 )
@@ -221,6 +258,7 @@ async def following(
     limit: Limit = 20,
     cursor: str | None = None,
 ) -> Any:
+    """A page of the users the user follows, newest follow first."""
     return await relay_page(
         peers.users, f"/users/{user_id}/following", caller, limit=limit, cursor=cursor
     )
