@@ -30,6 +30,7 @@ WORKDIR /src
 # Only the lock and the manifests first, so the dependency layers stay cached until
 # the lock file changes.
 COPY pyproject.toml uv.lock ./
+COPY contracts/pyproject.toml contracts/
 COPY common/pyproject.toml common/
 COPY gateway/pyproject.toml gateway/
 COPY user-service/pyproject.toml user-service/
@@ -43,6 +44,7 @@ COPY runner/pyproject.toml runner/
 FROM build-base AS build-gateway
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package photogram-gateway
+COPY contracts contracts
 COPY common common
 COPY gateway gateway
 RUN --mount=type=cache,target=/root/.cache/uv \
@@ -51,6 +53,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM build-base AS build-user-service
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package photogram-user-service
+COPY contracts contracts
 COPY common common
 COPY user-service user-service
 RUN --mount=type=cache,target=/root/.cache/uv \
@@ -59,6 +62,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM build-base AS build-post-service
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package photogram-post-service
+COPY contracts contracts
 COPY common common
 COPY post-service post-service
 RUN --mount=type=cache,target=/root/.cache/uv \
@@ -67,6 +71,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM build-base AS build-media-service
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package photogram-media-service
+COPY contracts contracts
 COPY common common
 COPY media-service media-service
 RUN --mount=type=cache,target=/root/.cache/uv \
@@ -75,6 +80,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM build-base AS build-feed-service
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package photogram-feed-service
+COPY contracts contracts
 COPY common common
 COPY feed-service feed-service
 RUN --mount=type=cache,target=/root/.cache/uv \
@@ -83,6 +89,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM build-base AS build-fanout-worker
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package photogram-fanout-worker
+COPY contracts contracts
 COPY common common
 COPY fanout-worker fanout-worker
 RUN --mount=type=cache,target=/root/.cache/uv \
@@ -91,6 +98,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 FROM build-base AS build-notification-service
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-workspace --package photogram-notification-service
+COPY contracts contracts
 COPY common common
 COPY notification-service notification-service
 RUN --mount=type=cache,target=/root/.cache/uv \

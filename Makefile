@@ -64,7 +64,7 @@ down: install
 lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy common gateway user-service post-service media-service feed-service fanout-worker notification-service runner
+	$(RUN) mypy contracts common gateway user-service post-service media-service feed-service fanout-worker notification-service runner
 
 format: install
 	$(RUN) ruff format .

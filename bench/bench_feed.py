@@ -874,8 +874,9 @@ def ensure_data(users: int, extra: list[str]) -> tuple[dict, float | None]:
 async def sample_readers(count: int, ttl_seconds: int) -> tuple[list[dict], dict]:
     """Readers drawn at random among the users, with access tokens; and their profile."""
     import asyncpg
+    from photogram_contracts.identity import Identity
 
-    from photogram_common.identity import Identity, issue_access_token
+    from photogram_common.identity import issue_access_token
 
     conn = await asyncpg.connect(pg_url(BENCH_DBS["users"]))
     try:

@@ -187,6 +187,7 @@ def revision() -> str:
             "--porcelain",
             "--untracked-files=no",
             "--",
+            "contracts",
             "common",
             "gateway",
             "user-service",

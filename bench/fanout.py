@@ -78,11 +78,12 @@ import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import PG_ADMIN, REDIS_BASE, REPO, machine, percentile, pg_url, revision, today
+from photogram_contracts.keys import timeline_key
 
 import photogram_common.timelines as timelines
 from photogram_common.db import Database
 from photogram_common.ids import IdGenerator, id_to_unix_ms
-from photogram_common.timelines import SENTINEL, TimelineStore, member, score, timeline_key
+from photogram_common.timelines import SENTINEL, TimelineStore, member, score
 
 REDIS_DB = 5
 LISTPACK_ENTRIES = 1024  # as scripts/backends.sh, docker-compose.yml and k8s/ set it

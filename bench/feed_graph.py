@@ -50,9 +50,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import BENCH_DBS, BENCH_RUN_DIR, PG_ADMIN, REPO, bench_env, bench_lock, pg_url
+from photogram_contracts.schemas import MediaRead
 
 from photogram_common.ids import EPOCH_MS
-from photogram_common.schemas import MediaRead
 
 DAY_MS = 86_400_000
 SHIFT = 22  # 10 bits of worker and 12 of sequence below the milliseconds (ids.py)

@@ -146,8 +146,9 @@ async def generate(args: argparse.Namespace) -> None:
             await pool.close()
     else:
         import aiohttp
+        from photogram_contracts.identity import Identity
 
-        from photogram_common.identity import Identity, issue_internal_token
+        from photogram_common.identity import issue_internal_token
 
         internal = (BENCH_RUN_DIR / "services" / ".internal_secret").read_text().strip()
         base = GATEWAY if args.generate == "gateway" else FEED_SERVICE
@@ -240,8 +241,9 @@ def _run_generator(target: str, rate: float, seconds: float, readers_file: Path)
 
 async def sample_readers(count: int) -> list[dict]:
     import asyncpg
+    from photogram_contracts.identity import Identity
 
-    from photogram_common.identity import Identity, issue_access_token
+    from photogram_common.identity import issue_access_token
 
     conn = await asyncpg.connect(pg_url(BENCH_DBS["users"]))
     rows = await conn.fetch(

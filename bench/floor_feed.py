@@ -27,6 +27,7 @@ from starlette.types import Scope
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from feed_graph import media_json
+from photogram_contracts.schemas import PostsPage
 
 from photogram_common.callers import CurrentUser
 from photogram_common.cursors import encode_cursor
@@ -34,7 +35,6 @@ from photogram_common.fastroutes import FastRoutes, header, page_query
 from photogram_common.identity import INTERNAL_HEADER, InvalidToken, verify_internal_token
 from photogram_common.logs import configure_logging
 from photogram_common.runtime import serve
-from photogram_common.schemas import PostsPage
 from photogram_common.settings import PlatformSettings, resolve_secrets
 from photogram_common.web import add_health_routes, create_service_app
 

@@ -34,11 +34,12 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import REPO, machine, revision, today
+from photogram_contracts.identity import Identity
 
-from photogram_common.identity import Identity, issue_access_token
+from photogram_common.identity import issue_access_token
 
 GATEWAY_PORT, SERVICE_PORT = 8091, 8191
-PACKAGES = ("common", "gateway")
+PACKAGES = ("contracts", "common", "gateway")
 SECRET, INTERNAL = "hop-cost-access-" + "a" * 32, "hop-cost-internal-" + "b" * 32
 
 

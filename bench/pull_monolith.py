@@ -30,10 +30,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import BENCH_DBS, pg_url
+from photogram_contracts.identity import Identity
+from photogram_contracts.schemas import PostsPage
 
 from photogram_common.cursors import decode_cursor, encode_cursor
-from photogram_common.identity import Identity, InvalidToken, verify_access_token
-from photogram_common.schemas import PostsPage
+from photogram_common.identity import InvalidToken, verify_access_token
 from photogram_common.timeutil import to_rfc3339
 
 # The followees' (and the reader's own) newest live posts with their counts and whether the

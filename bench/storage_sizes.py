@@ -38,13 +38,13 @@ import redis.asyncio as aioredis
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import BENCH_DBS, machine, pg_url, revision, today
 from image_pipeline import MAX_PIXELS, make_photo
+from photogram_contracts.events import Envelope, FollowCreated, PostCreated
+from photogram_contracts.schemas import AuthorRead, MediaRead, PostRead
 from timeline_memory import own_redis
 
 from media_service.imaging import process_image
 from media_service.service import MediaService, variant_key
-from photogram_common.events import Envelope, FollowCreated, PostCreated
 from photogram_common.ids import EPOCH_MS, IdGenerator
-from photogram_common.schemas import AuthorRead, MediaRead, PostRead
 from photogram_common.timelines import TimelineStore
 from user_service.passwords import HASHER
 

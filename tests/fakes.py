@@ -1,4 +1,4 @@
-"""In-memory fakes of the peer ports (photogram_common.contracts.peers).
+"""In-memory fakes of the peer ports (photogram_contracts.peers).
 
 Each one keeps the state its owning service keeps, reduced to what the port shows, and
 `tests/contract/test_peers.py` runs the same cases on it and on the HTTP adapter over the
@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from photogram_common.contracts.internal import CountsRead, IdempotencyKeyRead, UploadRead
-from photogram_common.contracts.peers import Followee, FollowerPage
-from photogram_common.events import Crossing
-from photogram_common.identity import Identity
+from photogram_contracts.events import Crossing
+from photogram_contracts.identity import Identity
+from photogram_contracts.internal import CountsRead, IdempotencyKeyRead, UploadRead
+from photogram_contracts.peers import Followee, FollowerPage
+from photogram_contracts.schemas import AuthorRead, AvatarRead, MediaRead, PostRead
+
 from photogram_common.problems import Problem
-from photogram_common.schemas import AuthorRead, AvatarRead, MediaRead, PostRead
 from photogram_common.timeutil import to_rfc3339, utcnow
 from user_service.service import next_pulled
 

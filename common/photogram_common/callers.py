@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from photogram_contracts.identity import Identity
 
-from photogram_common.identity import INTERNAL_HEADER, Identity, InvalidToken, verify_internal_token
+from photogram_common.identity import INTERNAL_HEADER, InvalidToken, verify_internal_token
 from photogram_common.problems import Problem
 from photogram_common.roots import ServiceRoot, root_of
 

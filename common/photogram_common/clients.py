@@ -10,9 +10,10 @@ from typing import Any
 
 import aiohttp
 import httpx
+from photogram_contracts.identity import Identity
 
 from photogram_common import deadlines
-from photogram_common.identity import INTERNAL_HEADER, Identity, issue_internal_token
+from photogram_common.identity import INTERNAL_HEADER, issue_internal_token
 from photogram_common.logs import request_id_var
 from photogram_common.problems import Problem
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from photogram_contracts.keys import counts_key, liked_floor_key, liked_key
+
 from photogram_common.timelines import SENTINEL
 
 # KEYS[1] = a post's counts; ARGV = version, likes, comments, TTL. Keeps the higher version.
@@ -39,18 +41,6 @@ if ARGV[2] == '1' then redis.call('SADD', KEYS[1], ARGV[1])
 else redis.call('SREM', KEYS[1], ARGV[1]) end
 return 1
 """
-
-
-def counts_key(post_id: int) -> str:
-    return f"pe:{{{post_id}}}"
-
-
-def liked_key(user_id: int) -> str:
-    return f"lk:{{{user_id}}}"
-
-
-def liked_floor_key(user_id: int) -> str:
-    return f"lkf:{{{user_id}}}"
 
 
 def parse_counts(raw: bytes | str | None) -> tuple[int, int, int] | None:

@@ -15,9 +15,10 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from photogram_contracts.keys import followees_key, pulled_key
 from redis.asyncio import RedisCluster
 
-from photogram_common.timelines import SENTINEL, followees_key, pulled_key
+from photogram_common.timelines import SENTINEL
 
 CHUNK = 500
 

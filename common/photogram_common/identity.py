@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import jwt
+from photogram_contracts.identity import Identity
 
 ALGORITHM = "HS256"
 ACCESS_AUDIENCE = "photogram-api"
@@ -22,15 +22,6 @@ INTERNAL_TTL_SECONDS = 60
 
 class InvalidToken(Exception):
     """The token is missing, malformed, expired, forged or of the wrong kind."""
-
-
-@dataclass(frozen=True)
-class Identity:
-    user_id: int
-    username: str
-    # The session an access token was issued in (0: none, as for a service or an
-    # internal token); logging out or a reused refresh token revokes it (docs/api.md).
-    session_id: int = 0
 
 
 class _Verified:

@@ -10,6 +10,7 @@ import zlib
 from datetime import timedelta
 from typing import Any
 
+from photogram_contracts.events import Envelope, Event
 from sqlalchemy import (
     Column,
     DateTime,
@@ -28,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from photogram_common.bus import EventBus, OutgoingMessage
 from photogram_common.db import BigIntKey, Database
-from photogram_common.events import Envelope, Event
 from photogram_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The HTTP adapter of each peer port (photogram_common.contracts.peers).
+"""The HTTP adapter of each peer port (photogram_contracts.peers).
 
 The only place an internal URL or body is built: each internal route has exactly one
 client here, and its answer is parsed by the schema its owner answers with.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from photogram_common.clients import ServiceClient, raise_for_problem
-from photogram_common.contracts.internal import (
+from photogram_contracts.identity import Identity
+from photogram_contracts.internal import (
     CountsPage,
     CountsRead,
     DeliveryRead,
@@ -23,9 +23,10 @@ from photogram_common.contracts.internal import (
     PostIdsRead,
     UploadRead,
 )
-from photogram_common.contracts.peers import Followee, FollowerPage
-from photogram_common.identity import Identity
-from photogram_common.schemas import AvatarRead, MediaRead, PostRead, PostsPage
+from photogram_contracts.peers import Followee, FollowerPage
+from photogram_contracts.schemas import AvatarRead, MediaRead, PostRead, PostsPage
+
+from photogram_common.clients import ServiceClient, raise_for_problem
 
 
 class HttpFollowers:

@@ -10,13 +10,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import uvicorn
+from photogram_contracts.events import ALL_TOPICS
 
 from photogram_common.bus import EventBus
 from photogram_common.bus.inprocess import InProcessEventBus
 from photogram_common.bus.kafka import KafkaEventBus
 from photogram_common.clients import ServiceClient, make_transport
 from photogram_common.db import Database
-from photogram_common.events import ALL_TOPICS
 from photogram_common.ids import IdGenerator
 from photogram_common.settings import PlatformSettings
 from photogram_common.workerids import WorkerIdLease

@@ -11,13 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def rate_subject(user_id: int) -> str:
-    return f"u:{user_id}"
-
-
-def revoked_key(user_id: int, session_id: int) -> str:
-    return f"rv:{{{rate_subject(user_id)}}}:{session_id}"
+from photogram_contracts.keys import revoked_key
 
 
 class RevokedSessions:

@@ -35,6 +35,7 @@ from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
+from photogram_contracts.keys import recent_key, timeline_key
 from redis.asyncio import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError
@@ -121,38 +122,6 @@ local unpack = unpack or table.unpack
 for i = 1, #KEYS do redis.call('ZREM', KEYS[i], unpack(ARGV)) end
 return #KEYS
 """
-
-
-def timeline_key(user_id: int) -> str:
-    return f"tl2:{{{user_id}}}"
-
-
-def recent_key(author_id: int) -> str:
-    return f"rp2:{{{author_id}}}"
-
-
-def rebuild_lock_key(key: str) -> str:
-    return f"lock:{key}"
-
-
-def followees_key(user_id: int) -> str:
-    """The set of accounts a reader follows (see photogram_common.follows)."""
-    return f"fl:{{{user_id}}}"
-
-
-def pulled_key(user_id: int) -> str:
-    """The set of a reader's followees who are pulled at read time (celebrities)."""
-    return f"pf:{{{user_id}}}"
-
-
-def seen_key(user_id: int) -> str:
-    """Throttles the reader's last-active updates; shares the timeline's slot."""
-    return f"seen:{{{user_id}}}"
-
-
-def post_cache_key(post_id: int) -> str:
-    """A post's public JSON as bytes; an empty value marks a deleted post."""
-    return f"post:{{{post_id}}}"
 
 
 def member(post_id: int) -> str:

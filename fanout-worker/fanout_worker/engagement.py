@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from photogram_contracts.events import CommentCreated, CommentDeleted, LikeCreated, LikeDeleted
+
 from photogram_common.bus.consumer import Routes
 from photogram_common.engagement_cache import EngagementCache
-from photogram_common.events import CommentCreated, CommentDeleted, LikeCreated, LikeDeleted
 
 ENGAGEMENT_GROUP_SUFFIX = "-engagement"
 

@@ -6,10 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from photogram_common.bus.consumer import Routes, WithEnvelope
-from photogram_common.contracts.peers import FeedCache, Followers, PostCatalog
-from photogram_common.engagement_cache import liked_floor_key, liked_key
-from photogram_common.events import (
+from photogram_contracts.events import (
     Crossing,
     Event,
     FollowCreated,
@@ -18,14 +15,19 @@ from photogram_common.events import (
     PostDeleted,
     UserDeleted,
 )
-from photogram_common.follows import FollowSets
-from photogram_common.timelines import (
-    TimelineStore,
+from photogram_contracts.keys import (
     followees_key,
+    liked_floor_key,
+    liked_key,
     pulled_key,
     recent_key,
     timeline_key,
 )
+from photogram_contracts.peers import FeedCache, Followers, PostCatalog
+
+from photogram_common.bus.consumer import Routes, WithEnvelope
+from photogram_common.follows import FollowSets
+from photogram_common.timelines import TimelineStore
 
 log = logging.getLogger(__name__)
 

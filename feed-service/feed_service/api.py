@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from photogram_contracts.schemas import PostsPage
 from starlette.types import Scope
 
 from feed_service.service import FeedService
@@ -14,7 +15,6 @@ from photogram_common.fastroutes import header, page_query
 from photogram_common.identity import INTERNAL_HEADER, InvalidToken, verify_internal_token
 from photogram_common.ids import parse_id
 from photogram_common.roots import ServiceRoot, root_of
-from photogram_common.schemas import PostsPage
 
 router = APIRouter()
 

@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 
+from photogram_contracts.internal import CountsRead
+from photogram_contracts.peers import PostCatalog
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed_service.page_read import UNKNOWN
-from photogram_common.contracts.internal import CountsRead
-from photogram_common.contracts.peers import PostCatalog
 from photogram_common.engagement_cache import EngagementCache, parse_counts
 
 

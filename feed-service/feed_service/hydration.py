@@ -6,11 +6,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
+from photogram_contracts.keys import post_cache_key
+from photogram_contracts.peers import PostCatalog
+from photogram_contracts.schemas import ENGAGEMENT_FIELDS, PostRead
 
 from feed_service.page_read import author_of
-from photogram_common.contracts.peers import PostCatalog
-from photogram_common.schemas import ENGAGEMENT_FIELDS, PostRead
-from photogram_common.timelines import post_cache_key
 
 TOMBSTONE_SECONDS = 86400
 DELETED = b""

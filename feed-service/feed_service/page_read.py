@@ -19,19 +19,20 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from photogram_common.engagement_cache import counts_key, liked_floor_key, liked_key
-from photogram_common.timelines import (
-    SENTINEL,
+from photogram_contracts.keys import (
+    counts_key,
     followees_key,
-    older_than_many,
+    liked_floor_key,
+    liked_key,
     post_cache_key,
     pulled_key,
     rebuild_lock_key,
     recent_key,
-    score,
     seen_key,
     timeline_key,
 )
+
+from photogram_common.timelines import SENTINEL, older_than_many, score
 
 # KEYS: timeline, followee set, pulled set, rebuild lock, seen throttle, liked set, liked
 # set's floor.

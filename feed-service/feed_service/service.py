@@ -14,18 +14,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from photogram_contracts.identity import Identity
+from photogram_contracts.keys import rebuild_lock_key, seen_key, timeline_key
+from photogram_contracts.peers import Followers, PostCatalog
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed_service.engagement import PageEngagement
 from feed_service.hydration import PostBodies, cached_body, page_json
 from feed_service.page_read import NotBuilt, PageRead, Slice
-from photogram_common.contracts.peers import Followers, PostCatalog
 from photogram_common.cursors import decode_cursor, encode_cursor
 from photogram_common.follows import FollowSets
-from photogram_common.identity import Identity
 from photogram_common.problems import Problem
-from photogram_common.timelines import TimelineStore, rebuild_lock_key, seen_key, timeline_key
+from photogram_common.timelines import TimelineStore
 
 log = logging.getLogger(__name__)
 

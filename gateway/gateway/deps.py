@@ -7,18 +7,19 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from photogram_contracts.identity import Identity
+from photogram_contracts.keys import rate_subject, revoked_key
+from photogram_contracts.peers import FeedCache, MediaLibrary, PostCatalog
+from photogram_contracts.schemas import USERNAME_PATTERN
 
 from gateway.addresses import ClientAddresses
 from gateway.ratelimit import RateLimiter, Verdict
 from photogram_common.clients import ServiceClient
-from photogram_common.contracts.peers import FeedCache, MediaLibrary, PostCatalog
-from photogram_common.identity import Identity, InvalidToken, verify_access_token
+from photogram_common.identity import InvalidToken, verify_access_token
 from photogram_common.ids import parse_id
 from photogram_common.peer_clients import HttpFeedCache, HttpMediaLibrary, HttpPostCatalog
 from photogram_common.problems import Problem
 from photogram_common.roots import root_of
-from photogram_common.schemas import USERNAME_PATTERN
-from photogram_common.sessions import rate_subject, revoked_key
 
 _bearer = HTTPBearer(auto_error=False, description="The access token from signup or login.")
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import Response
+from photogram_contracts.identity import Identity
 
 from photogram_common.clients import ServiceClient, raise_for_problem
-from photogram_common.identity import Identity
 
 
 async def relay_page(

@@ -7,14 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
-
-from media_service.avatars import Avatars
-from media_service.service import IMMUTABLE, VARIANT_NAMES, MediaService
-from media_service.uploads import parse_upload
-from photogram_common.blobs import BlobNotFound
-from photogram_common.bus.consumer import EventConsumer
-from photogram_common.callers import Caller, CurrentUser
-from photogram_common.contracts.internal import (
+from photogram_contracts.internal import (
     ClaimCreate,
     DigestRead,
     MediaIdsCreate,
@@ -22,11 +15,18 @@ from photogram_common.contracts.internal import (
     ReleaseCreate,
     UploadRead,
 )
+from photogram_contracts.schemas import AvatarRead, MediaRead
+
+from media_service.avatars import Avatars
+from media_service.service import IMMUTABLE, VARIANT_NAMES, MediaService
+from media_service.uploads import parse_upload
+from photogram_common.blobs import BlobNotFound
+from photogram_common.bus.consumer import EventConsumer
+from photogram_common.callers import Caller, CurrentUser
 from photogram_common.db import Database
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
 from photogram_common.roots import ServiceRoot, root_of
-from photogram_common.schemas import AvatarRead, MediaRead
 
 router = APIRouter()
 

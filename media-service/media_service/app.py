@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from photogram_contracts.events import PostDeleted, UserDeleted
 
 from media_service.api import MediaServiceRoot, router
 from media_service.avatars import Avatars
@@ -23,7 +24,6 @@ from photogram_common.blobs import LocalBlobStore, S3BlobStore
 from photogram_common.bus import EventBus
 from photogram_common.bus.consumer import EventConsumer
 from photogram_common.db import Database
-from photogram_common.events import PostDeleted, UserDeleted
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.peer_clients import HttpPostCatalog

@@ -12,6 +12,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+from photogram_contracts.events import UserDeleted
+from photogram_contracts.schemas import AvatarRead, VariantRead
 from sqlalchemy import delete, select
 
 from media_service.imaging.pipeline import ImageRejected, ProcessedImage
@@ -21,10 +23,8 @@ from media_service.service import IMMUTABLE, delete_blobs, rejected
 from media_service.uploads import ParsedUpload, discard
 from photogram_common.blobs import BlobStore
 from photogram_common.db import Database
-from photogram_common.events import UserDeleted
 from photogram_common.ids import IdGenerator
 from photogram_common.problems import Problem
-from photogram_common.schemas import AvatarRead, VariantRead
 from photogram_common.timeutil import utcnow
 
 

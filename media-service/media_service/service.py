@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from photogram_contracts.events import PostDeleted
+from photogram_contracts.peers import PostCatalog
+from photogram_contracts.schemas import MediaRead, VariantRead
 from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 
 from media_service.imaging import ImageRejected, ProcessedImage
@@ -21,12 +24,9 @@ from media_service.models import ATTACHED, CLAIMED, DELETING, PENDING, media
 from media_service.uploads import ParsedUpload, discard
 from photogram_common.blobs import BlobStore
 from photogram_common.bus.consumer import TransientError
-from photogram_common.contracts.peers import PostCatalog
 from photogram_common.db import Database
-from photogram_common.events import PostDeleted
 from photogram_common.ids import IdGenerator
 from photogram_common.problems import Problem
-from photogram_common.schemas import MediaRead, VariantRead
 from photogram_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)

@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from python_multipart.multipart import MultipartParser, parse_options_header
-
-from media_service.imaging import SNIFF_BYTES, sniff_image_type
-from photogram_common.problems import Problem
-from photogram_common.schemas import (
+from photogram_contracts.schemas import (
     MAX_CAPTION_CHARS,
     MAX_LOCATION_CHARS,
     multi_line_text,
     single_line_text,
 )
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from media_service.imaging import SNIFF_BYTES, sniff_image_type
+from photogram_common.problems import Problem
 
 MAX_FILES = 10
 MAX_FIELD_CHARS = {"caption": MAX_CAPTION_CHARS, "location": MAX_LOCATION_CHARS}

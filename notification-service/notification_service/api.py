@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from photogram_contracts.internal import NotificationRecordsPage
+from photogram_contracts.schemas import MarkReadCreate, UnreadCountRead
 
 from notification_service.service import Notifications
 from photogram_common.bus.consumer import EventConsumer
 from photogram_common.callers import CurrentUser
-from photogram_common.contracts.internal import NotificationRecordsPage
 from photogram_common.db import Database
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
 from photogram_common.roots import ServiceRoot, root_of
-from photogram_common.schemas import MarkReadCreate, UnreadCountRead
 
 router = APIRouter()
 

@@ -8,14 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-
-from notification_service.api import NotificationServiceRoot, router
-from notification_service.service import Notifications
-from notification_service.settings import NotificationServiceSettings
-from photogram_common.bus import EventBus
-from photogram_common.bus.consumer import EventConsumer
-from photogram_common.db import Database
-from photogram_common.events import (
+from photogram_contracts.events import (
     CommentCreated,
     CommentDeleted,
     FollowCreated,
@@ -25,6 +18,13 @@ from photogram_common.events import (
     PostDeleted,
     UserDeleted,
 )
+
+from notification_service.api import NotificationServiceRoot, router
+from notification_service.service import Notifications
+from notification_service.settings import NotificationServiceSettings
+from photogram_common.bus import EventBus
+from photogram_common.bus.consumer import EventConsumer
+from photogram_common.db import Database
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.roots import install_root

@@ -11,13 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import RowMapping
-
-from notification_service import repository as repo
-from photogram_common.contracts.internal import NotificationRecord, NotificationRecordsPage
-from photogram_common.cursors import decode_cursor, encode_cursor
-from photogram_common.db import Database
-from photogram_common.events import (
+from photogram_contracts.events import (
     CommentCreated,
     CommentDeleted,
     FollowCreated,
@@ -27,6 +21,12 @@ from photogram_common.events import (
     PostDeleted,
     UserDeleted,
 )
+from photogram_contracts.internal import NotificationRecord, NotificationRecordsPage
+from sqlalchemy import RowMapping
+
+from notification_service import repository as repo
+from photogram_common.cursors import decode_cursor, encode_cursor
+from photogram_common.db import Database
 from photogram_common.ids import IdGenerator
 from photogram_common.timeutil import to_rfc3339, utcnow
 

@@ -6,20 +6,20 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-
-from photogram_common.callers import Caller, CurrentUser
-from photogram_common.contracts.internal import (
+from photogram_contracts.internal import (
     CountsLookup,
     CountsPage,
     LikedRead,
     LikerIdsPage,
 )
+from photogram_contracts.schemas import CommentCreate, CommentRead, CommentsPage, LikeRead
+
+from photogram_common.callers import Caller, CurrentUser
 from photogram_common.db import Database
 from photogram_common.ids import parse_id
 from photogram_common.outbox import OutboxRelay
 from photogram_common.problems import Problem
 from photogram_common.roots import ServiceRoot, root_of
-from photogram_common.schemas import CommentCreate, CommentRead, CommentsPage, LikeRead
 from post_service.engagement import Engagement
 from post_service.schemas import (
     IdempotencyKeyRead,

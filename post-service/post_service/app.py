@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from photogram_contracts.events import UserDeleted
 
 from photogram_common.bus import EventBus
 from photogram_common.bus.consumer import EventConsumer
 from photogram_common.db import Database
-from photogram_common.events import UserDeleted
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.outbox import Outbox, OutboxRelay

@@ -7,28 +7,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from photogram_common.contracts.internal import CountsRead
-from photogram_common.cursors import decode_cursor, encode_cursor
-from photogram_common.db import Database
-from photogram_common.events import (
+from photogram_contracts.events import (
     CommentCreated,
     CommentDeleted,
     LikeCreated,
     LikeDeleted,
 )
-from photogram_common.identity import Identity
-from photogram_common.ids import IdGenerator
-from photogram_common.outbox import Outbox
-from photogram_common.problems import Problem
-from photogram_common.schemas import (
+from photogram_contracts.identity import Identity
+from photogram_contracts.internal import CountsRead
+from photogram_contracts.schemas import (
     AuthorRead,
     CommentRead,
     CommentsPage,
     LikeRead,
 )
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from photogram_common.cursors import decode_cursor, encode_cursor
+from photogram_common.db import Database
+from photogram_common.ids import IdGenerator
+from photogram_common.outbox import Outbox
+from photogram_common.problems import Problem
 from photogram_common.timeutil import to_rfc3339, utcnow
 from post_service import repository as repo
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from photogram_common.contracts.internal import (
+from photogram_contracts.internal import (
     IdempotencyKey,
     IdempotencyKeyRead,
     IdempotencyKeySearch,
@@ -14,7 +12,8 @@ from photogram_common.contracts.internal import (
     PostsBatchCreate,
     RebuildCreate,
 )
-from photogram_common.schemas import Caption, Location, PostRead, PostsPage
+from photogram_contracts.schemas import Caption, Location, PostRead, PostsPage
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "IdempotencyKeyRead",

@@ -9,19 +9,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from photogram_contracts.events import PostCreated, PostDeleted
+from photogram_contracts.identity import Identity
+from photogram_contracts.peers import MediaLibrary
+from photogram_contracts.schemas import AuthorRead, MediaRead, PostRead, PostsPage, PostViewerRead
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from photogram_common import deadlines
-from photogram_common.contracts.peers import MediaLibrary
 from photogram_common.cursors import decode_cursor, encode_cursor
 from photogram_common.db import Database
-from photogram_common.events import PostCreated, PostDeleted
-from photogram_common.identity import Identity
 from photogram_common.ids import IdGenerator, parse_id
 from photogram_common.outbox import Outbox
 from photogram_common.problems import Problem
-from photogram_common.schemas import AuthorRead, MediaRead, PostRead, PostsPage, PostViewerRead
 from photogram_common.timeutil import to_rfc3339, utcnow
 from post_service import repository as repo
 from post_service.schemas import IdempotencyKeyRead, PostCreate

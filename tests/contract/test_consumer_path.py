@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from photogram_contracts.events import FOLLOWS_TOPIC, Envelope, FollowCreated, FollowDeleted
 
 from backends import REAL, REAL_BACKEND_VARIABLES, require
 from helpers import eventually
@@ -22,7 +23,6 @@ from photogram_common.bus.inprocess import InProcessEventBus
 from photogram_common.bus.kafka import KafkaEventBus
 from photogram_common.clients import ServiceUnavailable
 from photogram_common.deadletters import dead_letters, main, replay
-from photogram_common.events import FOLLOWS_TOPIC, Envelope, FollowCreated, FollowDeleted
 from photogram_common.problems import Problem
 
 BUSES = ["in-process", *(["kafka"] if REAL else [])]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from photogram_contracts.events import FOLLOWS_TOPIC, Envelope, FollowCreated
 
 from backends import REAL, create_database, drop_database, require
 from helpers import eventually
@@ -17,7 +18,6 @@ from photogram_common.bus import EventBus, Message, OutgoingMessage
 from photogram_common.bus.inprocess import InProcessEventBus
 from photogram_common.bus.kafka import KafkaEventBus
 from photogram_common.db import Database, sqlite_url
-from photogram_common.events import FOLLOWS_TOPIC, Envelope, FollowCreated
 from photogram_common.migrations import upgrade_to_head
 from photogram_common.outbox import Outbox, OutboxRelay
 from user_service.models import outbox as users_outbox

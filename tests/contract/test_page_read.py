@@ -14,19 +14,20 @@ from dataclasses import dataclass
 import fakeredis
 import pytest
 import redis.asyncio as aioredis
-
-from backends import REAL, flush_redis, require
-from feed_service.page_read import UNKNOWN, NotBuilt, PageRead
-from photogram_common.engagement_cache import counts_key, liked_floor_key, liked_key
-from photogram_common.follows import FollowSets
-from photogram_common.ids import EPOCH_MS, IdGenerator
-from photogram_common.timelines import (
-    SENTINEL,
-    TimelineStore,
+from photogram_contracts.keys import (
+    counts_key,
+    liked_floor_key,
+    liked_key,
     post_cache_key,
     rebuild_lock_key,
     timeline_key,
 )
+
+from backends import REAL, flush_redis, require
+from feed_service.page_read import UNKNOWN, NotBuilt, PageRead
+from photogram_common.follows import FollowSets
+from photogram_common.ids import EPOCH_MS, IdGenerator
+from photogram_common.timelines import SENTINEL, TimelineStore
 
 ADAPTERS = ["fakeredis", *(["redis"] if REAL else [])]
 READER, STAR, OTHER = 1, 500, 600

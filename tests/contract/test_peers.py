@@ -9,15 +9,15 @@ from typing import Any, Protocol
 
 import httpx
 import pytest
+from photogram_contracts.identity import Identity
+from photogram_contracts.keys import post_cache_key
+from photogram_contracts.peers import FeedCache, Followers, PostCatalog
 from sqlalchemy import update
 
 from fakes import FakeFeedCache, FakeFollowers, FakePostCatalog
 from helpers import Api, post_photo
-from photogram_common.contracts.peers import FeedCache, Followers, PostCatalog
-from photogram_common.identity import Identity
 from photogram_common.peer_clients import HttpFeedCache, HttpFollowers, HttpPostCatalog
 from photogram_common.problems import Problem
-from photogram_common.timelines import post_cache_key
 from photogram_common.timeutil import utcnow
 
 THRESHOLD = 3

@@ -10,19 +10,12 @@ from collections.abc import AsyncIterator
 import fakeredis
 import pytest
 import redis.asyncio as aioredis
+from photogram_contracts.keys import timeline_key
 
 import photogram_common.timelines as timelines
 from backends import REAL, flush_redis, require
 from photogram_common.ids import EPOCH_MS, IdGenerator
-from photogram_common.timelines import (
-    CHUNK,
-    MAX_PAIRS,
-    SENTINEL,
-    TimelineStore,
-    member,
-    score,
-    timeline_key,
-)
+from photogram_common.timelines import CHUNK, MAX_PAIRS, SENTINEL, TimelineStore, member, score
 
 STORES = ["fakeredis", *(["redis"] if REAL else [])]
 

@@ -9,12 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from photogram_contracts.events import Envelope
+from photogram_contracts.keys import seen_key, timeline_key
 from sqlalchemy import select, update
 
 from helpers import Api, eventually, feed_ids, post_photo
 from photogram_common.bus import OutgoingMessage
-from photogram_common.events import Envelope
-from photogram_common.timelines import member, seen_key, timeline_key
+from photogram_common.timelines import member
 from photogram_common.timeutil import utcnow
 
 
@@ -149,7 +150,7 @@ async def test_a_worker_killed_mid_fan_out_delivers_exactly_once_after_restart(
 
 
 def _topics() -> tuple[str, ...]:
-    from photogram_common.events import ALL_TOPICS
+    from photogram_contracts.events import ALL_TOPICS
 
     return ALL_TOPICS
 

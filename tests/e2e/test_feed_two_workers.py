@@ -17,17 +17,18 @@ from typing import Any
 
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from photogram_contracts.events import POSTS_TOPIC, Envelope, PostCreated
+from photogram_contracts.keys import recent_key, timeline_key
 
 import fanout_worker.app as fanout_app
 from backends import REAL
 from fanout_worker.settings import FanoutSettings
 from helpers import Api, eventually
 from photogram_common.bus import OutgoingMessage
-from photogram_common.events import POSTS_TOPIC, Envelope, PostCreated
 from photogram_common.ids import IdGenerator
 from photogram_common.runtime import make_bus
 from photogram_common.settings import PlatformSettings, resolve_secrets
-from photogram_common.timelines import SENTINEL, member, recent_key, timeline_key
+from photogram_common.timelines import SENTINEL, member
 
 PARTITIONS = 4
 POSTS_PER_AUTHOR = 10

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from photogram_contracts.events import PostDeleted
 from sqlalchemy import select
 
 import gateway.routes.posts as gateway_posts
@@ -17,7 +18,6 @@ import post_service.repository as post_repository
 from helpers import Api, eventually
 from media_helpers import assert_problem, fetch_variant, stored, upload
 from media_service.models import media as media_table
-from photogram_common.events import PostDeleted
 
 
 async def post_photos(api: Api, user: dict[str, Any], count: int = 2) -> dict[str, Any]:

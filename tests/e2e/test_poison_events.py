@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from photogram_contracts.events import POSTS_TOPIC, Envelope, PostCreated
 
 from helpers import Api, eventually, feed_ids, post_photo
 from photogram_common.bus import OutgoingMessage
 from photogram_common.deadletters import dead_letters
-from photogram_common.events import POSTS_TOPIC, Envelope, PostCreated
 
 FANOUT = "fanout-worker"
 COUNTER = "user-service-post-counter"

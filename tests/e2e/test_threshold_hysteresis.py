@@ -14,11 +14,12 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from photogram_contracts.events import Envelope, FollowCreated, FollowDeleted
+from photogram_contracts.keys import timeline_key
 from sqlalchemy import select
 
 from helpers import Api, eventually, feed_ids, post_photo
-from photogram_common.events import Envelope, FollowCreated, FollowDeleted
-from photogram_common.timelines import member, timeline_key
+from photogram_common.timelines import member
 from user_service.service import next_pulled, pulled_band
 
 THRESHOLD = 20

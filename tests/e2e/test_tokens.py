@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from photogram_contracts.identity import Identity
 
 from helpers import Api
 from photogram_common.identity import (
     ACCESS_AUDIENCE,
     INTERNAL_AUDIENCE,
     INTERNAL_HEADER,
-    Identity,
     issue_access_token,
     issue_internal_token,
 )

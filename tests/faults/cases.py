@@ -20,12 +20,12 @@ from typing import Any
 
 import httpx
 from netem import clear_impairment, impair
+from photogram_contracts.events import POSTS_TOPIC
+from photogram_contracts.keys import timeline_key
 from stack import KAFKA_PREFIX, SECOND_WORKER, Stack, wait_gone
 from workload import DEADLINE, Crowd, Delivery, Uploads, await_delivery, feed, make_crowd
 
 from helpers import Api
-from photogram_common.events import POSTS_TOPIC
-from photogram_common.timelines import timeline_key
 
 SIGSTOP_SECONDS = 42  # past the relay's 10 s send timeout and aiokafka's 40 s request timeout
 REDIS_DOWN_SECONDS = 30

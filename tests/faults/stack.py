@@ -42,6 +42,7 @@ PYCACHE = RUN.parent / "faults-pycache"
 # The code under test, copied at the start: a service restarted mid-run runs the same code
 # as the ones still running, whatever is edited in the work tree meanwhile.
 SOURCES = {
+    "contracts": "photogram_contracts",
     "common": "photogram_common",
     "gateway": "gateway",
     "user-service": "user_service",

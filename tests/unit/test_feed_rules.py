@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import fakeredis
 import orjson
 import pytest
+from photogram_contracts.identity import Identity
+from photogram_contracts.keys import counts_key, liked_key, rebuild_lock_key, timeline_key
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from fakes import FakeFollowers, FakePostCatalog
@@ -19,12 +21,11 @@ from feed_service.engagement import PageEngagement
 from feed_service.hydration import PostBodies
 from feed_service.page_read import PageRead
 from feed_service.service import FeedService
-from photogram_common.engagement_cache import EngagementCache, counts_key, liked_key
+from photogram_common.engagement_cache import EngagementCache
 from photogram_common.follows import FollowSets
-from photogram_common.identity import Identity
 from photogram_common.ids import EPOCH_MS, IdGenerator
 from photogram_common.problems import Problem
-from photogram_common.timelines import TimelineStore, rebuild_lock_key, timeline_key
+from photogram_common.timelines import TimelineStore
 
 THRESHOLD = 3
 READER = 10

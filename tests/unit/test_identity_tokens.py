@@ -7,10 +7,10 @@ import time
 
 import jwt.api_jwt
 import pytest
+from photogram_contracts.identity import Identity
 
 from photogram_common import identity as tokens
 from photogram_common.identity import (
-    Identity,
     InvalidToken,
     issue_access_token,
     issue_internal_token,

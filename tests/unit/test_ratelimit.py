@@ -300,7 +300,9 @@ async def test_limits_count_again_once_redis_is_back(
 async def test_a_revoked_session_is_refused_in_the_same_call_and_not_counted(
     redis: Any, clock: Any
 ) -> None:
-    from photogram_common.sessions import RevokedSessions, rate_subject, revoked_key
+    from photogram_contracts.keys import rate_subject, revoked_key
+
+    from photogram_common.sessions import RevokedSessions
 
     limiter = RateLimiter(redis, window_seconds=60)
     user = int(uuid.uuid4().int % 10**12)

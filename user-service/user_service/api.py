@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from photogram_contracts.internal import AvatarUpdate, UserIdsLookup
 
 from photogram_common.bus.consumer import EventConsumer
 from photogram_common.callers import Caller, CurrentUser
-from photogram_common.contracts.internal import AvatarUpdate, UserIdsLookup
 from photogram_common.db import Database
 from photogram_common.ids import parse_id
 from photogram_common.outbox import OutboxRelay

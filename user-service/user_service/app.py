@@ -8,11 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
+from photogram_contracts.events import Envelope, PostCreated, PostDeleted
 
 from photogram_common.bus import EventBus
 from photogram_common.bus.consumer import EventConsumer, WithEnvelope
 from photogram_common.db import Database
-from photogram_common.events import Envelope, PostCreated, PostDeleted
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.outbox import Outbox, OutboxRelay

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from photogram_common.contracts.internal import (
+from photogram_contracts.internal import (
     DeliveryRead,
     FolloweeRead,
     FolloweesRead,
     FollowerIdsPage,
 )
-from photogram_common.schemas import (
+from photogram_contracts.schemas import (
     AccountDelete,
     AuthRead,
     AvatarRead,

@@ -10,14 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from redis.exceptions import RedisError
-from sqlalchemy import RowMapping
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from photogram_common.cursors import decode_cursor, encode_cursor
-from photogram_common.db import Database
-from photogram_common.events import (
+from photogram_contracts.events import (
     Crossing,
     FollowCreated,
     FollowDeleted,
@@ -25,7 +18,15 @@ from photogram_common.events import (
     PostDeleted,
     UserDeleted,
 )
-from photogram_common.identity import Identity, issue_access_token
+from photogram_contracts.identity import Identity
+from redis.exceptions import RedisError
+from sqlalchemy import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from photogram_common.cursors import decode_cursor, encode_cursor
+from photogram_common.db import Database
+from photogram_common.identity import issue_access_token
 from photogram_common.ids import IdGenerator
 from photogram_common.outbox import Outbox
 from photogram_common.problems import Problem

@@ -29,12 +29,12 @@ import httpx
 import redis.exceptions
 import sqlalchemy.exc
 from aiokafka.errors import KafkaError
+from photogram_contracts.events import Envelope, Event
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from photogram_common.bus import DEADLETTER_TOPIC, EventBus, Message, OutgoingMessage, Stopped
 from photogram_common.deadletters import DeadLetter
-from photogram_common.events import Envelope, Event
 from photogram_common.problems import Problem
 
 log = logging.getLogger(__name__)

@@ -6,14 +6,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
+from photogram_contracts.internal import LikerIdsPage
+from photogram_contracts.schemas import (
+    CommentCreate,
+    CommentRead,
+    CommentsPage,
+    LikeRead,
+    UsersPage,
+)
 
 from gateway.deps import CurrentUser, PeerClients, PostIdPath
 from gateway.relay import relay_page
 from gateway.routes.problems import problems
-from photogram_common.contracts.internal import LikerIdsPage
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
-from photogram_common.schemas import CommentCreate, CommentRead, CommentsPage, LikeRead, UsersPage
 
 router = APIRouter(prefix="/api")
 Limit = Annotated[int, Query(ge=1, le=100)]

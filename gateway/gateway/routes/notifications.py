@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from photogram_contracts.internal import NotificationRecordsPage
+from photogram_contracts.schemas import MarkReadCreate, NotificationsPage, UnreadCountRead
 
 from gateway.deps import CurrentUser, PeerClients
 from gateway.routes.problems import problems
-from photogram_common.contracts.internal import NotificationRecordsPage
-from photogram_common.schemas import MarkReadCreate, NotificationsPage, UnreadCountRead
 
 router = APIRouter(prefix="/api")
 Limit = Annotated[int, Query(ge=1, le=100)]

@@ -10,6 +10,8 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from photogram_contracts.identity import Identity
+from photogram_contracts.schemas import MediaRead, PostRead, PostsPage, UserMeRead
 from starlette.types import Scope
 
 from gateway.deps import (
@@ -27,10 +29,9 @@ from gateway.routes.problems import problems
 from photogram_common import deadlines
 from photogram_common.clients import raise_for_problem
 from photogram_common.fastroutes import header, page_query
-from photogram_common.identity import Identity, InvalidToken, verify_access_token
+from photogram_common.identity import InvalidToken, verify_access_token
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
-from photogram_common.schemas import MediaRead, PostRead, PostsPage, UserMeRead
 
 router = APIRouter(prefix="/api")
 log = logging.getLogger(__name__)

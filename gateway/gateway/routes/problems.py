@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from photogram_contracts.examples import examples
 from pydantic import BaseModel
 
-from photogram_common.examples import examples
 from photogram_common.problems import PROBLEM_JSON
 
 

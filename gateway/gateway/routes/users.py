@@ -6,18 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
-
-from gateway.deps import (
-    CurrentUser,
-    PeerClients,
-    UserIdPath,
-    UsernamePath,
-    credential_endpoint,
-)
-from gateway.relay import relay_page
-from gateway.routes.problems import problems
-from photogram_common.problems import Problem
-from photogram_common.schemas import (
+from photogram_contracts.schemas import (
     AccountDelete,
     AuthRead,
     FollowRead,
@@ -30,6 +19,17 @@ from photogram_common.schemas import (
     UsersPage,
     single_line_text,
 )
+
+from gateway.deps import (
+    CurrentUser,
+    PeerClients,
+    UserIdPath,
+    UsernamePath,
+    credential_endpoint,
+)
+from gateway.relay import relay_page
+from gateway.routes.problems import problems
+from photogram_common.problems import Problem
 
 router = APIRouter(prefix="/api")
 Limit = Annotated[int, Query(ge=1, le=100)]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from photogram_common.schemas import AvatarRead, MediaRead, PostRead
+from photogram_contracts.schemas import AvatarRead, MediaRead, PostRead
 
 # user-service
 
@@ -121,7 +121,7 @@ class CountsRead(BaseModel):
     post_id: str
     likes_count: int
     comments_count: int
-    # Grows by one per change of the post's counts (photogram_common.events).
+    # Grows by one per change of the post's counts (photogram_contracts.events).
     counts_version: int
     liked: bool
 

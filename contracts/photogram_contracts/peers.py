@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from photogram_common.contracts.internal import CountsRead, IdempotencyKeyRead, UploadRead
-from photogram_common.identity import Identity
-from photogram_common.schemas import AvatarRead, MediaRead, PostRead
+from photogram_contracts.identity import Identity
+from photogram_contracts.internal import CountsRead, IdempotencyKeyRead, UploadRead
+from photogram_contracts.schemas import AvatarRead, MediaRead, PostRead
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from pydantic import (
     field_validator,
 )
 
-from photogram_common import examples as ex
-from photogram_common.examples import examples
+from photogram_contracts import examples as ex
+from photogram_contracts.examples import examples
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9._]{3,30}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
