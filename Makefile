@@ -7,7 +7,7 @@ RUN := $(UV) run --frozen
 BACKENDS_ENV = eval "$$(bash scripts/backends.sh env)"
 BENCH_USERS ?= 100000
 
-.PHONY: help install run test test-web test-real test-faults test-all up down lint format bench bench-feed bench-redis-loss schemathesis validate-deploy clean
+.PHONY: help install run admin test test-web test-real test-faults test-all up down lint format bench bench-feed bench-redis-loss schemathesis validate-deploy clean
 
 help:
 	@echo "make run        the whole system in one process (embedded mode), gateway on PHOTOGRAM_PORT (8000)"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-faults  kills, stops and impairs a stack of its own; delivery checked from the API (root)"
 	@echo "make up / down  the distributed mode: real backends and one process per service"
 	@echo "make lint       ruff and mypy"
+	@echo "make admin ARGS=...  photogram-admin (rebuild-feeds, reconcile-counts, dead-letters, sweep-media, status)"
 	@echo "make bench-feed feed reads: Photogram vs the pull monolith vs the floor (BENCH_USERS=$(BENCH_USERS))"
 	@echo "make bench-redis-loss  feed reads through a flush of the timelines' Redis database"
 
@@ -32,6 +33,11 @@ install: $(VENV)/.synced
 
 run: install
 	$(RUN) python -m photogram_runner
+
+# Operator commands on the stores the PHOTOGRAM_* settings name (docs/operations.md), e.g.
+# make admin ARGS="status"; against `make up`, with the backends' environment first.
+admin: install
+	$(RUN) photogram-admin $(ARGS)
 
 test: install
 	PHOTOGRAM_TEST_BACKENDS=embedded $(RUN) pytest
@@ -64,7 +70,7 @@ down: install
 lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy contracts common gateway user-service post-service media-service feed-service fanout-worker notification-service runner
+	$(RUN) mypy contracts common gateway user-service post-service media-service feed-service fanout-worker notification-service runner admin
 
 format: install
 	$(RUN) ruff format .

@@ -98,7 +98,14 @@ class FakePostCatalog:
     versions: dict[int, int] = field(default_factory=dict)
     liked_cap: int = 5000
 
-    def add(self, author_id: int, post_id: int, *, username: str = "someone") -> PostRead:
+    def add(
+        self,
+        author_id: int,
+        post_id: int,
+        *,
+        username: str = "someone",
+        media_ids: Sequence[int] = (),
+    ) -> PostRead:
         post = PostRead(
             post_id=str(post_id),
             user_id=str(author_id),
@@ -106,7 +113,7 @@ class FakePostCatalog:
             caption=None,
             location=None,
             created_at=to_rfc3339(utcnow()),
-            media=[],
+            media=[_media(author_id, str(m)) for m in media_ids],
         )
         self.live[post_id] = post
         return post
@@ -149,6 +156,15 @@ class FakePostCatalog:
         found = sorted((p for p, users in self.likes.items() if user_id in users), reverse=True)
         return found[: self.liked_cap], len(found) <= self.liked_cap
 
+    async def holders(self, media_ids: Sequence[int]) -> dict[int, int]:
+        wanted = set(media_ids)
+        return {
+            int(m.media_id): p
+            for p, post in self.live.items()
+            for m in post.media
+            if int(m.media_id) in wanted
+        }
+
     def like(self, user_id: int, post_id: int) -> None:
         self.likes.setdefault(post_id, set()).add(user_id)
         self.versions[post_id] = self.versions.get(post_id, 0) + 1
@@ -164,25 +180,28 @@ class FakeFeedCache:
         self.forgotten.append(post_id)
 
 
+def _media(owner_id: int, media_id: str) -> MediaRead:
+    return MediaRead(
+        media_id=media_id,
+        user_id=str(owner_id),
+        content_type="image/jpeg",
+        width=1,
+        height=1,
+        blurhash="",
+        variants={},
+    )
+
+
 @dataclass
 class FakeMediaLibrary:
-    """media-service's claims: which post holds which of a user's media."""
+    """media-service's media and avatars, by owner."""
 
     owners: dict[str, int] = field(default_factory=dict)
-    claims: dict[str, int] = field(default_factory=dict)
     media: dict[str, MediaRead] = field(default_factory=dict)
     avatars: set[int] = field(default_factory=set)
 
     def add(self, owner_id: int, media_id: str) -> MediaRead:
-        read = MediaRead(
-            media_id=media_id,
-            user_id=str(owner_id),
-            content_type="image/jpeg",
-            width=1,
-            height=1,
-            blurhash="",
-            variants={},
-        )
+        read = _media(owner_id, media_id)
         self.owners[media_id], self.media[media_id] = owner_id, read
         return read
 
@@ -203,25 +222,3 @@ class FakeMediaLibrary:
 
     async def drop_avatar(self, caller: Identity) -> None:
         self.avatars.discard(caller.user_id)
-
-    async def claim(
-        self, caller: Identity, post_id: int, media_ids: Sequence[str]
-    ) -> list[MediaRead]:
-        if len(set(media_ids)) != len(media_ids) or any(
-            self.owners.get(m) != caller.user_id or self.claims.get(m, post_id) != post_id
-            for m in media_ids
-        ):
-            raise Problem(422, "These media cannot be claimed.")
-        for m in media_ids:
-            self.claims[m] = post_id
-        return [self.media[m] for m in media_ids]
-
-    async def release(self, caller: Identity, post_id: int) -> None:
-        for m, p in list(self.claims.items()):
-            if p == post_id and self.owners[m] == caller.user_id:
-                del self.claims[m]
-
-    async def discard(self, caller: Identity, media_ids: Sequence[str]) -> None:
-        for m in media_ids:
-            if self.owners.get(m) == caller.user_id and m not in self.claims:
-                del self.owners[m], self.media[m]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -62,3 +63,10 @@ async def stored(system: Any) -> dict[str, int]:
         "post_media": await _count(posts_app.state.database, post_media),
         "blobs": await media_app.state.media.blobs.count(),
     }
+
+
+async def swept(system: Any) -> dict[str, int]:
+    """What is stored once media-service's sweeper has run with no grace left (as an hour
+    after the upload): media no live post holds are gone, a post's media stay."""
+    await system.services["media-service"].state.media.sweep(grace=timedelta(0))
+    return await stored(system)

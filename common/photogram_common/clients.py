@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from photogram_contracts.identity import Identity
 from photogram_common import deadlines
 from photogram_common.identity import INTERNAL_HEADER, issue_internal_token
 from photogram_common.logs import request_id_var
+from photogram_common.metrics import PEER_DURATION, PEER_REQUESTS, current_service
 from photogram_common.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,29 @@ class ServiceClient:
         the time left, nor, over the network, than the per-hop timeout (unless
         `deadline_only`: a streamed upload), and is told so in its budget header.
         """
+        started = time.perf_counter()
+        outcome = "unreachable"
+        try:
+            response = await self._request(method, path, identity, deadline_only, kwargs)
+            outcome = _outcome(response.status_code)
+            return response
+        finally:
+            self._record(started, outcome)
+
+    def _record(self, started: float, outcome: str) -> None:
+        """Count and time one call to the peer (photogram_common.metrics)."""
+        service = current_service()
+        PEER_REQUESTS.labels(service, self.name, outcome).inc()
+        PEER_DURATION.labels(service, self.name).observe(time.perf_counter() - started)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        identity: Identity | None,
+        deadline_only: bool,
+        kwargs: dict[str, Any],
+    ) -> httpx.Response:
         headers = {**self.headers(identity), **kwargs.pop("headers", {})}
         wait = self._wait(deadline_only)
         if wait is None:
@@ -181,14 +206,20 @@ class ServiceClient:
             name, value = deadlines.budget_header(wait)
             headers[name] = value
             options["timeout"] = aiohttp.ClientTimeout(total=wait)
+        started = time.perf_counter()
+        outcome = "unreachable"
         try:
             async with self._aiohttp().get(
                 self._base_url + path, params=params, headers=headers, **options
             ) as reply:
-                return RawResponse(reply.status, reply.headers, await reply.read())
+                raw = RawResponse(reply.status, reply.headers, await reply.read())
+                outcome = _outcome(raw.status)
+                return raw
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             log.warning("peer unreachable", extra={"peer": self.name, "error": type(exc).__name__})
             raise ServiceUnavailable(self.name) from exc
+        finally:
+            self._record(started, outcome)
 
     def _aiohttp(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -206,6 +237,10 @@ class ServiceClient:
         await self.http.aclose()
         if self._session is not None:
             await self._session.close()
+
+
+def _outcome(status: int) -> str:
+    return f"{status // 100}xx"
 
 
 def raise_for_problem(service: str, response: httpx.Response | RawResponse) -> None:

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql.dml import Insert
 
+from photogram_common.metrics import instrument_engine
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY, so big keys are INTEGER there.
 BigIntKey = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -39,6 +41,7 @@ class Database:
             self.engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
+        instrument_engine(self.engine.sync_engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager

@@ -19,7 +19,7 @@ import asyncio
 import base64
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -116,12 +116,17 @@ async def dead_letters(
     return [letter for letter in letters if letter.at not in replayed]
 
 
-async def replay(bus: EventBus, *, group: str | None = None) -> list[DeadLetter]:
-    """Publish each outstanding dead letter's record to its topic again, then mark it replayed.
+async def replay(
+    bus: EventBus, *, group: str | None = None, at: Collection[tuple[int, int]] | None = None
+) -> list[DeadLetter]:
+    """Publish each outstanding dead letter's record to its topic again, then mark it replayed;
+    only those `at` these places of the dead-letter topic (partition, offset) when given.
 
     At least once: a replay that dies between the two steps replays those records again.
     """
     letters = await dead_letters(bus, group=group)
+    if at is not None:
+        letters = [letter for letter in letters if letter.at in at]
     if not letters:
         return []
     # A record several groups gave up on goes back once: its topic reaches every group.

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from photogram_common.metrics import ROUTE_KEY
 from photogram_common.problems import Problem, problem_response
 
 FastHandler = Callable[[Scope], Awaitable[Response | None]]
@@ -44,6 +45,9 @@ class FastRoutes:
             except Problem as problem:
                 response = problem_response(problem)
             if response is not None:
+                # Counted under its path, which is the template (a fast route has no
+                # parameters in its path); a request it leaves is routed and named there.
+                scope[ROUTE_KEY] = scope["path"]
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     delete,
+    func,
     select,
     text,
     update,
@@ -29,6 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from photogram_common.bus import EventBus, OutgoingMessage
 from photogram_common.db import BigIntKey, Database
+from photogram_common.metrics import (
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PUBLISHED,
+    OUTBOX_UNSENT,
+    count,
+    current_service,
+)
 from photogram_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -96,6 +104,7 @@ class OutboxRelay:
         purge_every_seconds: float = 600,
         lease: timedelta = timedelta(seconds=30),
         send_timeout: float = 10.0,
+        measure_every_seconds: float = 1.0,
     ) -> None:
         self._database = database
         self._outbox = outbox
@@ -107,6 +116,8 @@ class OutboxRelay:
         self._next_purge = 0.0
         self._lease = lease
         self._send_timeout = send_timeout
+        self._measure_every = measure_every_seconds
+        self._next_measure = 0.0
         # One relay per database claims at a time, so per-key order survives replicas.
         self._lock_id = zlib.crc32(outbox.table.name.encode() + database.url.encode()) & 0x7FFFFFFF
 
@@ -173,7 +184,29 @@ class OutboxRelay:
                 await asyncio.shield(self._finish(ids, sent=False))
             raise
         await self._finish(ids, sent=True)
+        count(OUTBOX_PUBLISHED, len(rows))
         return len(rows)
+
+    async def measure(self) -> tuple[int, float]:
+        """Count the unsent rows and the age of the oldest; set the gauges to them."""
+        table = self._outbox.table
+        async with self._database.single_statement() as session:
+            row = (
+                await session.execute(
+                    select(func.count(), func.min(table.c.created_at)).where(
+                        table.c.sent_at.is_(None)
+                    )
+                )
+            ).one()
+        unsent, oldest = int(row[0]), row[1]
+        age = 0.0
+        if oldest is not None:
+            if oldest.tzinfo is None:  # SQLite hands back naive UTC
+                oldest = oldest.replace(tzinfo=utcnow().tzinfo)
+            age = max(0.0, (utcnow() - oldest).total_seconds())
+        OUTBOX_UNSENT.labels(service=current_service()).set(unsent)
+        OUTBOX_OLDEST_AGE.labels(service=current_service()).set(age)
+        return unsent, age
 
     async def purge_sent(self) -> int:
         """Delete rows sent longer ago than the retention (kept a while for replays)."""
@@ -195,6 +228,13 @@ class OutboxRelay:
                     await self.purge_sent()
                 except Exception:
                     log.exception("outbox purge failed")
+            if time.monotonic() >= self._next_measure:
+                # At most once a second, however busy: a count of the unsent rows.
+                self._next_measure = time.monotonic() + self._measure_every
+                try:
+                    await self.measure()
+                except Exception:
+                    log.debug("outbox measure failed", exc_info=True)
             # Cleared before reading, so a row committed meanwhile wakes the next wait.
             self._outbox.written.clear()
             try:

@@ -17,14 +17,14 @@ from photogram_contracts.internal import (
     DigestRead,
     FolloweesRead,
     FollowerIdsPage,
+    HoldersRead,
     IdempotencyKeyRead,
     LikedRead,
-    MediaPage,
     PostIdsRead,
     UploadRead,
 )
 from photogram_contracts.peers import Followee, FollowerPage
-from photogram_contracts.schemas import AvatarRead, MediaRead, PostRead, PostsPage
+from photogram_contracts.schemas import AvatarRead, PostRead, PostsPage
 
 from photogram_common.clients import ServiceClient, raise_for_problem
 
@@ -121,6 +121,18 @@ class HttpPostCatalog:
         )
         return [int(p) for p in found.post_ids], found.complete
 
+    async def holders(self, media_ids: Sequence[int]) -> dict[int, int]:
+        if not media_ids:
+            return {}
+        found = HoldersRead.model_validate(
+            await self.client.call(
+                "POST",
+                "/internal/posts/holders",
+                json={"media_ids": [str(m) for m in media_ids]},
+            )
+        )
+        return {int(m): int(p) for m, p in found.holders.items()}
+
 
 class HttpFeedCache:
     """`FeedCache` over feed-service's internal route."""
@@ -183,26 +195,3 @@ class HttpMediaLibrary:
         )
         raise_for_problem(self.client.name, response)
         return response.content
-
-    async def claim(
-        self, caller: Identity, post_id: int, media_ids: Sequence[str]
-    ) -> list[MediaRead]:
-        found = MediaPage.model_validate(
-            await self.client.call(
-                "POST",
-                "/internal/media/claim",
-                identity=caller,
-                json={"post_id": str(post_id), "media_ids": list(media_ids)},
-            )
-        )
-        return found.items
-
-    async def release(self, caller: Identity, post_id: int) -> None:
-        await self.client.call(
-            "POST", "/internal/media/release", identity=caller, json={"post_id": str(post_id)}
-        )
-
-    async def discard(self, caller: Identity, media_ids: Sequence[str]) -> None:
-        await self.client.call(
-            "POST", "/internal/media/delete", identity=caller, json={"media_ids": list(media_ids)}
-        )

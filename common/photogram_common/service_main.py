@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from photogram_common.logs import configure_logging
+from photogram_common.metrics import set_process_service
 from photogram_common.migrations import upgrade_to_head
 from photogram_common.runtime import make_bus, serve
 from photogram_common.settings import PlatformSettings, resolve_secrets
@@ -24,6 +25,7 @@ def service_main(
 ) -> None:
     """Parse argv, load settings (refusing bad ones), then serve or migrate."""
     configure_logging(name)
+    set_process_service(name)
     command = sys.argv[1] if len(sys.argv) > 1 else "serve"
     platform = resolve_secrets(PlatformSettings())
     settings = settings_type()

@@ -2,7 +2,8 @@
 
 Past the knee a queue only adds latency to every request it holds. Refusing the excess at
 once keeps the served requests at the knee's latency and tells clients when to come back.
-Health probes are never shed: an overloaded process is alive and still ready.
+Health probes are never shed: an overloaded process is alive and still ready (nor is the
+metrics scrape: an overload is when it is wanted).
 
 The in-flight bound sees only the requests the process has begun. When the cores are
 saturated the queue forms before that, in the event loop (requests parsed but not yet
@@ -19,7 +20,10 @@ import uuid
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-PROBES = frozenset({"/healthz", "/readyz"})
+from photogram_common.metrics import SHED_REQUESTS
+
+# Never shed: the health probes, and the metrics scrape (most wanted when overloaded).
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 _BODY = (
     b'{"type":"about:blank","title":"Service unavailable","status":503,'
     b'"detail":"The service is at capacity; try again shortly."}'
@@ -75,6 +79,7 @@ class InFlightLimitMiddleware:
         limit: int = 0,
         max_lag_seconds: float = 0.0,
         retry_after_seconds: int = 1,
+        service: str = "photogram",
     ) -> None:
         self.app = app
         self.limit = limit
@@ -83,14 +88,20 @@ class InFlightLimitMiddleware:
         self.in_flight = 0
         self.shed = 0
         self._retry_after = str(retry_after_seconds).encode()
+        self._shed_in_flight = SHED_REQUESTS.labels(service, "in_flight")
+        self._shed_loop_lag = SHED_REQUESTS.labels(service, "loop_lag")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
-        if (self.limit and self.in_flight >= self.limit) or (
-            self.max_lag and self.lag.seconds() > self.max_lag
-        ):
+        if self.limit and self.in_flight >= self.limit:
+            self._shed_in_flight.inc()
+            self.shed += 1
+            await self._refuse(scope, send)
+            return
+        if self.max_lag and self.lag.seconds() > self.max_lag:
+            self._shed_loop_lag.inc()
             self.shed += 1
             await self._refuse(scope, send)
             return

@@ -41,6 +41,7 @@ from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 from photogram_common.ids import id_to_unix_ms
+from photogram_common.metrics import REDIS_DURATION, timed
 from photogram_common.settings import PlatformSettings
 
 SENTINEL = "0"
@@ -238,14 +239,15 @@ class TimelineStore:
         """EVALSHA of a registered script: packed by hiredis on a pooled connection when the
         client is a plain Redis one, else through redis-py's Script (which does the same in
         Python). A NOSCRIPT reply (a restarted or flushed Redis) loads it and calls again."""
-        if not self._packed:
-            return await script(keys=keys, args=args)
-        command = hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
-        try:
-            return await self._send(command)
-        except NoScriptError:
-            await self.redis.script_load(script.script)
-            return await self._send(command)
+        with timed(REDIS_DURATION, op="timeline_script"):
+            if not self._packed:
+                return await script(keys=keys, args=args)
+            command = hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
+            try:
+                return await self._send(command)
+            except NoScriptError:
+                await self.redis.script_load(script.script)
+                return await self._send(command)
 
     async def _send(self, command: bytes) -> Any:
         """Send one packed command on a pooled connection and read its reply.
@@ -387,12 +389,13 @@ async def older_than_many(
     # Scores are negated milliseconds: older than the cursor's millisecond is a higher score.
     own = None if before is None else -id_to_unix_ms(before)
     lower = "-inf" if own is None else f"({own}"
-    async with redis.pipeline(transaction=False) as pipe:
-        for key in keys:
-            if own is not None:
-                pipe.zrangebyscore(key, own, own)
-            pipe.zrangebyscore(key, lower, "(0", start=0, num=limit + 1, withscores=True)
-        replies = await pipe.execute()
+    with timed(REDIS_DURATION, op="timeline_page"):
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                if own is not None:
+                    pipe.zrangebyscore(key, own, own)
+                pipe.zrangebyscore(key, lower, "(0", start=0, num=limit + 1, withscores=True)
+            replies = await pipe.execute()
     step = 1 if own is None else 2
     results: list[list[int]] = []
     cut: list[tuple[int, str, float]] = []

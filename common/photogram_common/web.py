@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photogram_common.deadlines import DeadlineMiddleware
 from photogram_common.logs import request_id_var, service_var
+from photogram_common.metrics import RouteMetrics, metrics_endpoint
 from photogram_common.problems import Problem, install_problem_handlers, problem_response
 from photogram_common.shedding import InFlightLimitMiddleware
 
@@ -33,11 +34,13 @@ def _clean_request_id(raw: str | None) -> str:
 
 class RequestIdMiddleware:
     """Give every request an ID (the client's when it sent one), log it and echo it back;
-    the lines logged while serving it name `service`."""
+    the lines logged while serving it name `service`. Unless `metrics` is off, each request
+    is counted and timed by its route template (photogram_common.metrics)."""
 
-    def __init__(self, app: ASGIApp, service: str | None = None) -> None:
+    def __init__(self, app: ASGIApp, service: str | None = None, metrics: bool = True) -> None:
         self.app = app
         self.service = service
+        self.metrics = RouteMetrics(service or "photogram") if metrics else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,7 +53,7 @@ class RequestIdMiddleware:
         service_token = service_var.set(self.service) if self.service else None
         started = time.perf_counter()
         status = 500
-        responded = False
+        responded = failed = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, responded
@@ -65,6 +68,7 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
+            failed = True
             # Starlette answers an unhandled error outside this middleware, without the ID:
             # answer here (its handler still logs the error, then the server does).
             if not responded:
@@ -72,6 +76,9 @@ class RequestIdMiddleware:
                 await problem_response(generic)(scope, receive, send_with_id)
             raise
         finally:
+            seconds = time.perf_counter() - started
+            if self.metrics is not None:
+                self.metrics.record(scope, status, seconds, failed)
             log.info(
                 "request",
                 extra={
@@ -79,7 +86,7 @@ class RequestIdMiddleware:
                     "method": scope.get("method"),
                     "path": scope.get("path"),
                     "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "ms": round(seconds * 1000, 2),
                 },
             )
             request_id_var.reset(token)
@@ -175,12 +182,16 @@ def create_service_app(
     """Make a FastAPI app with problem JSON errors, request IDs, the caller's deadline
     (`caller_deadlines`: services behind the gateway; photogram_common.deadlines) and, when
     `max_in_flight` or `max_loop_lag_ms` is set, load shedding (a fast 503 past either
-    bound; photogram_common.shedding). Its log lines name `service` (default: the title)."""
+    bound; photogram_common.shedding). Its log lines and metrics name `service` (default:
+    the title); /metrics serves the process's metrics (photogram_common.metrics)."""
     # FastAPI's own OpenTelemetry hooks ask the global providers on every request whether
     # they are configured (~5 % of a hop's CPU, docs/benchmarks.md (f)); none is, so off.
     kwargs.setdefault("telemetry", {"tracing": False, "metrics": False, "logs": False})
     app = FastAPI(title=title, lifespan=lifespan, **kwargs)
     install_problem_handlers(app)
+    # Served on the app's own port, outside the OpenAPI document; the ingress does not route
+    # it (docs/operations.md, "Metrics").
+    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     if caller_deadlines:
         # Inside the request ID, so a 504 carries it and is logged with it.
         app.add_middleware(DeadlineMiddleware)
@@ -188,6 +199,9 @@ def create_service_app(
     if max_in_flight or max_loop_lag_ms:
         # Outermost, so a refused request costs no logging, routing or validation.
         app.add_middleware(
-            InFlightLimitMiddleware, limit=max_in_flight, max_lag_seconds=max_loop_lag_ms / 1000
+            InFlightLimitMiddleware,
+            limit=max_in_flight,
+            max_lag_seconds=max_loop_lag_ms / 1000,
+            service=service or title,
         )
     return app

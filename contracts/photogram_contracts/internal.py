@@ -60,6 +60,18 @@ class PostIdsRead(BaseModel):
     post_ids: list[str]
 
 
+class HoldersLookup(BaseModel):
+    """Which live posts hold these media (the media sweep's question)."""
+
+    media_ids: list[str] = Field(max_length=500)
+
+
+class HoldersRead(BaseModel):
+    """Media ID to the live post that holds it; media no live post holds are left out."""
+
+    holders: dict[str, str]
+
+
 # The client's Idempotency-Key (checked at the gateway: 1 to 255 visible ASCII characters).
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[!-~]+$")]
 
@@ -84,27 +96,13 @@ class UploadRead(BaseModel):
     location: str | None
     # What the upload asked for, as a hash (ParsedUpload.digest): an idempotent retry's test.
     request_hash: str
+    # media-service's signed, short-lived claim on these media for the caller, which
+    # post-service checks without calling back (photogram_common.media_claims).
+    claim: str
 
 
 class DigestRead(BaseModel):
     request_hash: str
-
-
-class MediaIdsCreate(BaseModel):
-    media_ids: list[str] = Field(max_length=100)
-
-
-class ClaimCreate(BaseModel):
-    post_id: str = Field(max_length=20)
-    media_ids: list[str] = Field(min_length=1, max_length=10)
-
-
-class ReleaseCreate(BaseModel):
-    post_id: str = Field(max_length=20)
-
-
-class MediaPage(BaseModel):
-    items: list[MediaRead]
 
 
 # post-service: likes and comments

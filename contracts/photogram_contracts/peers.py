@@ -14,7 +14,7 @@ from typing import Protocol
 
 from photogram_contracts.identity import Identity
 from photogram_contracts.internal import CountsRead, IdempotencyKeyRead, UploadRead
-from photogram_contracts.schemas import AvatarRead, MediaRead, PostRead
+from photogram_contracts.schemas import AvatarRead, PostRead
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,10 @@ class PostCatalog(Protocol):
         when that is all of them."""
         ...
 
+    async def holders(self, media_ids: Sequence[int]) -> dict[int, int]:
+        """Media ID to the live post that holds it; media no live post holds are left out."""
+        ...
+
 
 class FeedCache(Protocol):
     """feed-service's cache of post bodies."""
@@ -92,12 +96,13 @@ class FeedCache(Protocol):
 
 
 class MediaLibrary(Protocol):
-    """media-service, as an upload and a post's making use it."""
+    """media-service, as an upload and an avatar use it."""
 
     async def store(
         self, caller: Identity, body: AsyncIterator[bytes], *, content_type: str
     ) -> UploadRead:
-        """Parse, process and store an upload's photos (unclaimed until a post claims them)."""
+        """Parse, process and store an upload's photos: pending media, and a short-lived
+        signed claim on them that post-service checks on its own to make their post."""
         ...
 
     async def digest(
@@ -114,18 +119,4 @@ class MediaLibrary(Protocol):
 
     async def drop_avatar(self, caller: Identity) -> None:
         """Delete the caller's avatar and its bytes (none: nothing happens)."""
-        ...
-
-    async def claim(
-        self, caller: Identity, post_id: int, media_ids: Sequence[str]
-    ) -> list[MediaRead]:
-        """Give the caller's media to a post about to be made: all of them, or a 422."""
-        ...
-
-    async def release(self, caller: Identity, post_id: int) -> None:
-        """Let go of the claims of a post that was certainly not made."""
-        ...
-
-    async def discard(self, caller: Identity, media_ids: Sequence[str]) -> None:
-        """Delete the caller's media that no post claimed (claimed ones are left alone)."""
         ...

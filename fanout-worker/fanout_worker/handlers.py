@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -27,6 +28,14 @@ from photogram_contracts.peers import FeedCache, Followers, PostCatalog
 
 from photogram_common.bus.consumer import Routes, WithEnvelope
 from photogram_common.follows import FollowSets
+from photogram_common.ids import id_to_unix_ms
+from photogram_common.metrics import (
+    DELIVERY_LATENCY,
+    FANOUT_DURATION,
+    FANOUT_INSERTS,
+    count,
+    observe,
+)
 from photogram_common.timelines import TimelineStore
 
 log = logging.getLogger(__name__)
@@ -96,12 +105,23 @@ class FanoutHandlers:
         if not await self.timelines.add_recent(event.author_id, event.post_id):
             recent = await self._newest_posts(event.author_id, self.timelines.recent_cap)
             await self.timelines.build_recent(event.author_id, recent)
-        await self.timelines.push([event.author_id], event.post_id)
-        if await self.users.pulled(event.author_id):
-            return  # pulled at read time: no follower timeline is written
-        # The next page of followers is read while the previous one is written.
-        pushed = await self.timelines.push_pages(self._followers(event.author_id), event.post_id)
-        log.info("fanned out", extra={"post_id": event.post_id, "timelines": pushed})
+        started = time.perf_counter()
+        pushed = await self.timelines.push([event.author_id], event.post_id)
+        if not await self.users.pulled(event.author_id):
+            # The next page of followers is read while the previous one is written.
+            followers = self._followers(event.author_id)
+            pushed += await self.timelines.push_pages(followers, event.post_id)
+            log.info("fanned out", extra={"post_id": event.post_id, "timelines": pushed})
+        # else pulled at read time: no follower timeline is written, only the author's own.
+        self._fanned_out(event.post_id, pushed, time.perf_counter() - started)
+
+    @staticmethod
+    def _fanned_out(post_id: int, timelines: int, seconds: float) -> None:
+        """The fan-out's metrics: timelines written, its duration, and the delivery latency
+        (from the post's creation, the millisecond in its ID, to its timeline writes)."""
+        count(FANOUT_INSERTS, timelines)
+        observe(FANOUT_DURATION, seconds)
+        observe(DELIVERY_LATENCY, max(0.0, time.time() - id_to_unix_ms(post_id) / 1000))
 
     async def post_deleted(self, event: PostDeleted) -> None:
         await self.feed.forget(event.post_id)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
+from photogram_contracts.peers import Followers, PostCatalog
 from starlette.middleware import Middleware
 
 from feed_service.api import FeedServiceRoot, feed_fast, router
@@ -28,23 +29,19 @@ from photogram_common.timelines import timeline_store_for
 from photogram_common.web import add_health_routes, create_service_app
 
 
-def create_app(
+def build_feed_service(
     platform: PlatformSettings,
     settings: FeedServiceSettings,
     *,
-    bus: EventBus | None = None,
-    owns_bus: bool = False,
-    in_process: Mapping[str, Any] | None = None,
-) -> FastAPI:
-    """Build the app; feed-service reads Redis and calls peers, it takes no events."""
-    redis = make_redis(platform.redis_url, cluster=platform.redis_cluster)
-    # The read path's client returns bytes: cached post bodies are joined into the page as is.
-    raw = make_redis(platform.redis_url, cluster=platform.redis_cluster, decode_responses=False)
-    user_client = peer_client(platform, "user-service", in_process)
-    post_client = peer_client(platform, "post-service", in_process)
-    posts = HttpPostCatalog(post_client)
+    redis: Any,
+    raw: Any,
+    users: Followers,
+    posts: PostCatalog,
+) -> FeedService:
+    """The feed's use cases over two Redis clients (text, and bytes for the read path) and
+    the owners of the follow graph and the posts (the app, and photogram-admin)."""
     timelines = timeline_store_for(platform, redis)
-    feed = FeedService(
+    return FeedService(
         timelines=timelines,
         follows=FollowSets(redis, ttl_seconds=timelines.ttl_seconds),
         reads=PageRead(
@@ -64,10 +61,34 @@ def create_app(
             ),
             posts=posts,
         ),
-        users=HttpFollowers(user_client),
+        users=users,
         posts=posts,
         rebuild_wait_seconds=settings.rebuild_wait_seconds,
         rebuilds=RebuildSlots(settings.rebuild_bound(embedded=platform.embedded)),
+    )
+
+
+def create_app(
+    platform: PlatformSettings,
+    settings: FeedServiceSettings,
+    *,
+    bus: EventBus | None = None,
+    owns_bus: bool = False,
+    in_process: Mapping[str, Any] | None = None,
+) -> FastAPI:
+    """Build the app; feed-service reads Redis and calls peers, it takes no events."""
+    redis = make_redis(platform.redis_url, cluster=platform.redis_cluster)
+    # The read path's client returns bytes: cached post bodies are joined into the page as is.
+    raw = make_redis(platform.redis_url, cluster=platform.redis_cluster, decode_responses=False)
+    user_client = peer_client(platform, "user-service", in_process)
+    post_client = peer_client(platform, "post-service", in_process)
+    feed = build_feed_service(
+        platform,
+        settings,
+        redis=redis,
+        raw=raw,
+        users=HttpFollowers(user_client),
+        posts=HttpPostCatalog(post_client),
     )
     lifespan = service_lifespan(
         platform=platform,

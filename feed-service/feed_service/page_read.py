@@ -32,6 +32,7 @@ from photogram_contracts.keys import (
     timeline_key,
 )
 
+from photogram_common.metrics import REDIS_DURATION, timed
 from photogram_common.timelines import SENTINEL, older_than_many, score
 
 # KEYS: timeline, followee set, pulled set, rebuild lock, seen throttle, liked set, liked
@@ -42,11 +43,12 @@ from photogram_common.timelines import SENTINEL, older_than_many, score
 # Replies: {'timeline'} not built or being rebuilt; {'follows'} follow sets not built;
 # {'liked'} the liked set not built; {'recent', authors...} pulled authors whose recent
 # list is not built;
-# {'ok', seen, n, ids..., bodies..., counts..., liked...} (up to want+1 IDs; of the first
+# {'ok', seen, n, pulled, ids..., bodies..., counts..., liked...} (pulled: how many pulled
+# authors' lists were merged; up to want+1 IDs; of the first
 # `want`, the bodies (that of a post by an author the reader does not follow is '', like a
 # deleted one), the counts and whether the reader likes each: 1, 0, or 2 for a post older
 # than the liked set's floor);
-# {'partial', seen, n, ids..., authors...} (the reader's own slot only).
+# {'partial', seen, n, pulled, ids..., authors...} (the reader's own slot only).
 _PAGE = """
 local tl, fl, pf = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('EXISTS', tl) == 0 or redis.call('EXISTS', KEYS[4]) == 1 then
@@ -135,7 +137,7 @@ while #found < limit do
   end
 end
 local n = math.min(#found, limit)
-local reply = {full and 'ok' or 'partial', seen, n}
+local reply = {full and 'ok' or 'partial', seen, n, #authors}
 for i = 1, n do reply[#reply + 1] = found[i] end
 if full then
   local m = math.min(n, want)
@@ -195,6 +197,8 @@ class Slice:
     liked: list[int] = field(default_factory=list)
     authors: list[int] = field(default_factory=list)
     reader_id: int = 0
+    # How many pulled authors' recent lists were merged into `ids`.
+    pulled: int = 0
 
 
 _AUTHOR = re.compile(rb'"user_id":"(\d+)"')
@@ -230,35 +234,36 @@ class PageRead:
     async def slice(self, reader_id: int, *, before: int | None, want: int) -> Slice:
         """Read one slice of the reader's feed; raise NotBuilt for a list to rebuild first."""
         tl = timeline_key(reader_id)
-        reply = await self._script(
-            keys=[
-                tl,
-                followees_key(reader_id),
-                pulled_key(reader_id),
-                rebuild_lock_key(tl),
-                seen_key(reader_id),
-                liked_key(reader_id),
-                liked_floor_key(reader_id),
-            ],
-            args=[
-                "" if before is None else str(before),
-                0 if before is None else score(before),
-                want,
-                self.ttl_seconds,
-                self.refresh_below_seconds,
-                self.seen_seconds,
-                "1" if self.single_node else "0",
-                reader_id,
-            ],
-        )
+        with timed(REDIS_DURATION, op="feed_page"):
+            reply = await self._script(
+                keys=[
+                    tl,
+                    followees_key(reader_id),
+                    pulled_key(reader_id),
+                    rebuild_lock_key(tl),
+                    seen_key(reader_id),
+                    liked_key(reader_id),
+                    liked_floor_key(reader_id),
+                ],
+                args=[
+                    "" if before is None else str(before),
+                    0 if before is None else score(before),
+                    want,
+                    self.ttl_seconds,
+                    self.refresh_below_seconds,
+                    self.seen_seconds,
+                    "1" if self.single_node else "0",
+                    reader_id,
+                ],
+            )
         status = reply[0].decode()
         if status in ("timeline", "follows", "liked"):
             raise NotBuilt(status)
         if status == "recent":
             raise NotBuilt(status, [int(a) for a in reply[1:]])
-        seen_due, count = bool(reply[1]), int(reply[2])
-        ids = [int(i) for i in reply[3 : 3 + count]]
-        rest = reply[3 + count :]
+        seen_due, count, pulled = bool(reply[1]), int(reply[2]), int(reply[3])
+        ids = [int(i) for i in reply[4 : 4 + count]]
+        rest = reply[4 + count :]
         if status == "ok":
             m = len(rest) // 3
             return Slice(
@@ -267,6 +272,7 @@ class PageRead:
                 counts=list(rest[m : 2 * m]),
                 liked=[int(x) for x in rest[2 * m :]],
                 seen_due=seen_due,
+                pulled=pulled,
             )
         return await self._complete(
             Slice(
@@ -275,6 +281,7 @@ class PageRead:
                 seen_due=seen_due,
                 authors=[int(a) for a in rest],
                 reader_id=reader_id,
+                pulled=pulled,
             ),
             before=before,
             want=want,

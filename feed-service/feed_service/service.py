@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,13 @@ from feed_service.hydration import PostBodies, cached_body, page_json
 from feed_service.page_read import NotBuilt, PageRead, Slice
 from photogram_common.cursors import decode_cursor, encode_cursor
 from photogram_common.follows import FollowSets
+from photogram_common.metrics import (
+    PULLED_MERGES,
+    TIMELINE_REBUILD_DURATION,
+    TIMELINE_REBUILDS,
+    count,
+    observe,
+)
 from photogram_common.problems import Problem
 from photogram_common.timelines import TimelineStore
 
@@ -95,6 +103,7 @@ class FeedService:
         bodies: list[bytes] = []
         next_before: int | None = before
         more = True
+        merged = 0
 
         async def followed(authors: list[int]) -> set[int]:
             return await self.follows.followed(caller.user_id, authors)
@@ -103,6 +112,7 @@ class FeedService:
         while more and len(bodies) < limit:
             want = limit - len(bodies)
             part = await self._slice(caller, before=next_before, want=want)
+            merged = max(merged, part.pulled)
             more = len(part.ids) > want
             page_ids = part.ids[:want]
             if page_ids:
@@ -118,6 +128,7 @@ class FeedService:
                     liked=dict(zip(page_ids, part.liked, strict=False)),
                 )
             )
+        observe(PULLED_MERGES, merged)
         return page_json(bodies, encode_cursor(next_before) if more else None)
 
     async def _page_from_databases(
@@ -170,16 +181,26 @@ class FeedService:
             (pulled if followee.pulled else pushed).append(followee.user_id)
         return Followees(pushed=pushed, pulled=pulled)
 
-    async def _rebuild_timeline(self, user_id: int) -> None:
+    async def rebuild(self, user_id: int) -> bool:
+        """Rebuild the user's timeline and follow sets from the source of truth now, in
+        place of what Redis holds (photogram-admin rebuild-feeds); False when a reader's
+        rebuild of it was under way (that one stands)."""
+        return await self._rebuild_timeline(user_id, replace=True)
+
+    async def _rebuild_timeline(self, user_id: int, *, replace: bool = False) -> bool:
         """Rebuild a timeline once; other readers of it wait (the read sees the lock) and
         take no rebuild slot: only the lock's holder does the work."""
         redis = self.timelines.redis
         lock = rebuild_lock_key(timeline_key(user_id))
         if not await redis.set(lock, 1, nx=True, ex=REBUILD_LOCK_SECONDS):
             await asyncio.sleep(WAIT_STEP_SECONDS)
-            return
+            return False
+        started = time.perf_counter()
         try:
             async with self.rebuilds.take():
+                if replace:
+                    # A post fanned out before the open is in the source of truth read after it.
+                    await redis.delete(timeline_key(user_id))
                 # Open first, so posts fanned out while we read the source of truth land too.
                 await self.timelines.open_for_rebuild(user_id)
                 try:
@@ -193,10 +214,13 @@ class FeedService:
                     raise
         finally:
             await redis.delete(lock)
+        count(TIMELINE_REBUILDS)
+        observe(TIMELINE_REBUILD_DURATION, time.perf_counter() - started)
         log.info(
             "timeline rebuilt",
             extra={"user_id": user_id, "posts": len(newest), "pushed": len(followees.pushed)},
         )
+        return True
 
     async def _build_follows(self, user_id: int, followees: Followees) -> None:
         await self.follows.build(

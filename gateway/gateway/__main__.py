@@ -6,10 +6,12 @@ from gateway.app import create_app
 from gateway.serving import gateway_server
 from gateway.settings import GatewaySettings
 from photogram_common.logs import configure_logging
+from photogram_common.metrics import set_process_service
 from photogram_common.settings import PlatformSettings, resolve_secrets
 
 if __name__ == "__main__":
     configure_logging("gateway")
+    set_process_service("gateway")
     platform = resolve_secrets(PlatformSettings())
     settings = GatewaySettings()
     gateway_server(create_app(platform, settings), settings, port=platform.port).run()

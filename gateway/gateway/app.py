@@ -107,7 +107,6 @@ def create_app(
                 addresses=ClientAddresses(parse_networks(settings.trusted_proxies)),
             ),
             max_upload_bytes=platform.max_upload_mb * 1024 * 1024,
-            cleanup_seconds=platform.service_timeout_seconds,
         ),
     )
     app.include_router(users.router)

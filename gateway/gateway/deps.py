@@ -17,6 +17,7 @@ from gateway.ratelimit import RateLimiter, Verdict
 from photogram_common.clients import ServiceClient
 from photogram_common.identity import InvalidToken, verify_access_token
 from photogram_common.ids import parse_id
+from photogram_common.metrics import RATE_LIMIT_REJECTIONS, count
 from photogram_common.peer_clients import HttpFeedCache, HttpMediaLibrary, HttpPostCatalog
 from photogram_common.problems import Problem
 from photogram_common.roots import root_of
@@ -70,8 +71,6 @@ class GatewayRoot:
     peers: Peers
     policy: EdgePolicy
     max_upload_bytes: int
-    # The budget of a clean-up that runs after its request's deadline (an upload's media).
-    cleanup_seconds: float
 
 
 def edge(app: Any) -> GatewayRoot:
@@ -109,6 +108,7 @@ async def admit(policy: EdgePolicy, caller: Identity) -> None:
 
 def _refuse(verdict: Verdict) -> None:
     if not verdict.allowed:
+        count(RATE_LIMIT_REJECTIONS)
         raise Problem(
             429,
             "Too many requests; slow down.",

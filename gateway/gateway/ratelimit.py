@@ -16,6 +16,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from photogram_common.metrics import REDIS_DURATION, timed
+
 log = logging.getLogger(__name__)
 
 # KEYS[1]=counter, KEYS[2] (when the caller has a session)=its revocation mark;
@@ -86,7 +88,8 @@ class RateLimiter:
         if revoked_key is not None:
             keys.append(revoked_key)
         try:
-            count, ttl = await self._hit(keys=keys, args=[self._window, "1" if limit else "0"])
+            with timed(REDIS_DURATION, op="rate_limit"):
+                count, ttl = await self._hit(keys=keys, args=[self._window, "1" if limit else "0"])
         except (RedisError, OSError) as exc:
             self.stats["redis_errors"] += 1
             return self._fail_open(exc)

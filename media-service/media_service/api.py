@@ -7,14 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
-from photogram_contracts.internal import (
-    ClaimCreate,
-    DigestRead,
-    MediaIdsCreate,
-    MediaPage,
-    ReleaseCreate,
-    UploadRead,
-)
+from photogram_contracts.internal import DigestRead, UploadRead
 from photogram_contracts.schemas import AvatarRead, MediaRead
 
 from media_service.avatars import Avatars
@@ -25,6 +18,7 @@ from photogram_common.bus.consumer import EventConsumer
 from photogram_common.callers import Caller, CurrentUser
 from photogram_common.db import Database
 from photogram_common.ids import parse_id
+from photogram_common.metrics import UPLOAD_STAGE_DURATION, timed
 from photogram_common.problems import Problem
 from photogram_common.roots import ServiceRoot, root_of
 
@@ -62,11 +56,14 @@ def _media_id(raw: str) -> int:
 
 @router.post("/internal/uploads", status_code=201)
 async def upload(request: Request, service: Media, caller: CurrentUser) -> UploadRead:
-    upload = await parse_upload(
-        content_type=request.headers.get("content-type", ""),
-        body=request.stream(),
-        max_file_bytes=root(request).max_upload_bytes,
-    )
+    """Store the upload's media, pending, with a signed claim on them: post-service makes
+    their post with it, and the sweeper deletes them if no post was made."""
+    with timed(UPLOAD_STAGE_DURATION, stage="receive"):
+        upload = await parse_upload(
+            content_type=request.headers.get("content-type", ""),
+            body=request.stream(),
+            max_file_bytes=root(request).max_upload_bytes,
+        )
     digest = upload.digest()
     media = await service.ingest(user_id=caller.user_id, upload=upload)
     return UploadRead(
@@ -74,6 +71,7 @@ async def upload(request: Request, service: Media, caller: CurrentUser) -> Uploa
         caption=upload.text("caption"),
         location=upload.text("location"),
         request_hash=digest,
+        claim=service.claim_on(caller.user_id, media),
     )
 
 
@@ -88,36 +86,6 @@ async def digest(request: Request, _: CurrentUser) -> DigestRead:
         spool=False,
     )
     return DigestRead(request_hash=upload.digest())
-
-
-@router.post("/internal/media/claim")
-async def claim(body: ClaimCreate, service: Media, caller: CurrentUser) -> MediaPage:
-    """A post about to be made claims the caller's media (all or none: a 422 otherwise)."""
-    post_id = parse_id(body.post_id)
-    ids = [parse_id(i) for i in body.media_ids]
-    if post_id is None or None in ids or len(set(ids)) != len(ids):
-        raise Problem(422, "Media and post IDs must be distinct, valid IDs.")
-    media_ids = [m for m in ids if m is not None]
-    return MediaPage(
-        items=await service.claim(user_id=caller.user_id, post_id=post_id, media_ids=media_ids)
-    )
-
-
-@router.post("/internal/media/release", status_code=204)
-async def release(body: ReleaseCreate, service: Media, caller: CurrentUser) -> Response:
-    """Let go of the claims of a post that was certainly not made."""
-    post_id = parse_id(body.post_id)
-    if post_id is not None:
-        await service.release(user_id=caller.user_id, post_id=post_id)
-    return Response(status_code=204)
-
-
-@router.post("/internal/media/delete", status_code=204)
-async def remove(body: MediaIdsCreate, service: Media, caller: CurrentUser) -> Response:
-    """Delete the caller's media that no post claimed (claimed ones are left alone)."""
-    ids = [m for m in (parse_id(i) for i in body.media_ids) if m is not None]
-    await service.remove(user_id=caller.user_id, media_ids=ids)
-    return Response(status_code=204)
 
 
 @router.get("/media/{media_id}")

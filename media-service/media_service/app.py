@@ -55,7 +55,7 @@ def blob_store_for(platform: PlatformSettings, s3: S3Settings) -> LocalBlobStore
 
 def _late(apps: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     """An in-process peer looked up when first called: post-service is composed after
-    media-service (it calls media-service too), so it is not in `apps` yet."""
+    media-service, so it is not in `apps` yet."""
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await apps[name](scope, receive, send)
@@ -75,7 +75,7 @@ def create_app(
     """Build the app; the bus is shared in the embedded mode, so its owner starts it.
 
     media-service publishes nothing; it consumes post.deleted (a deleted post's media go
-    with it) and asks post-service, when sweeping, whether claimed media's posts exist.
+    with it) and asks post-service, when sweeping, which live posts hold old pending media.
     """
     database = database_for(platform, settings)
     ids, lease = make_id_generator(platform, default_worker=3, database=database)
@@ -91,6 +91,8 @@ def create_app(
         max_image_pixels=platform.max_image_pixels,
         public_base_url=settings.public_base_url,
         presigned_url_seconds=settings.presigned_url_seconds,
+        claim_secret=platform.internal_secret,
+        claim_ttl=timedelta(seconds=settings.claim_ttl_seconds),
         orphan_grace=timedelta(seconds=settings.orphan_grace_seconds),
         posts=HttpPostCatalog(post_client),
     )

@@ -7,13 +7,14 @@ from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, MetaD
 metadata = MetaData()
 
 # A media row's life (`status`, since `status_at`):
-#   pending  -> stored, no post uses it yet; the upload's compensation and the sweeper may
-#               delete it
-#   claimed  -> a post (`post_id`) is being made of it: nothing but that post's deletion, or
-#               the sweeper once it found no such post, deletes it
-#   attached -> the sweeper saw its post live (rows from before claims are attached too)
+#   pending  -> stored; a post may be made of it with the claim signed on the upload. Past
+#               the grace the sweeper asks post-service: attached, or deleted (an orphan)
+#   attached -> the sweeper saw a live post (`post_id`) hold it (rows from before the
+#               sweeper are attached too); only that post's deletion deletes it
 #   deleting -> hidden from readers while its objects and then the row are deleted
-PENDING, CLAIMED, ATTACHED, DELETING = "pending", "claimed", "attached", "deleting"
+# (`claimed`, media-service's old lock for a post in the making, is gone: such rows were
+# made pending again.)
+PENDING, ATTACHED, DELETING = "pending", "attached", "deleting"
 
 media = Table(
     "media",
@@ -28,7 +29,7 @@ media = Table(
     # {"large": {"key": ..., "width": ..., "height": ...}, ...}
     Column("variants", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    # The post that claimed the media (NULL while pending).
+    # The post that holds the media, once the sweeper saw it (NULL while pending).
     Column("post_id", BigInteger, nullable=True),
     # When the status last changed (the sweeper's clock).
     Column("status_at", DateTime(timezone=True), nullable=True),

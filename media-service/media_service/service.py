@@ -1,6 +1,6 @@
-"""media-service use cases: process an upload into stored variants, look media up, let a post
-claim them, and delete them: unclaimed ones (a failed upload's clean-up, the sweeper) and a
-deleted post's."""
+"""media-service use cases: process an upload into stored variants and sign a claim on them,
+look media up, and delete them: those no post holds (the sweeper: the one clean-up of an
+upload whose post was not made) and a deleted post's."""
 
 from __future__ import annotations
 
@@ -20,12 +20,14 @@ from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 
 from media_service.imaging import ImageRejected, ProcessedImage
 from media_service.imaging.worker import process_in_worker
-from media_service.models import ATTACHED, CLAIMED, DELETING, PENDING, media
+from media_service.models import ATTACHED, DELETING, PENDING, media
 from media_service.uploads import ParsedUpload, discard
 from photogram_common.blobs import BlobStore
 from photogram_common.bus.consumer import TransientError
 from photogram_common.db import Database
 from photogram_common.ids import IdGenerator
+from photogram_common.media_claims import sign_claim
+from photogram_common.metrics import UPLOAD_STAGE_DURATION, timed
 from photogram_common.problems import Problem
 from photogram_common.timeutil import utcnow
 
@@ -63,10 +65,13 @@ class MediaService:
     max_image_pixels: int
     public_base_url: str | None = None
     presigned_url_seconds: int = 3600
-    # Unclaimed media older than this are orphans (a gateway died mid-upload); so are claimed
-    # ones whose post does not exist this long after the claim.
+    # The internal secret the claims are signed with, and how long a claim can make a post.
+    claim_secret: str = ""
+    claim_ttl: timedelta = timedelta(minutes=10)
+    # Pending media older than this are orphans unless a live post holds them: their claim
+    # ran out long ago, so no post can be made of them any more.
     orphan_grace: timedelta = timedelta(hours=1)
-    # post-service, asked by the sweeper whether claimed media's posts exist.
+    # post-service, asked by the sweeper which live posts hold old pending media.
     posts: PostCatalog | None = None
     swept: dict[str, int] = field(default_factory=dict)
 
@@ -108,16 +113,18 @@ class MediaService:
         try:
             for index, item in enumerate(upload.files):
                 assert item.path is not None  # parsed with spooling
-                result = await self._process(str(item.path))
+                with timed(UPLOAD_STAGE_DURATION, stage="process"):
+                    result = await self._process(str(item.path))
                 if isinstance(result, ImageRejected):
                     raise rejected(result, index)
                 media_id = self.ids.next_id()
                 variants: dict[str, Any] = {}
                 for variant in result.variants:
                     key = variant_key(media_id, variant.name, variant.data)
-                    await self.blobs.put(
-                        key, variant.data, content_type="image/jpeg", cache_control=IMMUTABLE
-                    )
+                    with timed(UPLOAD_STAGE_DURATION, stage="store"):
+                        await self.blobs.put(
+                            key, variant.data, content_type="image/jpeg", cache_control=IMMUTABLE
+                        )
                     stored.append(key)
                     variants[variant.name] = {
                         "key": key,
@@ -139,8 +146,9 @@ class MediaService:
                         "status_at": now,
                     }
                 )
-            async with self.database.transaction() as session:
-                await session.execute(media.insert(), rows)
+            with timed(UPLOAD_STAGE_DURATION, stage="record"):
+                async with self.database.transaction() as session:
+                    await session.execute(media.insert(), rows)
         except BaseException:
             # A refused or failed upload leaves no object behind (and no row: none was written).
             await asyncio.shield(self._delete_blobs(stored))
@@ -178,69 +186,21 @@ class MediaService:
         key: str = row.variants[name]["key"]
         return key, await self.blobs.presigned_get_url(key, expires_in=self.presigned_url_seconds)
 
-    async def claim(
-        self, *, user_id: int, post_id: int, media_ids: Sequence[int]
-    ) -> list[MediaRead]:
-        """Give the caller's unclaimed media to a post about to be made, all or none, in the
-        given order. From here on only that post's deletion (or the sweeper, once it finds
-        no such post) deletes them; a claim by the same post again is a no-op."""
-        now = utcnow()
-        async with self.database.transaction() as session:
-            await session.execute(
-                update(media)
-                .where(
-                    media.c.id.in_(media_ids),
-                    media.c.user_id == user_id,
-                    media.c.status == PENDING,
-                )
-                .values(status=CLAIMED, post_id=post_id, status_at=now)
-            )
-            query = select(media).where(media.c.id.in_(media_ids))
-            by_id = {row["id"]: row for row in (await session.execute(query)).mappings().all()}
-            for media_id in media_ids:
-                row = by_id.get(media_id)
-                if (
-                    row is None
-                    or row["user_id"] != user_id
-                    or row["post_id"] != post_id
-                    or row["status"] not in (CLAIMED, ATTACHED)
-                ):
-                    # Raised inside the transaction: the media claimed above are let go.
-                    raise _unclaimable(media_id)
-        return [self.media_read(by_id[m]) for m in media_ids]
-
-    async def release(self, *, user_id: int, post_id: int) -> int:
-        """Let go of a post's claim when the post was certainly not made (its transaction
-        rolled back): the media are unclaimed again, for the upload's clean-up to delete."""
-        async with self.database.transaction() as session:
-            result: Any = await session.execute(
-                update(media)
-                .where(
-                    media.c.post_id == post_id,
-                    media.c.user_id == user_id,
-                    media.c.status == CLAIMED,
-                )
-                .values(status=PENDING, post_id=None, status_at=utcnow())
-            )
-        return int(result.rowcount or 0)
-
-    async def remove(self, *, user_id: int, media_ids: Sequence[int]) -> int:
-        """Delete the caller's unclaimed media and their objects (an upload's clean-up after
-        its post was not made). Media a post claimed are never touched: the post may exist
-        even though its maker's caller stopped waiting."""
-        return await self._purge(
-            and_(
-                media.c.id.in_(media_ids),
-                media.c.user_id == user_id,
-                media.c.status == PENDING,
-            )
+    def claim_on(self, user_id: int, found: Sequence[MediaRead]) -> str:
+        """The signed, short-lived claim on media just stored for `user_id`: what makes
+        their post at post-service, which checks it without asking here."""
+        return sign_claim(
+            secret=self.claim_secret,
+            owner_id=user_id,
+            media=found,
+            ttl_seconds=self.claim_ttl.total_seconds(),
         )
 
     async def on_post_deleted(self, event: PostDeleted) -> None:
         """A deleted post's media go with it: rows and objects (idempotent: a redelivery, or
         a retry after an object could not be deleted, finds what is left)."""
         claimed = media.c.post_id == event.post_id
-        # The event names the post's media too: rows from before claims have no post_id.
+        # The event names the post's media: a pending row has no post_id yet.
         where = or_(claimed, media.c.id.in_(event.media_ids)) if event.media_ids else claimed
         await self._purge(and_(media.c.user_id == event.author_id, where), strict=True)
 
@@ -248,7 +208,7 @@ class MediaService:
         """Delete the media rows `where` selects, and their objects.
 
         The rows are first marked deleting (hidden from readers) in one conditional UPDATE,
-        so a claim racing this sees them gone, and two purges never both take a row; then
+        so two purges never both take a row; then
         the objects are deleted, then the rows. If an object cannot be deleted its row stays
         deleting: `strict` raises a transient error (the consumer retries it with backoff),
         otherwise the sweeper finishes it.
@@ -280,33 +240,32 @@ class MediaService:
     async def sweep(self, *, grace: timedelta | None = None) -> dict[str, int]:
         """One round of the sweeper: delete media no post uses once `grace` has passed.
 
-        - pending media older than the grace (an upload whose post was never asked for);
-        - claimed media whose claim is older than the grace and whose post does not exist
-          (its transaction failed after the claim): post-service is asked; the live posts'
-          media become attached and are never looked at again;
+        - pending media older than the grace: post-service is asked which live posts hold
+          them; those become attached (and are never looked at again), the others are
+          orphans (their post was refused, failed, lost its race for an idempotency key or
+          was never asked for) and are deleted, objects included. Past the grace their
+          claim has run out, so no post can still be made of them: the answer is final;
         - deleting rows older than the grace (objects that could not be deleted then).
         """
         cutoff = utcnow() - (self.orphan_grace if grace is None else grace)
-        counts = {"pending": 0, "claimed": 0, "attached": 0, "deleting": 0}
-        for status in (PENDING, DELETING):
-            while True:
-                ids = await self._ids_before(status, cutoff)
-                if not ids:
-                    break
-                where = and_(media.c.id.in_(ids), media.c.status == status)
-                counts[status] += await self._purge(where)
-                if len(ids) < SWEEP_BATCH:
-                    break
-        if self.posts is not None:
-            while True:
-                claims = await self._claims_before(cutoff)
-                if not claims:
-                    break
-                attached, purged = await self._settle(claims)
-                counts["attached"] += attached
-                counts["claimed"] += purged
-                if len(claims) < SWEEP_BATCH:
-                    break
+        counts = {"pending": 0, "attached": 0, "deleting": 0}
+        while self.posts is not None:
+            ids = await self._ids_before(PENDING, cutoff)
+            if not ids:
+                break
+            attached, purged = await self._settle(ids)
+            counts["attached"] += attached
+            counts["pending"] += purged
+            if len(ids) < SWEEP_BATCH:
+                break
+        while True:
+            ids = await self._ids_before(DELETING, cutoff)
+            if not ids:
+                break
+            where = and_(media.c.id.in_(ids), media.c.status == DELETING)
+            counts["deleting"] += await self._purge(where)
+            if len(ids) < SWEEP_BATCH:
+                break
         self.swept = {k: self.swept.get(k, 0) + v for k, v in counts.items()}
         if any(counts.values()):
             log.info("media swept", extra=counts)
@@ -322,42 +281,29 @@ class MediaService:
             )
             return list((await session.scalars(query)).all())
 
-    async def _claims_before(self, cutoff: Any) -> dict[int, int]:
-        async with self.database.transaction() as session:
-            query = (
-                select(media.c.id, media.c.post_id)
-                .where(media.c.status == CLAIMED, media.c.status_at < cutoff)
-                .order_by(media.c.status_at)
-                .limit(SWEEP_BATCH)
-            )
-            return {row.id: row.post_id for row in (await session.execute(query)).all()}
-
-    async def _settle(self, claims: dict[int, int]) -> tuple[int, int]:
-        """Attach the claimed media whose post is live; delete those whose post is not."""
+    async def _settle(self, ids: list[int]) -> tuple[int, int]:
+        """Attach the pending media a live post holds (to it); delete the others."""
         assert self.posts is not None
-        post_ids = sorted({p for p in claims.values() if p is not None})
-        live = {int(post.post_id) for post in await self.posts.posts(post_ids)}
-        ids = list(claims)
-        async with self.database.transaction() as session:
-            result: Any = await session.execute(
-                update(media)
-                .where(media.c.id.in_(ids), media.c.status == CLAIMED, media.c.post_id.in_(live))
-                .values(status=ATTACHED, status_at=utcnow())
-            )
-        dead = [m for m, p in claims.items() if p not in live]
+        holders = await self.posts.holders(ids)
+        attached = 0
+        by_post: dict[int, list[int]] = {}
+        for media_id, post_id in holders.items():
+            by_post.setdefault(post_id, []).append(media_id)
+        if by_post:
+            now = utcnow()
+            async with self.database.transaction() as session:
+                for post_id, held in by_post.items():
+                    result: Any = await session.execute(
+                        update(media)
+                        .where(media.c.id.in_(held), media.c.status == PENDING)
+                        .values(status=ATTACHED, post_id=post_id, status_at=now)
+                    )
+                    attached += int(result.rowcount or 0)
+        orphans = [m for m in ids if m not in holders]
         purged = 0
-        if dead:
-            where = and_(
-                media.c.id.in_(dead), media.c.status == CLAIMED, media.c.post_id.not_in(live)
-            )
-            purged = await self._purge(where)
-        return int(result.rowcount or 0), purged
-
-
-def _unclaimable(media_id: int) -> Problem:
-    detail = f"Media {media_id} does not exist, is not yours or is in another post."
-    errors = [{"loc": ["body", "media_ids"], "msg": detail, "type": "value_error"}]
-    return Problem(422, detail, title="Validation failed", extra={"errors": errors})
+        if orphans:
+            purged = await self._purge(and_(media.c.id.in_(orphans), media.c.status == PENDING))
+        return attached, purged
 
 
 def rejected(rejection: ImageRejected, index: int) -> Problem:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,10 +20,19 @@ class MediaServiceSettings(BaseSettings):
     presigned_url_seconds: int = Field(default=3600, ge=60)
     # The consumer group that deletes a deleted post's media (post.deleted).
     group: str = "media-service"
-    # Media no post uses are deleted this long after their upload (or after a claim whose
-    # post does not exist); longer than any upload takes between its media and its post.
+    # How long the claim media-service signs on an upload's media can make their post;
+    # longer than any upload takes between its media and its post.
+    claim_ttl_seconds: float = Field(default=600, ge=1)
+    # Media no post uses are deleted this long after their upload: past their claim's life
+    # (and the upload's deadline), so no post can still be made of them.
     orphan_grace_seconds: float = Field(default=3600, ge=0)
     sweep_every_seconds: float = Field(default=300, gt=0)
+
+    @model_validator(mode="after")
+    def _grace_outlasts_the_claim(self) -> Self:
+        if self.orphan_grace_seconds <= self.claim_ttl_seconds:
+            raise ValueError("orphan_grace_seconds must be longer than claim_ttl_seconds")
+        return self
 
 
 class S3Settings(BaseSettings):

@@ -22,6 +22,8 @@ from photogram_common.problems import Problem
 from photogram_common.roots import ServiceRoot, root_of
 from post_service.engagement import Engagement
 from post_service.schemas import (
+    HoldersLookup,
+    HoldersRead,
     IdempotencyKeyRead,
     IdempotencyKeySearch,
     PostCreate,
@@ -73,7 +75,9 @@ PostIdPath = Annotated[int, Depends(post_id_path)]
 async def create_post(
     body: PostCreate, posts: Posts, caller: CurrentUser, response: Response
 ) -> PostRead:
-    """201 with the new post; 200 with the first one when the idempotency key was used."""
+    """201 with the new post, made of the media media-service's claim names (a 422 for a
+    claim that is forged, expired or another user's); 200 with the first one when the
+    idempotency key was used."""
     post, replayed = await posts.create(caller, body)
     if replayed:
         response.status_code = 200
@@ -120,6 +124,15 @@ async def user_posts(
 async def batch(body: PostsBatchCreate, posts: Posts, _: Caller) -> PostsPage:
     ids = [p for p in (parse_id(i) for i in body.post_ids) if p is not None]
     return PostsPage(items=await posts.batch(ids), next_cursor=None)
+
+
+@router.post("/internal/posts/holders")
+async def holders(body: HoldersLookup, posts: Posts, _: Caller) -> HoldersRead:
+    """Which live posts hold these media: media-service's sweep asks before it deletes
+    pending media as orphans."""
+    ids = [m for m in (parse_id(i) for i in body.media_ids) if m is not None]
+    found = await posts.holders(ids)
+    return HoldersRead(holders={str(m): str(p) for m, p in found.items()})
 
 
 @router.post("/internal/posts/newest")

@@ -1,13 +1,11 @@
-"""post-service composition: its database, outbox relay, media-service client and routes."""
+"""post-service composition: its database, outbox relay, consumers and routes."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from photogram_contracts.events import UserDeleted
@@ -18,9 +16,8 @@ from photogram_common.db import Database
 from photogram_common.lifecycle import database_for as _database_for
 from photogram_common.lifecycle import service_lifespan
 from photogram_common.outbox import Outbox, OutboxRelay
-from photogram_common.peer_clients import HttpMediaLibrary
 from photogram_common.roots import install_root
-from photogram_common.runtime import make_id_generator, peer_client
+from photogram_common.runtime import make_id_generator
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import add_health_routes, create_service_app
 from post_service.api import PostServiceRoot, router
@@ -44,19 +41,17 @@ def create_app(
     *,
     bus: EventBus,
     owns_bus: bool = True,
-    in_process: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     database = database_for(platform, settings)
     ids, lease = make_id_generator(platform, default_worker=2, database=database)
     outbox = Outbox(outbox_table)
-    media_client = peer_client(platform, "media-service", in_process)
+    # post-service calls no peer: an upload's media come with media-service's signed claim.
     posts = PostService(
         database=database,
         outbox=outbox,
-        media=HttpMediaLibrary(media_client),
         ids=ids,
+        claim_secret=platform.internal_secret,
         idempotency_window=timedelta(hours=settings.idempotency_key_hours),
-        cleanup_seconds=platform.service_timeout_seconds,
     )
 
     async def purge_idempotency_keys() -> None:
@@ -86,7 +81,6 @@ def create_app(
         migrations=MIGRATIONS,
         tasks=[relay.run, purge_idempotency_keys],
         consumers=[accounts],
-        on_stop=[media_client.close],
     )
     app = create_service_app(
         title="post-service",

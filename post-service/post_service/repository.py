@@ -61,6 +61,16 @@ async def media_ids_of(session: AsyncSession, post_id: int) -> list[int]:
     return list((await session.scalars(query)).all())
 
 
+async def live_holders(session: AsyncSession, media_ids: Sequence[int]) -> dict[int, int]:
+    """Media ID to the live post that holds it, for those of `media_ids` one holds."""
+    query = (
+        select(post_media.c.media_id, post_media.c.post_id)
+        .join(posts, posts.c.id == post_media.c.post_id)
+        .where(post_media.c.media_id.in_(media_ids), posts.c.deleted_at.is_(None))
+    )
+    return {row.media_id: row.post_id for row in (await session.execute(query)).all()}
+
+
 async def find_key(
     session: AsyncSession, *, user_id: int, key: str, since: datetime
 ) -> RowMapping | None:

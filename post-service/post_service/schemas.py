@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Self
 
 from photogram_contracts.internal import (
+    HoldersLookup,
+    HoldersRead,
     IdempotencyKey,
     IdempotencyKeyRead,
     IdempotencyKeySearch,
@@ -16,6 +18,8 @@ from photogram_contracts.schemas import Caption, Location, PostRead, PostsPage
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "HoldersLookup",
+    "HoldersRead",
     "IdempotencyKeyRead",
     "IdempotencyKeySearch",
     "PostCreate",
@@ -26,7 +30,8 @@ __all__ = [
     "RebuildCreate",
 ]
 
-MAX_MEDIA = 10
+# A claim on 10 media, with their variants' URLs, is about 7 KB.
+MAX_CLAIM_CHARS = 32_768
 RequestHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -35,7 +40,9 @@ class PostCreate(BaseModel):
 
     caption: Caption | None = None
     location: Location | None = None
-    media_ids: list[str] = Field(min_length=1, max_length=MAX_MEDIA)
+    # media-service's signed claim on the upload's media (photogram_common.media_claims):
+    # the post is made of the media it names, checked here without calling media-service.
+    claim: str = Field(min_length=1, max_length=MAX_CLAIM_CHARS)
     # Both or neither: the key, and the hash of the upload the post is made from.
     idempotency_key: IdempotencyKey | None = None
     request_hash: RequestHash | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,15 +10,15 @@ from typing import Any
 
 from photogram_contracts.events import PostCreated, PostDeleted
 from photogram_contracts.identity import Identity
-from photogram_contracts.peers import MediaLibrary
 from photogram_contracts.schemas import AuthorRead, MediaRead, PostRead, PostsPage, PostViewerRead
 from sqlalchemy import RowMapping
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from photogram_common import deadlines
 from photogram_common.cursors import decode_cursor, encode_cursor
 from photogram_common.db import Database
-from photogram_common.ids import IdGenerator, parse_id
+from photogram_common.ids import IdGenerator
+from photogram_common.media_claims import InvalidClaim, verify_claim
 from photogram_common.outbox import Outbox
 from photogram_common.problems import Problem
 from photogram_common.timeutil import to_rfc3339, utcnow
@@ -72,12 +71,12 @@ def _not_found() -> Problem:
     return Problem(404, "No such post.", title="Not found")
 
 
-def _invalid_media(detail: str) -> Problem:
+def _invalid_claim(detail: str) -> Problem:
     return Problem(
         422,
         detail,
         title="Validation failed",
-        extra={"errors": [{"loc": ["body", "media_ids"], "msg": detail, "type": "value_error"}]},
+        extra={"errors": [{"loc": ["body", "claim"], "msg": detail, "type": "value_error"}]},
     )
 
 
@@ -96,36 +95,33 @@ class PostService:
     database: Database
     outbox: Outbox
     ids: IdGenerator
-    media: MediaLibrary
+    # The internal secret media-service signs its claims with (photogram_common.media_claims).
+    claim_secret: str
     idempotency_window: timedelta = timedelta(hours=24)
-    cleanup_seconds: float = 5.0
 
-    async def _claim(
-        self, caller: Identity, post_id: int, media_ids: Sequence[str]
-    ) -> list[dict[str, Any]]:
-        """Have media-service give the caller's media to this post (before it commits), so
-        an upload's clean-up can never delete the media of a post that exists."""
-        parsed = [parse_id(m) for m in media_ids]
-        if None in parsed or len(set(parsed)) != len(parsed):
-            raise _invalid_media("Media IDs must be distinct, valid IDs.")
-        claimed = await self.media.claim(caller, post_id, media_ids)
-        items = [m.model_dump() for m in claimed]
-        if [m["media_id"] for m in items] != list(media_ids) or any(
-            m["user_id"] != str(caller.user_id) for m in items
-        ):
-            raise _invalid_media("The media do not match the claim.")
-        return items
+    def _claimed_media(self, caller: Identity, claim: str) -> list[dict[str, Any]]:
+        """The media the caller's claim names, checked here: signed by media-service, the
+        caller's, unexpired. Nothing is asked of media-service."""
+        try:
+            media = verify_claim(claim, secret=self.claim_secret, owner_id=caller.user_id)
+        except InvalidClaim as exc:
+            raise _invalid_claim(f"The media claim is not valid ({exc}).") from None
+        return [m.model_dump() for m in media]
 
     async def create(self, caller: Identity, data: PostCreate) -> tuple[PostRead, bool]:
-        """Make the post; with an idempotency key, at most once per key and user: a key used
-        before (within the window) answers the first post again. Returns (post, replayed)."""
+        """Make the post of the media the claim names, with its event, in one transaction;
+        with an idempotency key, at most once per key and user: a key used before (within
+        the window) answers the first post again. Returns (post, replayed).
+
+        Nothing is undone here when it fails: media no post holds are media-service's to
+        delete (its sweeper asks which live posts hold them once their claim ran out)."""
         key = data.idempotency_key
         if key is not None:
             earlier = await self.earlier_use(caller, key)
             if earlier is not None:
                 return _replayed(earlier, data.request_hash), True
+        media = self._claimed_media(caller, data.claim)
         post_id = self.ids.next_id()
-        media = await self._claim(caller, post_id, data.media_ids)
         values: dict[str, Any] = {
             "id": post_id,
             "user_id": caller.user_id,
@@ -135,7 +131,6 @@ class PostService:
             "created_at": utcnow(),
         }
         post = post_read(values, media, liked=set())
-        committing = False
         try:
             async with self.database.transaction() as session:
                 await repo.insert_post(session, values=values, media=media)
@@ -156,15 +151,10 @@ class PostService:
                         session, values=use, expired_before=now - self.idempotency_window
                     ):
                         raise _KeyTaken  # rolls the post back
-                committing = True
-        except BaseException as exc:
-            # Failed before the commit (cancelled at the deadline included): certainly not
-            # made, so the claim is let go and the caller's clean-up can delete the media.
-            # A failure of the commit itself leaves the claim, for the sweeper to settle.
-            if not committing:
-                await self._let_go(caller, post_id)
-            if not isinstance(exc, _KeyTaken):
-                raise
+        except IntegrityError:
+            # post_media.media_id is unique: a claim whose media another post holds.
+            raise _invalid_claim("The media claim names media of another post.") from None
+        except _KeyTaken:
             assert key is not None
             # Another request with this key made its post first: that one answers.
             earlier = await self.earlier_use(caller, key)
@@ -174,16 +164,12 @@ class PostService:
         self.outbox.notify()
         return post, False
 
-    async def _let_go(self, caller: Identity, post_id: int) -> None:
-        """Release a post's claim on its media, on a budget of its own (the request's may
-        be what ran out) and shielded from a second cancellation; failures are left to the
-        sweeper."""
-        with deadlines.within(self.cleanup_seconds, replace=True):
-            release = asyncio.ensure_future(self.media.release(caller, post_id))
-        try:
-            await asyncio.shield(release)
-        except (Exception, asyncio.CancelledError):
-            log.warning("could not release a claim", extra={"post_id": post_id})
+    async def holders(self, media_ids: Sequence[int]) -> dict[int, int]:
+        """Media ID to the live post that holds it (media-service's sweep asks)."""
+        if not media_ids:
+            return {}
+        async with self.database.transaction() as session:
+            return await repo.live_holders(session, media_ids)
 
     async def earlier_use(self, caller: Identity, key: str) -> IdempotencyKeyRead | None:
         """The caller's use of this key within the window, if any."""

@@ -53,7 +53,7 @@ def compose(platform: PlatformSettings, *, bus: EventBus | None = None) -> Syste
         platform, UserServiceSettings(), bus=bus, owns_bus=False
     )
     services["post-service"] = post_app.create_app(
-        platform, PostServiceSettings(), bus=bus, owns_bus=False, in_process=services
+        platform, PostServiceSettings(), bus=bus, owns_bus=False
     )
     services["feed-service"] = feed_app.create_app(
         platform, FeedServiceSettings(), in_process=services

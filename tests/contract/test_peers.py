@@ -56,7 +56,8 @@ class FakeWorld:
         self.followers.unfollow(follower, followee)
 
     async def post(self, author: int) -> int:
-        return int(self.catalog.add(author, next(self._ids)).post_id)
+        post_id = next(self._ids)
+        return int(self.catalog.add(author, post_id, media_ids=[next(self._ids)]).post_id)
 
     async def delete(self, author: int, post_id: int) -> None:
         self.catalog.delete(post_id)
@@ -230,6 +231,22 @@ async def test_posts_come_in_the_order_asked(world: World) -> None:
     first, second = await world.post(ana), await world.post(bob)
     found = await world.catalog.posts([second, first])
     assert [(int(p.post_id), int(p.author.user_id)) for p in found] == [(second, bob), (first, ana)]
+
+
+async def test_holders_name_the_live_post_of_each_media_and_nothing_else(world: World) -> None:
+    ana = await world.user("ana")
+    kept, gone = await world.post(ana), await world.post(ana)
+    kept_post, gone_post = await world.catalog.posts([kept, gone])
+    kept_media = int(kept_post.media[0].media_id)
+    gone_media = int(gone_post.media[0].media_id)
+    assert await world.catalog.holders([kept_media, gone_media]) == {
+        kept_media: kept,
+        gone_media: gone,
+    }
+    await world.delete(ana, gone)
+    # A deleted post holds nothing, and media no post holds are left out.
+    assert await world.catalog.holders([gone_media, kept_media, 123_456_789]) == {kept_media: kept}
+    assert await world.catalog.holders([]) == {}
 
 
 async def test_an_unused_idempotency_key_has_no_earlier_use(world: World) -> None:

@@ -13,7 +13,7 @@ import imagefactory as make
 import post_service.repository as post_repository
 from gateway.settings import GatewaySettings
 from helpers import Api
-from media_helpers import assert_problem, stored, upload
+from media_helpers import assert_problem, stored, swept, upload
 from photogram_common import deadlines
 
 # What is left of the upload's deadline when the gateway asks for the post: the media took
@@ -62,8 +62,8 @@ async def test_a_hop_out_of_time_is_cancelled_and_never_commits(
     assert seen.get("cancelled") is True
     resume.set()
     await asyncio.sleep(0)
-    # No post, and the media its claim let go of were deleted by the upload's clean-up.
-    assert await stored(system) == before
+    # No post, so the sweeper deletes the upload's media.
+    assert await swept(system) == before
     mine = await api.client.get(f"/api/users/{ana['id']}/posts", headers=ana["headers"])
     assert mine.json()["items"] == []
 

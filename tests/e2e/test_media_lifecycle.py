@@ -1,6 +1,6 @@
 """Media after the upload: a deleted post's media and bytes go within 5 s (post.deleted,
-consumed by media-service), and the sweeper deletes media no post uses once their grace has
-passed, never a post's (docs/media.md, "Orphans" and "Deleting a post")."""
+consumed by media-service), and the sweeper deletes media no post was made of once their
+grace has passed, never a post's (docs/media.md, "Orphans" and "Deleting a post")."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from photogram_contracts.events import PostDeleted
 from sqlalchemy import select
 
-import gateway.routes.posts as gateway_posts
 import imagefactory as make
 import post_service.repository as post_repository
 from helpers import Api, eventually
@@ -132,87 +131,94 @@ async def test_an_object_that_cannot_be_deleted_at_first_is_deleted_on_a_retry(
     assert failures[0] in keys
 
 
-@pytest.fixture
-def keep_orphans(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The gateway stops between storing the media and answering (it died, say): nothing
-    cleans up after it."""
-
-    async def nothing(*_: Any, **__: Any) -> None:
-        return None
-
-    monkeypatch.setattr(gateway_posts, "_discard", nothing)
-
-
 async def make_orphans(
     api: Api, system: Any, monkeypatch: pytest.MonkeyPatch, user: dict[str, Any]
-) -> dict[str, list[int]]:
-    """One upload whose post was never asked for (pending media), one whose post's
-    transaction failed after it claimed its media (claimed media of no post)."""
+) -> list[int]:
+    """Two uploads whose media were stored but whose post was not made: post-service failed
+    before it began (or was never asked), and its transaction failed. Nothing is undone by
+    the gateway or post-service: the media stay pending, for the sweeper."""
     before = set(await media_rows(system))
     posts = system.services["post-service"].state.posts
-    real_create = posts.create
 
-    async def not_asked(*_: Any, **__: Any) -> Any:
-        raise RuntimeError("the gateway went away")
+    async def not_made(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("post-service went away")
 
-    monkeypatch.setattr(posts, "create", not_asked)
-    assert_problem(
-        await upload(api, user["headers"], [("p.jpg", make.jpeg(70, 50), "image/jpeg")]), 503
-    )
-    pending = sorted(set(await media_rows(system)) - before)
-    monkeypatch.setattr(posts, "create", real_create)
+    with monkeypatch.context() as patch:
+        patch.setattr(posts, "create", not_made)
+        assert_problem(
+            await upload(api, user["headers"], [("p.jpg", make.jpeg(70, 50), "image/jpeg")]), 503
+        )
 
     async def failed_insert(*_: Any, **__: Any) -> None:
         raise RuntimeError("the posts database went away")
 
-    real_insert = post_repository.insert_post
-    monkeypatch.setattr(post_repository, "insert_post", failed_insert)
-    # The release of the claim is lost too: the claim stays, as after a crash mid-commit.
-    media = posts.media
-    real_release = media.release
-
-    async def no_release(*_: Any, **__: Any) -> None:
-        raise OSError("media-service is not answering")
-
-    monkeypatch.setattr(media, "release", no_release)
-    assert_problem(
-        await upload(api, user["headers"], [("c.jpg", make.jpeg(50, 70), "image/jpeg")]), 503
-    )
-    monkeypatch.setattr(post_repository, "insert_post", real_insert)
-    monkeypatch.setattr(media, "release", real_release)
+    with monkeypatch.context() as patch:
+        patch.setattr(post_repository, "insert_post", failed_insert)
+        assert_problem(
+            await upload(api, user["headers"], [("c.jpg", make.jpeg(50, 70), "image/jpeg")]), 503
+        )
     rows = await media_rows(system)
-    claimed = sorted(set(rows) - before - set(pending))
-    assert [rows[m]["status"] for m in pending] == ["pending"]
-    assert [rows[m]["status"] for m in claimed] == ["claimed"]
-    return {"pending": pending, "claimed": claimed}
+    orphans = sorted(set(rows) - before)
+    assert [rows[m]["status"] for m in orphans] == ["pending", "pending"]
+    return orphans
 
 
 async def test_the_sweeper_deletes_orphans_after_their_grace_and_never_a_posts_media(
-    api: Api, system: Any, monkeypatch: pytest.MonkeyPatch, keep_orphans: None
+    api: Api, system: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ana = await api.signup("ana")
     live = await post_photos(api, ana, count=1)
+    live_media = int(live["media"][0]["media_id"])
     await make_orphans(api, system, monkeypatch, ana)
     service = system.services["media-service"].state.media
     assert service.orphan_grace == timedelta(hours=1)
+    assert service.claim_ttl < service.orphan_grace
     with_orphans = await stored(system)
     assert (with_orphans["media"], with_orphans["blobs"]) == (3, 12)
+    assert (await media_rows(system))[live_media]["status"] == "pending"
 
-    # Within their grace orphans are left alone (an upload may still be on its way).
+    # Within their grace orphans are left alone (their claim may still make a post).
     assert not any((await service.sweep()).values())
     assert await stored(system) == with_orphans
 
     counts = await service.sweep(grace=timedelta(0))
-    assert counts == {"pending": 1, "claimed": 1, "attached": 1, "deleting": 0}
+    assert counts == {"pending": 2, "attached": 1, "deleting": 0}
     rows = await media_rows(system)
-    assert set(rows) == {int(live["media"][0]["media_id"])}
-    assert rows[int(live["media"][0]["media_id"])]["status"] == "attached"
+    assert set(rows) == {live_media}
+    assert rows[live_media]["status"] == "attached"
+    assert rows[live_media]["post_id"] == int(live["post_id"])
     after = await stored(system)
     assert (after["media"], after["blobs"], after["posts"]) == (1, 4, 1)
     for variant in live["media"][0]["variants"].values():
         assert (await fetch_variant(api, variant["url"])).status_code == 200
     # Nothing is left for another round; the live post's media are never looked at again.
     assert not any((await service.sweep(grace=timedelta(0))).values())
+    # An attached media row still goes with its post.
+    await api.client.delete(f"/api/post/{live['post_id']}", headers=ana["headers"])
+
+    async def gone() -> bool:
+        assert await stored(system) == {"media": 0, "posts": 1, "post_media": 1, "blobs": 0}
+        return True
+
+    await eventually(gone, timeout=5)
+
+
+async def test_the_sweeper_deletes_nothing_while_post_service_cannot_answer(
+    api: Api, system: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana = await api.signup("ana")
+    await post_photos(api, ana, count=1)
+    await make_orphans(api, system, monkeypatch, ana)
+    service = system.services["media-service"].state.media
+    before = await stored(system)
+
+    async def down(*_: Any, **__: Any) -> Any:
+        raise OSError("post-service is not answering")
+
+    monkeypatch.setattr(service.posts, "holders", down)
+    with pytest.raises(OSError, match="not answering"):
+        await service.sweep(grace=timedelta(0))
+    assert await stored(system) == before
 
 
 @pytest.fixture
@@ -225,11 +231,17 @@ def system_overrides(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
 
 @pytest.mark.parametrize(
     "system_overrides",
-    [{"PHOTOGRAM_MEDIA_SWEEP_EVERY_SECONDS": "0.2", "PHOTOGRAM_MEDIA_ORPHAN_GRACE_SECONDS": "2"}],
+    [
+        {
+            "PHOTOGRAM_MEDIA_SWEEP_EVERY_SECONDS": "0.2",
+            "PHOTOGRAM_MEDIA_CLAIM_TTL_SECONDS": "2",
+            "PHOTOGRAM_MEDIA_ORPHAN_GRACE_SECONDS": "3",
+        }
+    ],
     indirect=True,
 )
 async def test_the_sweeper_runs_by_itself_in_the_background(
-    api: Api, system: Any, monkeypatch: pytest.MonkeyPatch, keep_orphans: None
+    api: Api, system: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ana = await api.signup("ana")
     live = await post_photos(api, ana, count=1)
@@ -238,10 +250,10 @@ async def test_the_sweeper_runs_by_itself_in_the_background(
 
     async def swept() -> bool:
         assert set(await media_rows(system)) == {int(live["media"][0]["media_id"])}
+        assert service.swept.get("attached") == 1
         return True
 
     await eventually(swept, timeout=30)
-    assert service.swept["pending"] == len(orphans["pending"])
-    assert service.swept["claimed"] == len(orphans["claimed"])
+    assert service.swept["pending"] == len(orphans)
     counts = await stored(system)
     assert (counts["media"], counts["blobs"]) == (1, 4)

@@ -12,7 +12,7 @@ import pytest
 
 import imagefactory as make
 from helpers import Api
-from media_helpers import assert_problem, fetch_variant, stored
+from media_helpers import assert_problem, fetch_variant, stored, swept
 
 PHOTOS = [make.jpeg(120, 90), make.png(90, 120)]
 
@@ -157,7 +157,8 @@ async def test_a_lost_answer_keeps_the_posts_media_and_the_retry_answers_that_po
     assert_problem(lost, 503)
     assert lose_first_post_answer == [201]  # the post was made; only its answer is gone
     [made] = await posts_of(api, ana)
-    # The clean-up that followed the 503 left the live post's media alone.
+    # The sweeper, asking post-service, leaves the live post's media alone.
+    await swept(system)
     await assert_media_served(api, ana, made)
     retry = await keyed_upload(api, ana, "lost-answer")
     assert retry.status_code == 201, retry.text
@@ -174,6 +175,8 @@ async def test_a_lost_answer_without_a_key_still_keeps_the_media(
     ana = await api.signup("ana")
     assert_problem(await keyed_upload(api, ana, None), 503)
     [made] = await posts_of(api, ana)
+    counts = await swept(system)
+    assert (counts["posts"], counts["media"], counts["blobs"]) == (1, 2, 8)
     await assert_media_served(api, ana, made)
 
 
@@ -184,8 +187,8 @@ async def test_concurrent_uploads_with_one_key_make_one_post(api: Api, system: A
     assert len({r.json()["post_id"] for r in responses}) == 1
     assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 2
     assert len(await posts_of(api, ana)) == 1
-    # The media of the requests that lost the race were removed, objects included.
-    counts = await stored(system)
+    # The media of the requests that lost the race are swept, objects included.
+    counts = await swept(system)
     assert (counts["posts"], counts["media"], counts["post_media"], counts["blobs"]) == (1, 2, 2, 8)
 
 

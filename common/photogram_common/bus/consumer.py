@@ -35,6 +35,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from photogram_common.bus import DEADLETTER_TOPIC, EventBus, Message, OutgoingMessage, Stopped
 from photogram_common.deadletters import DeadLetter
+from photogram_common.metrics import DEAD_LETTERS, count
 from photogram_common.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -254,6 +255,7 @@ class EventConsumer:
                     )
                 await self._pause(self.policy.delay(failures), message)
         self.stats["dead_lettered"] += 1
+        count(DEAD_LETTERS, group=self.group, reason=reason)
         log.error(
             "event dead-lettered; its partition moves on",
             exc_info=exc if reason != "undecodable" else None,

@@ -22,6 +22,7 @@ from pathlib import Path
 import aiosqlite
 
 from photogram_common.bus import Handler, Message, OutgoingMessage, Stopped
+from photogram_common.metrics import CONSUMER_LAG, current_service
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +269,14 @@ class InProcessEventBus:
                     heads.append(plog.at(offset))
         return heads
 
+    def measure_lag(self, group: str, topics: Sequence[str]) -> None:
+        """Set the group's lag gauge of each partition (photogram_common.metrics)."""
+        service = current_service()
+        for topic in topics:
+            for partition, plog in enumerate(self._log(topic)):
+                behind = plog.end - self._position(group, topic, partition, plog)
+                CONSUMER_LAG.labels(service, group, topic, str(partition)).set(behind)
+
     def lag(self, group: str, topics: Sequence[str]) -> int:
         return sum(
             plog.end - self._position(group, topic, partition, plog)
@@ -305,6 +314,7 @@ class InProcessConsumer:
     async def _run(self) -> None:
         while not self._stopped.is_set():
             heads = self._bus.pending(self._group, self._topics)
+            self._bus.measure_lag(self._group, self._topics)
             if not heads:
                 await self._bus.flush_offsets()
                 waiter = asyncio.ensure_future(

@@ -14,6 +14,7 @@ from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsErr
 from aiokafka.structs import OffsetAndMetadata
 
 from photogram_common.bus import DEADLETTER_TOPIC, Handler, Message, OutgoingMessage, Stopped
+from photogram_common.metrics import CONSUMER_LAG, current_service
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,8 @@ class KafkaConsumer:
         self._handler = handler
         self._retry_delay = retry_delay
         self._handled: dict[TopicPartition, int] = {}
+        # The next offset to handle of each partition this member handled a record of.
+        self._next: dict[TopicPartition, int] = {}
         self._stopped = asyncio.Event()
 
     async def commit_handled(self, partitions: Sequence[TopicPartition] | None = None) -> None:
@@ -207,11 +210,26 @@ class KafkaConsumer:
                                 consumer.seek(tp, record.offset)
                             break
                 await self.commit_handled()
+                self._measure_lag(consumer)
         finally:
             # Also when stopped mid-batch or cancelled: handled records are not handled again.
             with contextlib.suppress(Exception):
                 await self.commit_handled()
             await consumer.stop()
+
+    def _measure_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Each assigned partition's lag: its high watermark (as the last fetch saw it) minus
+        the next offset to handle; a partition with nothing handled yet by this member is
+        left as last measured."""
+        service = current_service()
+        group = self._group.removeprefix(self._prefix)
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            at = self._next.get(tp)
+            if end is None or at is None:
+                continue
+            topic = tp.topic.removeprefix(self._prefix)
+            CONSUMER_LAG.labels(service, group, topic, str(tp.partition)).set(max(0, end - at))
 
     async def _handle(self, tp: TopicPartition, record: object) -> bool:
         """Hand one record to the handler until it succeeds; False if it was left."""
@@ -225,7 +243,7 @@ class KafkaConsumer:
                 log.exception("handler failed; will retry", extra={"topic": message.topic})
                 await asyncio.sleep(self._retry_delay)
                 continue
-            self._handled[tp] = message.offset + 1
+            self._handled[tp] = self._next[tp] = message.offset + 1
             return True
         return False
 

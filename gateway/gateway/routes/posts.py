@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +25,6 @@ from gateway.deps import (
 )
 from gateway.relay import relay_page
 from gateway.routes.problems import problems
-from photogram_common import deadlines
 from photogram_common.clients import raise_for_problem
 from photogram_common.fastroutes import header, page_query
 from photogram_common.identity import InvalidToken, verify_access_token
@@ -101,6 +99,9 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
 
     With an Idempotency-Key, a retry of the same upload answers the first post again.
     """
+    # One way, nothing to undo here: media-service stores the media (pending) and signs a
+    # claim on them, post-service makes the post of the claim without calling media-service
+    # back, and media-service's sweeper deletes media no post was made of.
     key = _idempotency_key(request)
     ceiling = _upload_ceiling(request, files=MAX_FILES)
     if key is not None:
@@ -112,25 +113,16 @@ async def upload(request: Request, caller: CurrentUser, peers: PeerClients) -> J
                 raise _key_reused()
             return _created(earlier.post.model_dump(), replayed=True)
     uploaded = await _relay(request, peers.library.store, caller, ceiling)
-    media_ids = [m.media_id for m in uploaded.media]
     body: dict[str, Any] = {
         "caption": uploaded.caption,
         "location": uploaded.location,
-        "media_ids": media_ids,
+        "claim": uploaded.claim,
     }
     if key is not None:
         body |= {"idempotency_key": key, "request_hash": uploaded.request_hash}
-    try:
-        response = await peers.posts.request("POST", "/posts", identity=caller, json=body)
-        raise_for_problem("post-service", response)
-    except BaseException:
-        # No post answered: remove the media unless a post claimed them (it may exist
-        # although its answer was lost), keep the first error.
-        await _discard(request, peers, caller, media_ids)
-        raise
-    if response.status_code == 200:
-        # Another request with this key made the post first: ours is not needed.
-        await _discard(request, peers, caller, media_ids)
+    response = await peers.posts.request("POST", "/posts", identity=caller, json=body)
+    raise_for_problem("post-service", response)
+    # 200: another request with this key made the post first, and that one answers.
     return _created(response.json(), replayed=response.status_code == 200)
 
 
@@ -187,14 +179,6 @@ async def _relay(
     if stream.passed:
         raise _upload_too_large()
     return result
-
-
-async def _discard(request: Request, peers: Any, caller: Identity, media_ids: list[str]) -> None:
-    """Have media-service delete the upload's media that no post claimed. It runs after the
-    request's deadline when that is what ended the request, so on a budget of its own."""
-    budget = edge(request.app).cleanup_seconds
-    with deadlines.within(budget, replace=True), contextlib.suppress(Exception):
-        await peers.library.discard(caller, media_ids)
 
 
 def _upload_too_large() -> Problem:

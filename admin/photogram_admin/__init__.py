@@ -1,0 +1,1 @@
+"""photogram-admin: operator commands that work on the services' own stores."""

@@ -1,0 +1,3 @@
+from photogram_admin.cli import main
+
+raise SystemExit(main())
