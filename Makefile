@@ -7,13 +7,14 @@ RUN := $(UV) run --frozen
 BACKENDS_ENV = eval "$$(bash scripts/backends.sh env)"
 BENCH_USERS ?= 100000
 
-.PHONY: help install run admin test test-web test-real test-faults test-all up down lint format bench bench-feed bench-redis-loss schemathesis validate-deploy clean
+.PHONY: help install run admin test test-web test-real test-redis-cluster test-faults test-all up down lint format bench bench-feed bench-redis-loss schemathesis validate-deploy clean
 
 help:
 	@echo "make run        the whole system in one process (embedded mode), gateway on PHOTOGRAM_PORT (8000)"
 	@echo "make test       the test suite in the embedded mode (SQLite, in-process bus, fakeredis, disk)"
 	@echo "make test-web   the web client in Chromium (PHOTOGRAM_CHROMIUM), screenshots to docs/screenshots"
 	@echo "make test-real  the same suites on PostgreSQL, Kafka, Redis and S3 (started by scripts/backends.sh)"
+	@echo "make test-redis-cluster  the Redis suites and a few end-to-end ones on a local 3-node Redis Cluster"
 	@echo "make test-faults  kills, stops and impairs a stack of its own; delivery checked from the API (root)"
 	@echo "make up / down  the distributed mode: real backends and one process per service"
 	@echo "make lint       ruff and mypy"
@@ -51,6 +52,20 @@ test-web: install
 test-real: install
 	bash scripts/backends.sh start
 	$(BACKENDS_ENV) && PHOTOGRAM_TEST_BACKENDS=real $(RUN) pytest
+
+# The Redis Cluster client path (PHOTOGRAM_REDIS_CLUSTER=true): a 3-node cluster on
+# 127.0.0.1:57001-57003 (scripts/backends.sh redis-cluster), the other backends as in
+# test-real. A cluster that does not come up fails the target.
+REDIS_CLUSTER_TESTS := tests/cluster tests/contract/test_timeline_store.py \
+	tests/contract/test_page_read.py tests/unit/test_ratelimit.py tests/e2e/test_feed.py \
+	tests/e2e/test_sessions.py tests/e2e/test_feed_degraded.py \
+	tests/e2e/test_degraded_dependencies.py tests/e2e/test_account_deletion.py \
+	tests/e2e/test_gateway_edge.py::test_the_sixth_request_in_a_window_is_429
+test-redis-cluster: install
+	bash scripts/backends.sh start
+	bash scripts/backends.sh redis-cluster start
+	$(BACKENDS_ENV) && eval "$$(bash scripts/backends.sh redis-cluster env)" && \
+		PHOTOGRAM_TEST_BACKENDS=real $(RUN) pytest $(REDIS_CLUSTER_TESTS)
 
 # The fault suite starts its own PostgreSQL, Redis and Kafka (tests/faults/stack.py); the
 # shared backends give it the object store and the Kafka jars. `timeout` is a backstop: the

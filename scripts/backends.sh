@@ -10,6 +10,11 @@
 #   scripts/backends.sh env      print the export lines for tests / distributed mode
 #   scripts/backends.sh restart  stop, then start
 #
+#   scripts/backends.sh redis-cluster start|stop|status|env
+#       a 3-node Redis Cluster (three primaries, no replicas) on 127.0.0.1:57001-57003,
+#       created afresh unless one is already whole; `env` points PHOTOGRAM_REDIS_URL at it
+#       with PHOTOGRAM_REDIS_CLUSTER=true (make test-redis-cluster). `stop` stops it too.
+#
 # Usage in a test run:  eval "$(scripts/backends.sh env)"
 #
 # Environment (all optional):
@@ -17,6 +22,7 @@
 #   PHOTOGRAM_BACKENDS_CACHE  download cache for the Kafka jars (default ~/.cache/photogram-backends)
 #   PHOTOGRAM_PG_PORT (55432) PHOTOGRAM_REDIS_PORT (56379) PHOTOGRAM_KAFKA_PORT (59092)
 #   PHOTOGRAM_KAFKA_CONTROLLER_PORT (59093) PHOTOGRAM_S3_PORT (58333)
+#   PHOTOGRAM_REDIS_CLUSTER_PORTS ("57001 57002 57003"; cluster bus ports: each + 100)
 #   PHOTOGRAM_KAFKA_VERSION   pin one Kafka version (default: 4.1.0, falling back to 4.1.2)
 #   PHOTOGRAM_BACKENDS_TIMEOUT  readiness timeout per backend in seconds (default 120)
 #
@@ -433,6 +439,161 @@ redis_stop() {
 }
 
 # ----------------------------------------------------------------------------
+# Redis Cluster (three primaries, no replicas): the cluster client's path in tests
+
+# Client ports, and the cluster bus ports the nodes talk to each other on (the default,
+# client port + 10000, would be past 65535 for these).
+# shellcheck disable=SC2206
+RC_PORTS=(${PHOTOGRAM_REDIS_CLUSTER_PORTS:-57001 57002 57003})
+RC_BUS_OFFSET="${PHOTOGRAM_REDIS_CLUSTER_BUS_OFFSET:-100}"
+RC_DIR="$WORK/redis-cluster"
+
+rc_pid_file() { echo "$RUN/redis-cluster-$1.pid"; }
+rc_log() { echo "$LOGS/redis-cluster-$1.log"; }
+rc_cli() {
+    local port="$1"
+    shift
+    redis-cli -h 127.0.0.1 -p "$port" "$@"
+}
+rc_node_up() { [[ "$(rc_cli "$1" ping 2>/dev/null)" == PONG ]]; }
+rc_info_field() { rc_cli "$1" cluster info 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"; }
+
+# The cluster is whole when every node of ours is ours, answers, knows the others and
+# says cluster_state:ok with all 16384 slots assigned.
+rc_ok() {
+    local port
+    for port in "${RC_PORTS[@]}"; do
+        live_pid "$(rc_pid_file "$port")" redis-server >/dev/null || return 1
+        [[ "$(rc_info_field "$port" cluster_state)" == ok ]] || return 1
+        [[ "$(rc_info_field "$port" cluster_slots_assigned)" == 16384 ]] || return 1
+        [[ "$(rc_info_field "$port" cluster_known_nodes)" == "${#RC_PORTS[@]}" ]] || return 1
+    done
+}
+
+ensure_redis_package() {
+    command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
+    is_root || die "redis-server / redis-cli not found; install redis-server or run as root"
+    say "installing redis-server (apt)"
+    local apt_log="$LOGS/apt.log"
+    DEBIAN_FRONTEND=noninteractive apt-get update >"$apt_log" 2>&1 ||
+        fail_with_log "apt-get update failed" "$apt_log"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server \
+        >>"$apt_log" 2>&1 || fail_with_log "apt-get install redis-server failed" "$apt_log"
+    stop_debian_services redis-server
+}
+
+rc_stop_nodes() {
+    local port pid
+    for port in "${RC_PORTS[@]}"; do
+        if pid=$(live_pid "$(rc_pid_file "$port")" redis-server); then
+            say "redis-cluster: stopping node :$port"
+            rc_cli "$port" shutdown nosave >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+            wait_gone "$pid" 30 || die "redis-cluster: pid $pid (:$port) would not exit"
+        fi
+        rm -f "$(rc_pid_file "$port")"
+    done
+}
+
+rc_start() {
+    local t0 port bus deadline nodes=() busy=()
+    t0=$(now)
+    ensure_redis_package
+    if rc_ok; then
+        say "redis-cluster: already running on 127.0.0.1:${RC_PORTS[*]}"
+        return 0
+    fi
+    # A throwaway test cluster: whatever is left of an earlier one (a node down, a stale
+    # nodes.conf) is stopped and wiped, and the cluster is created afresh.
+    rc_stop_nodes
+    for port in "${RC_PORTS[@]}"; do
+        bus=$((port + RC_BUS_OFFSET))
+        port_open "$port" && busy+=("$port")
+        port_open "$bus" && busy+=("$bus")
+        nodes+=("127.0.0.1:$port")
+    done
+    if ((${#busy[@]})); then
+        die "redis-cluster: ports in use by other processes: ${busy[*]} (see: ss -ltnp)"
+    fi
+    rm -rf "$RC_DIR"
+    for port in "${RC_PORTS[@]}"; do
+        bus=$((port + RC_BUS_OFFSET))
+        mkdir -p "$RC_DIR/$port"
+        echo "---- start $(date -Is) ----" >>"$(rc_log "$port")"
+        say "redis-cluster: starting node on 127.0.0.1:$port (bus :$bus)"
+        redis-server --bind 127.0.0.1 --port "$port" --protected-mode yes \
+            --cluster-enabled yes --cluster-port "$bus" --cluster-config-file nodes.conf \
+            --cluster-node-timeout 5000 \
+            --save "" --appendonly no --daemonize yes \
+            --pidfile "$(rc_pid_file "$port")" --logfile "$(rc_log "$port")" --dir "$RC_DIR/$port" \
+            --zset-max-listpack-entries 1024 >>"$(rc_log "$port")" 2>&1 9>&- ||
+            fail_with_log "redis-cluster: redis-server :$port failed to start" "$(rc_log "$port")"
+    done
+    deadline=$((SECONDS + TIMEOUT))
+    for port in "${RC_PORTS[@]}"; do
+        until rc_node_up "$port"; do
+            ((SECONDS < deadline)) ||
+                fail_with_log "redis-cluster: node :$port gave no PONG within ${TIMEOUT}s" "$(rc_log "$port")"
+            sleep 0.1
+        done
+    done
+    local create_log="$LOGS/redis-cluster-create.log"
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+        >"$create_log" 2>&1 || fail_with_log "redis-cluster: redis-cli --cluster create failed" "$create_log"
+    until rc_ok; do
+        if ((SECONDS >= deadline)); then
+            for port in "${RC_PORTS[@]}"; do
+                printf '[backends] :%s %s\n' "$port" "$(rc_cli "$port" cluster info 2>&1 | tr -d '\r' |
+                    grep -E '^cluster_(state|slots_assigned|known_nodes):' | tr '\n' ' ')" >&2
+            done
+            fail_with_log "redis-cluster: no cluster_state:ok within ${TIMEOUT}s" "$(rc_log "${RC_PORTS[0]}")"
+        fi
+        sleep 0.2
+    done
+    say "redis-cluster: ready in $(elapsed "$t0") (127.0.0.1:${RC_PORTS[*]}, dir $RC_DIR)"
+}
+
+rc_status() {
+    local port rc=0
+    for port in "${RC_PORTS[@]}"; do
+        if live_pid "$(rc_pid_file "$port")" redis-server >/dev/null && rc_node_up "$port"; then
+            printf '%-14s %-5s %s\n' redis-cluster up "127.0.0.1:$port cluster_state:$(rc_info_field "$port" cluster_state)"
+        else
+            printf '%-14s %-5s %s\n' redis-cluster down "127.0.0.1:$port"
+            rc=1
+        fi
+    done
+    ((rc == 0)) && rc_ok
+}
+
+rc_env() {
+    cat <<EOT
+export PHOTOGRAM_REDIS_URL=redis://127.0.0.1:${RC_PORTS[0]}/0
+export PHOTOGRAM_REDIS_CLUSTER=true
+EOT
+}
+
+cmd_redis_cluster() {
+    case "${1:-}" in
+    start)
+        prepare_dirs
+        lock
+        rc_start
+        ;;
+    stop)
+        prepare_dirs
+        lock
+        rc_stop_nodes
+        ;;
+    status) rc_status ;;
+    env) rc_env ;;
+    *)
+        usage >&2
+        exit 2
+        ;;
+    esac
+}
+
+# ----------------------------------------------------------------------------
 # Kafka (KRaft combined broker+controller, one node)
 
 kafka_java_opts() {
@@ -697,6 +858,7 @@ cmd_stop() {
     kafka_stop || rc=1
     weed_stop || rc=1
     redis_stop || rc=1
+    rc_stop_nodes || rc=1
     if [[ -x "$PG_BIN/pg_ctl" ]]; then
         pg_stop || rc=1
     fi
@@ -764,6 +926,10 @@ restart)
     ;;
 status) cmd_status ;;
 env) cmd_env ;;
+redis-cluster)
+    shift
+    cmd_redis_cluster "$@"
+    ;;
 -h | --help | help) usage ;;
 *)
     usage >&2

@@ -4,6 +4,10 @@ PHOTOGRAM_TEST_BACKENDS=embedded (the default): SQLite files, the in-process bus
 local disk. PHOTOGRAM_TEST_BACKENDS=real: PostgreSQL, Kafka, Redis and S3 as
 `scripts/backends.sh env` prints them. A real backend that cannot be reached fails the
 test; it never skips it.
+
+In the real mode PHOTOGRAM_REDIS_CLUSTER=true makes the tests (and the services they
+compose) reach PHOTOGRAM_REDIS_URL with the cluster client, as on a Redis Cluster:
+`scripts/backends.sh redis-cluster env` prints both (make test-redis-cluster).
 """
 
 from __future__ import annotations
@@ -14,9 +18,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MODE = os.environ.get("PHOTOGRAM_TEST_BACKENDS", "embedded")
 REAL = MODE == "real"
+# The real Redis is a Redis Cluster (read as PlatformSettings reads the variable).
+REDIS_CLUSTER = REAL and os.environ.get("PHOTOGRAM_REDIS_CLUSTER", "").strip().lower() in {
+    "1",
+    "true",
+    "t",
+    "yes",
+    "y",
+    "on",
+}
+# The name of the real Redis adapter in the contract suites' test IDs.
+REAL_REDIS = "redis-cluster" if REDIS_CLUSTER else "redis"
 SERVICE_DATABASES = ("users", "posts", "media", "notifications")
 
 
@@ -78,12 +94,31 @@ async def drop_database(name: str) -> None:
         await conn.close()
 
 
-async def flush_redis() -> None:
+def redis_at(url: str, *, decode_responses: bool = True) -> Any:
+    """A client of the Redis at `url`: the cluster client on a Redis Cluster, as the
+    services' (photogram_common.redis.make_redis)."""
     import redis.asyncio as aioredis
 
-    client = aioredis.from_url(require("PHOTOGRAM_REDIS_URL"))
+    from photogram_common.redis import make_redis
+
+    if REDIS_CLUSTER:
+        return make_redis(url, cluster=True, decode_responses=decode_responses)
+    return aioredis.from_url(url, decode_responses=decode_responses)
+
+
+def real_redis(*, decode_responses: bool = True) -> Any:
+    """A client of the real Redis (PHOTOGRAM_REDIS_URL)."""
+    return redis_at(require("PHOTOGRAM_REDIS_URL"), decode_responses=decode_responses)
+
+
+async def flush_redis() -> None:
+    """Empty the real Redis (on a cluster, every primary)."""
+    client = real_redis()
     try:
-        await client.flushdb()
+        if REDIS_CLUSTER:
+            await client.flushdb(target_nodes=client.PRIMARIES)
+        else:
+            await client.flushdb()
     finally:
         await client.aclose()
 
@@ -126,6 +161,7 @@ async def isolated_backends(tmp_path: Path) -> AsyncIterator[TestBackends]:
         backends.env.update(
             {
                 "PHOTOGRAM_REDIS_URL": require("PHOTOGRAM_REDIS_URL"),
+                "PHOTOGRAM_REDIS_CLUSTER": "true" if REDIS_CLUSTER else "false",
                 "PHOTOGRAM_KAFKA_BOOTSTRAP": require("PHOTOGRAM_KAFKA_BOOTSTRAP"),
                 "PHOTOGRAM_KAFKA_PREFIX": f"t{token}.",
                 "PHOTOGRAM_KAFKA_PARTITIONS": "2",

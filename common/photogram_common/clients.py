@@ -13,7 +13,7 @@ import aiohttp
 import httpx
 from photogram_contracts.identity import Identity
 
-from photogram_common import deadlines
+from photogram_common import deadlines, tracing
 from photogram_common.identity import INTERNAL_HEADER, issue_internal_token
 from photogram_common.logs import request_id_var
 from photogram_common.metrics import PEER_DURATION, PEER_REQUESTS, current_service
@@ -69,7 +69,8 @@ class RawResponse:
 
 
 class ServiceClient:
-    """Calls one peer service, carrying the request ID and an internal identity token."""
+    """Calls one peer service, carrying the request ID and an internal identity token (and,
+    while tracing is on, each call is a client span whose `traceparent` the peer is sent)."""
 
     def __init__(
         self,
@@ -98,6 +99,8 @@ class ServiceClient:
             headers["x-request-id"] = request_id
         who = identity or Identity(user_id=0, username=f"service:{self.name}")
         headers[INTERNAL_HEADER] = issue_internal_token(secret=self._secret, identity=who)
+        if tracing.ENABLED:
+            tracing.inject(headers)
         return headers
 
     async def request(
@@ -115,6 +118,21 @@ class ServiceClient:
         the time left, nor, over the network, than the per-hop timeout (unless
         `deadline_only`: a streamed upload), and is told so in its budget header.
         """
+        if tracing.ENABLED:
+            with tracing.client_span(self.name, method, path, current_service()) as span:
+                response = await self._timed(method, path, identity, deadline_only, kwargs)
+                span.set_attribute("http.response.status_code", response.status_code)
+                return response
+        return await self._timed(method, path, identity, deadline_only, kwargs)
+
+    async def _timed(
+        self,
+        method: str,
+        path: str,
+        identity: Identity | None,
+        deadline_only: bool,
+        kwargs: dict[str, Any],
+    ) -> httpx.Response:
         started = time.perf_counter()
         outcome = "unreachable"
         try:
@@ -199,6 +217,19 @@ class ServiceClient:
         if not self._network:
             response = await self.request("GET", path, identity=identity, params=params)
             return RawResponse(response.status_code, response.headers, response.content)
+        if tracing.ENABLED:
+            with tracing.client_span(self.name, "GET", path, current_service()) as span:
+                raw = await self._fetch(path, identity, params)
+                span.set_attribute("http.response.status_code", raw.status)
+                return raw
+        return await self._fetch(path, identity, params)
+
+    async def _fetch(
+        self,
+        path: str,
+        identity: Identity | None,
+        params: Mapping[str, str | int] | None,
+    ) -> RawResponse:
         headers = self.headers(identity)
         wait = self._wait()
         options: dict[str, Any] = {}

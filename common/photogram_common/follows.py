@@ -21,6 +21,10 @@ from redis.asyncio import RedisCluster
 from photogram_common.timelines import SENTINEL
 
 CHUNK = 500
+# Script calls in flight at once on Redis Cluster, where each reader's key is a call of its
+# own: a node's connection pool in the cluster client does not wait, it raises
+# MaxConnectionsError past its size (photogram_common.redis).
+CLUSTER_IN_FLIGHT = 100
 
 # KEYS = sets; ARGV[1] = member, ARGV[2] = 1 to add, 0 to remove. Changes built sets only.
 _CHANGE_IF_BUILT = """
@@ -105,7 +109,9 @@ class FollowSets:
             keys = [pulled_key(r) for r in batch[start : start + CHUNK]]
             if self._cluster:
                 # Keys of different readers live in different slots: one call per key.
-                await asyncio.gather(*(self._change(keys=[k], args=args) for k in keys))
+                for first in range(0, len(keys), CLUSTER_IN_FLIGHT):
+                    part = keys[first : first + CLUSTER_IN_FLIGHT]
+                    await asyncio.gather(*(self._change(keys=[k], args=args) for k in part))
                 continue
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key in keys:

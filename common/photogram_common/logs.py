@@ -1,5 +1,6 @@
-"""Log lines carrying the request ID and the service that wrote them: JSON for machines, one
-readable line for a person at a terminal (PHOTOGRAM_LOG_FORMAT: auto, json or text)."""
+"""Log lines carrying the request ID, the trace ID (while tracing is on) and the service that
+wrote them: JSON for machines, one readable line for a person at a terminal
+(PHOTOGRAM_LOG_FORMAT: auto, json or text)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 import orjson
+
+from photogram_common import tracing
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -85,6 +88,8 @@ class JsonFormatter(_Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        if tracing.ENABLED:
+            _add_trace_ids(entry)
         entry |= _extras(record, entry)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
@@ -101,6 +106,8 @@ class TextFormatter(_Formatter):
         request_id = request_id_var.get()
         if request_id:
             extras["request_id"] = request_id
+        if tracing.ENABLED:
+            _add_trace_ids(extras)
         pairs = "".join(f" {key}={_plain(value)}" for key, value in extras.items())
         line = (
             f"{stamp}.{int(record.msecs):03d} {record.levelname:<7} "
@@ -109,6 +116,13 @@ class TextFormatter(_Formatter):
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
+
+
+def _add_trace_ids(fields: dict[str, Any]) -> None:
+    """The current span's trace and span IDs, when one is recording."""
+    ids = tracing.current_ids()
+    if ids is not None:
+        fields["trace_id"], fields["span_id"] = ids
 
 
 def _plain(value: object) -> str:

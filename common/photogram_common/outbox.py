@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from photogram_common import tracing
 from photogram_common.bus import EventBus, OutgoingMessage
 from photogram_common.db import BigIntKey, Database
 from photogram_common.metrics import (
@@ -55,6 +56,9 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("sent_at", DateTime(timezone=True), nullable=True),
         # While set and in the future, a relay is sending the row (the lease on its batch).
         Column("claimed_until", DateTime(timezone=True), nullable=True),
+        # The W3C `traceparent` of the span the row was written in (NULL while tracing is
+        # off): the relay's publish and the consumers' handling join that trace.
+        Column("trace_context", String(64), nullable=True),
         Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),
     )
 
@@ -73,6 +77,7 @@ class Outbox:
                 key=event.key(),
                 payload=Envelope.wrap(event).encode(),
                 created_at=utcnow(),
+                trace_context=tracing.current_traceparent() if tracing.ENABLED else None,
             )
         )
         session.info["outbox_written"] = True
@@ -121,7 +126,7 @@ class OutboxRelay:
         # One relay per database claims at a time, so per-key order survives replicas.
         self._lock_id = zlib.crc32(outbox.table.name.encode() + database.url.encode()) & 0x7FFFFFFF
 
-    async def claim(self) -> list[Row[Any, Any, Any, Any]]:
+    async def claim(self) -> list[Row[Any, Any, Any, Any, Any]]:
         """Take the next batch of unsent rows under a lease; none while another batch's runs."""
         table = self._outbox.table
         now = utcnow()
@@ -142,7 +147,13 @@ class OutboxRelay:
             rows = list(
                 (
                     await session.execute(
-                        select(table.c.id, table.c.topic, table.c.key, table.c.payload)
+                        select(
+                            table.c.id,
+                            table.c.topic,
+                            table.c.key,
+                            table.c.payload,
+                            table.c.trace_context,
+                        )
                         .where(table.c.sent_at.is_(None))
                         .order_by(table.c.id)
                         .limit(self._batch_size)
@@ -173,19 +184,60 @@ class OutboxRelay:
         if not rows:
             return 0
         ids = [r.id for r in rows]
-        messages = [OutgoingMessage(topic=r.topic, key=r.key, value=r.payload) for r in rows]
+        spans, messages = self._messages(rows)
         try:
             async with asyncio.timeout(self._send_timeout):
                 await self._bus.publish(messages)
-        except (Exception, asyncio.CancelledError):
+        except (Exception, asyncio.CancelledError) as exc:
+            for span in spans:
+                tracing.end_span(span, exc)
             # Let the next attempt (ours or a replica's) claim the batch without waiting out
             # the lease; if this fails too, the lease runs out by itself.
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._finish(ids, sent=False))
             raise
+        for span in spans:
+            tracing.end_span(span)
         await self._finish(ids, sent=True)
         count(OUTBOX_PUBLISHED, len(rows))
         return len(rows)
+
+    @staticmethod
+    def _messages(
+        rows: list[Row[Any, Any, Any, Any, Any]],
+    ) -> tuple[list[Any], list[OutgoingMessage]]:
+        """The batch's bus records, each carrying the trace context its row was written in.
+
+        While tracing is on, each row that has one is an "outbox publish" span, the child of
+        that context, and its record's `traceparent` header names that span; while it is off
+        the stored context is passed on as it is (no span, nothing parsed).
+        """
+        if not tracing.ENABLED:
+            return [], [
+                OutgoingMessage(
+                    topic=r.topic,
+                    key=r.key,
+                    value=r.payload,
+                    headers=((tracing.TRACEPARENT, r.trace_context.encode()),)
+                    if r.trace_context
+                    else (),
+                )
+                for r in rows
+            ]
+        service = current_service()
+        spans: list[Any] = []
+        messages: list[OutgoingMessage] = []
+        for r in rows:
+            headers: tracing.Headers = ()
+            if r.trace_context:
+                span, headers = tracing.start_producer_span(
+                    r.trace_context, topic=r.topic, key=r.key, row_id=r.id, service=service
+                )
+                spans.append(span)
+            messages.append(
+                OutgoingMessage(topic=r.topic, key=r.key, value=r.payload, headers=tuple(headers))
+            )
+        return spans, messages
 
     async def measure(self) -> tuple[int, float]:
         """Count the unsent rows and the age of the oldest; set the gauges to them."""

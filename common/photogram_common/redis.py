@@ -18,7 +18,9 @@ def make_redis(url: str | None, *, cluster: bool = False, decode_responses: bool
     """Return an asyncio Redis client for the URL, or an in-process fakeredis when None.
 
     With `cluster`, a Redis Cluster client: every multi-key operation of ours keeps its
-    keys in one slot (hash tags such as `tl2:{42}`), and pipelines are non-transactional.
+    keys in one slot (hash tags such as `tl2:{42}`). Its pool holds MAX_CONNECTIONS per
+    node and does not wait: a call past it fails at once (MaxConnectionsError), so callers
+    bound their concurrent calls (TimelineStore, FollowSets).
     Without `decode_responses` replies are bytes (the feed joins cached JSON as bytes).
     """
     if url and cluster:
@@ -27,6 +29,7 @@ def make_redis(url: str | None, *, cluster: bool = False, decode_responses: bool
             decode_responses=decode_responses,
             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
             socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            max_connections=MAX_CONNECTIONS,
         )
     if url:
         # A burst past the pool's size waits briefly for a connection instead of failing at

@@ -31,6 +31,7 @@ def make_bus(platform: PlatformSettings, *, client_id: str) -> EventBus:
             partitions=platform.kafka_partitions,
             client_id=client_id,
             prefix=platform.kafka_prefix,
+            create_topics=platform.kafka_create_topics,
         )
     if platform.embedded:
         return InProcessEventBus(path=platform.data_dir / "bus.db")

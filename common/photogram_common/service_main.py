@@ -13,6 +13,7 @@ from photogram_common.metrics import set_process_service
 from photogram_common.migrations import upgrade_to_head
 from photogram_common.runtime import make_bus, serve
 from photogram_common.settings import PlatformSettings, resolve_secrets
+from photogram_common.tracing import configure_tracing
 
 
 def service_main(
@@ -36,6 +37,7 @@ def service_main(
         return
     if command != "serve":
         raise SystemExit(f"usage: python -m {name.replace('-', '_')} [serve|migrate]")
+    configure_tracing(name)
     app = create_app(platform, settings, bus=make_bus(platform, client_id=name))
     serve(app, host=settings.host, port=settings.port)
 

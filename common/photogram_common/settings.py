@@ -37,6 +37,9 @@ class PlatformSettings(BaseSettings):
     kafka_bootstrap: str | None = None
     kafka_partitions: int = Field(default=8, ge=1)
     kafka_prefix: str = ""
+    # Off where the topics are made by an operator (Kubernetes: Strimzi's KafkaTopic, with
+    # their replicas): a missing topic then stops the start instead of being made here.
+    kafka_create_topics: bool = True
 
     jwt_secret: str = ""
     internal_secret: str = ""

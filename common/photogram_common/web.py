@@ -14,9 +14,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from photogram_common import tracing
 from photogram_common.deadlines import DeadlineMiddleware
 from photogram_common.logs import request_id_var, service_var
-from photogram_common.metrics import RouteMetrics, metrics_endpoint
+from photogram_common.metrics import RouteMetrics, metrics_endpoint, route_of
 from photogram_common.problems import Problem, install_problem_handlers, problem_response
 from photogram_common.shedding import InFlightLimitMiddleware
 
@@ -35,7 +36,9 @@ def _clean_request_id(raw: str | None) -> str:
 class RequestIdMiddleware:
     """Give every request an ID (the client's when it sent one), log it and echo it back;
     the lines logged while serving it name `service`. Unless `metrics` is off, each request
-    is counted and timed by its route template (photogram_common.metrics)."""
+    is counted and timed by its route template (photogram_common.metrics). While tracing is
+    on, each request is a server span named by its route template, the child of the
+    caller's `traceparent` (photogram_common.tracing)."""
 
     def __init__(self, app: ASGIApp, service: str | None = None, metrics: bool = True) -> None:
         self.app = app
@@ -54,6 +57,13 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         status = 500
         responded = failed = False
+        traced = (
+            tracing.start_server_span(
+                headers, scope.get("method") or "", scope.get("path") or "", self.service or ""
+            )
+            if tracing.ENABLED
+            else None
+        )
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, responded
@@ -89,6 +99,14 @@ class RequestIdMiddleware:
                     "ms": round(seconds * 1000, 2),
                 },
             )
+            if traced is not None:  # after the request's line, which carries its trace ID
+                tracing.finish_server_span(
+                    *traced,
+                    method=scope.get("method") or "",
+                    route=route_of(scope),
+                    status=status,
+                    failed=failed,
+                )
             request_id_var.reset(token)
             if service_token is not None:
                 service_var.reset(service_token)
@@ -185,7 +203,8 @@ def create_service_app(
     bound; photogram_common.shedding). Its log lines and metrics name `service` (default:
     the title); /metrics serves the process's metrics (photogram_common.metrics)."""
     # FastAPI's own OpenTelemetry hooks ask the global providers on every request whether
-    # they are configured (~5 % of a hop's CPU, docs/benchmarks.md (f)); none is, so off.
+    # they are configured (~5 % of a hop's CPU, docs/benchmarks.md (f)), so off: the
+    # request-ID middleware makes the request's span when tracing is on (tracing.py).
     kwargs.setdefault("telemetry", {"tracing": False, "metrics": False, "logs": False})
     app = FastAPI(title=title, lifespan=lifespan, **kwargs)
     install_problem_handlers(app)

@@ -26,6 +26,7 @@ from photogram_contracts.keys import (
 )
 from photogram_contracts.peers import FeedCache, Followers, PostCatalog
 
+from photogram_common import tracing
 from photogram_common.bus.consumer import Routes, WithEnvelope
 from photogram_common.follows import FollowSets
 from photogram_common.ids import id_to_unix_ms
@@ -34,6 +35,7 @@ from photogram_common.metrics import (
     FANOUT_DURATION,
     FANOUT_INSERTS,
     count,
+    current_service,
     observe,
 )
 from photogram_common.timelines import TimelineStore
@@ -106,13 +108,18 @@ class FanoutHandlers:
             recent = await self._newest_posts(event.author_id, self.timelines.recent_cap)
             await self.timelines.build_recent(event.author_id, recent)
         started = time.perf_counter()
-        pushed = await self.timelines.push([event.author_id], event.post_id)
-        if not await self.users.pulled(event.author_id):
-            # The next page of followers is read while the previous one is written.
-            followers = self._followers(event.author_id)
-            pushed += await self.timelines.push_pages(followers, event.post_id)
-            log.info("fanned out", extra={"post_id": event.post_id, "timelines": pushed})
-        # else pulled at read time: no follower timeline is written, only the author's own.
+        with tracing.span(
+            "fanout timeline writes", current_service(), **{"photogram.post_id": event.post_id}
+        ) as span:
+            pushed = await self.timelines.push([event.author_id], event.post_id)
+            if not await self.users.pulled(event.author_id):
+                # The next page of followers is read while the previous one is written.
+                followers = self._followers(event.author_id)
+                pushed += await self.timelines.push_pages(followers, event.post_id)
+                log.info("fanned out", extra={"post_id": event.post_id, "timelines": pushed})
+            # else pulled at read time: no follower timeline is written, only the author's own.
+            if span is not None:
+                span.set_attribute("photogram.timelines", pushed)
         self._fanned_out(event.post_id, pushed, time.perf_counter() - started)
 
     @staticmethod

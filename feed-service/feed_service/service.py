@@ -19,6 +19,7 @@ from photogram_contracts.identity import Identity
 from photogram_contracts.keys import rebuild_lock_key, seen_key, timeline_key
 from photogram_contracts.peers import Followers, PostCatalog
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from feed_service.engagement import PageEngagement
@@ -95,7 +96,9 @@ class FeedService:
         before = decode_cursor(cursor, arity=1)[0] if cursor else None
         try:
             return await self._page_from_redis(caller, before=before, limit=limit)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        # RedisClusterException: a Redis Cluster none of whose nodes answers (or a slot no
+        # node serves); it is not a RedisError.
+        except (RedisConnectionError, RedisTimeoutError, RedisClusterException) as exc:
             log.warning("redis unreachable: feed read from the databases", exc_info=exc)
             return await self._page_from_databases(caller, before=before, limit=limit)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from photogram_common.metrics import REDIS_DURATION, timed
 
@@ -90,7 +90,9 @@ class RateLimiter:
         try:
             with timed(REDIS_DURATION, op="rate_limit"):
                 count, ttl = await self._hit(keys=keys, args=[self._window, "1" if limit else "0"])
-        except (RedisError, OSError) as exc:
+        # A Redis Cluster none of whose nodes answers raises RedisClusterException, which
+        # is not a RedisError.
+        except (RedisError, RedisClusterException, OSError) as exc:
             self.stats["redis_errors"] += 1
             return self._fail_open(exc)
         if self._skip_until is not None:

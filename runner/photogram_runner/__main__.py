@@ -10,6 +10,7 @@ import sys
 import uvloop
 
 from photogram_common.logs import configure_logging, logging_as
+from photogram_common.tracing import configure_tracing
 
 
 async def _embedded() -> None:
@@ -46,6 +47,8 @@ def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else "embedded"
     if command == "embedded":
         configure_logging("photogram")
+        # One resource for the process; each span names its service (photogram.service).
+        configure_tracing("photogram")
         # Stopped before the signal handlers were in place, or a second time while starting:
         # a stop asked for is a clean exit, with nothing to add.
         with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):

@@ -80,6 +80,29 @@ async def _total(got: dict[str, list[int]]) -> bool:
     return sum(len(v) for v in got.values()) >= 30
 
 
+async def test_headers_travel_with_their_record(bus: EventBus) -> None:
+    # The trace context rides in a header (photogram_common.tracing); events never read them.
+    headers = (("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),)
+    await bus.publish(
+        [
+            OutgoingMessage(TOPIC, key="k", value=b"with", headers=headers),
+            OutgoingMessage(TOPIC, key="k", value=b"without"),
+        ]
+    )
+    got: list[Message] = []
+
+    async def handler(message: Message) -> None:
+        got.append(message)
+
+    async with consuming(bus, "headers", handler):
+        await eventually(lambda: _at_least(got, 2), timeout=30)
+    assert [(m.value, m.headers) for m in got] == [(b"with", headers), (b"without", ())]
+
+
+async def _at_least(got: list[Message], n: int) -> bool:
+    return len(got) >= n
+
+
 async def test_a_failing_handler_gets_the_message_again(bus: EventBus) -> None:
     await bus.publish([OutgoingMessage(TOPIC, key="k", value=b"once")])
     attempts: list[bytes] = []

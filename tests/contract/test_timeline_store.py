@@ -9,15 +9,14 @@ from collections.abc import AsyncIterator
 
 import fakeredis
 import pytest
-import redis.asyncio as aioredis
 from photogram_contracts.keys import timeline_key
 
 import photogram_common.timelines as timelines
-from backends import REAL, flush_redis, require
+from backends import REAL, REAL_REDIS, flush_redis, real_redis
 from photogram_common.ids import EPOCH_MS, IdGenerator
 from photogram_common.timelines import CHUNK, MAX_PAIRS, SENTINEL, TimelineStore, member, score
 
-STORES = ["fakeredis", *(["redis"] if REAL else [])]
+STORES = ["fakeredis", *([REAL_REDIS] if REAL else [])]
 
 
 @pytest.fixture(params=STORES)
@@ -26,7 +25,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[TimelineStore]:
         client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
     else:
         await flush_redis()
-        client = aioredis.from_url(require("PHOTOGRAM_REDIS_URL"), decode_responses=True)
+        client = real_redis(decode_responses=True)
     try:
         yield TimelineStore(client, cap=10, recent_cap=5, ttl_seconds=3600)
     finally:

@@ -4,7 +4,8 @@ conventions the operations guide promises (probes, resources, security context, 
 
 The Kubernetes built-in kinds are checked with kubernetes-validate's schemas (strict: an
 unknown field fails). It has no schema for the operators' kinds (Strimzi, CloudNativePG,
-OT redis-operator), so those, and only those, are checked against the CRDs' own
+OT redis-operator, Prometheus Operator, cert-manager), so those, and only those, are
+checked against the CRDs' own
 openAPIV3Schema, vendored under scripts/schemas/crds/ and made strict the same way.
 
 kustomize comes from $PHOTOGRAM_KUSTOMIZE or PATH (scripts/validate-deploy.sh installs
@@ -16,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +47,10 @@ OPERATOR_KINDS = {
     ("postgresql.cnpg.io/v1", "Cluster"),
     ("redis.redis.opstreelabs.in/v1beta2", "Redis"),
     ("redis.redis.opstreelabs.in/v1beta2", "RedisCluster"),
+    ("postgresql.cnpg.io/v1", "ScheduledBackup"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("cert-manager.io/v1", "Certificate"),
 }
 
 
@@ -287,6 +293,7 @@ def test_no_secret_is_committed(overlay: str) -> None:
             assert doc["metadata"]["name"].rsplit("-", 1)[0] in {
                 "photogram-secrets",
                 "photogram-s3",
+                "photogram-backup",  # photogram-backup-s3, by its exact name
             }
     tracked = subprocess.run(
         ["git", "ls-files", "k8s"],  # noqa: S607
@@ -295,7 +302,7 @@ def test_no_secret_is_committed(overlay: str) -> None:
         text=True,
         check=True,
     ).stdout.split()
-    assert not [p for p in tracked if p.endswith(("secrets.env", "s3.env"))]
+    assert not [p for p in tracked if p.endswith(("secrets.env", "s3.env", "backup-s3.env"))]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -308,3 +315,234 @@ def test_redis_keeps_timelines_as_listpacks(overlay: str) -> None:
     spec = redis[0]["spec"]
     redis_configs = [spec.get("redisConfig"), spec.get("redisLeader", {}).get("redisConfig")]
     assert any(c and c["additionalRedisConfig"] == "redis-timelines-config" for c in redis_configs)
+
+
+# ------------------------------------------------------------ the cluster's edges
+
+# Who calls whom (each app.py's peer_client): the pods that may open a connection to each
+# service's port. The gateway is reached from the ingress controller's namespace only.
+CALLERS = {
+    "gateway": set(),
+    "user-service": {"gateway", "feed-service", "fanout-worker"},
+    "post-service": {"gateway", "media-service", "feed-service", "fanout-worker"},
+    "media-service": {"gateway"},
+    "feed-service": {"gateway", "fanout-worker"},
+    "fanout-worker": {"gateway"},
+    "notification-service": {"gateway"},
+}
+# Each backend's clients: the services owning its data (and their migration Jobs).
+DATABASE_CLIENTS = {
+    "users-db": {"user-service", "users-migrate"},
+    "posts-db": {"post-service", "posts-migrate"},
+    "media-db": {"media-service", "media-migrate"},
+    "notifications-db": {"notification-service", "notifications-migrate"},
+}
+REDIS_CLIENTS = {"gateway", "user-service", "feed-service", "fanout-worker"}
+KAFKA_CLIENTS = set(SERVICES) - {"gateway"}
+INGRESS_NAMESPACE = "ingress-nginx"
+MONITORING_NAMESPACE = "monitoring"
+
+
+def selected_names(selector: dict[str, Any]) -> set[str]:
+    """The app.kubernetes.io/name values a pod selector matches (In or matchLabels)."""
+    names = set()
+    if "app.kubernetes.io/name" in selector.get("matchLabels", {}):
+        names.add(selector["matchLabels"]["app.kubernetes.io/name"])
+    for expression in selector.get("matchExpressions", []):
+        if expression["key"] == "app.kubernetes.io/name" and expression["operator"] == "In":
+            names |= set(expression["values"])
+    return names
+
+
+def peers_allowed(policies: list[dict[str, Any]], pod: dict[str, str]) -> dict[str, set[str]]:
+    """For the pod with these labels: the pods (by name, same namespace) and namespaces
+    every policy selecting it lets in; ports are not looked at."""
+    pods: set[str] = set()
+    namespaces: set[str] = set()
+    for policy in policies:
+        selector = policy["spec"]["podSelector"]
+        labels = selector.get("matchLabels", {})
+        if any(pod.get(k) != v for k, v in labels.items()):
+            continue
+        if not all(
+            e["operator"] == "In" and pod.get(e["key"]) in e["values"]
+            for e in selector.get("matchExpressions", [])
+        ):
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            for peer in rule.get("from", []):
+                if "namespaceSelector" in peer:
+                    namespaces.add(
+                        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                    )
+                elif "podSelector" in peer:
+                    pods |= selected_names(peer["podSelector"])
+    return {"pods": pods, "namespaces": namespaces}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_deny_by_default_and_allow_only_the_callers(overlay: str) -> None:
+    docs = built(overlay)
+    policies = list(of_kind(docs, "NetworkPolicy").values())
+    deny = of_kind(docs, "NetworkPolicy")["default-deny-ingress"]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    for policy in policies:
+        assert policy["spec"]["policyTypes"] == ["Ingress"], policy["metadata"]["name"]
+    for name, callers in CALLERS.items():
+        allowed = peers_allowed(policies, {"app.kubernetes.io/name": name})
+        assert allowed["pods"] == callers, name
+        expected = {MONITORING_NAMESPACE} | ({INGRESS_NAMESPACE} if name == "gateway" else set())
+        assert allowed["namespaces"] == expected, name
+    for database, clients in DATABASE_CLIENTS.items():
+        allowed = peers_allowed(policies, {"cnpg.io/cluster": database})
+        assert allowed["pods"] == clients, database
+        assert allowed["namespaces"] == {"cnpg-system"}, database
+    redis = next(d for d in docs if d["kind"] in {"Redis", "RedisCluster"})
+    if redis["kind"] == "Redis":
+        pods = [{"app": "redis-timelines", "redis_setup_type": "standalone"}]
+    else:
+        pods = [
+            {"app": f"redis-timelines-{role}", "redis_setup_type": "cluster"}
+            for role in ("leader", "follower")
+        ]
+    for pod in pods:
+        allowed = peers_allowed(policies, pod)
+        assert allowed["pods"] == REDIS_CLIENTS, pod
+        assert allowed["namespaces"] == {"ot-operators"}, pod
+    # Kafka: Strimzi makes the listener's policy from its networkPolicyPeers.
+    (listener,) = of_kind(docs, "Kafka")["photogram-kafka"]["spec"]["kafka"]["listeners"]
+    (peer,) = listener["networkPolicyPeers"]
+    assert selected_names(peer["podSelector"]) == KAFKA_CLIENTS
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_gateway_is_exposed_over_tls_and_never_its_metrics(overlay: str) -> None:
+    from gateway.docs import DOCS_PATH
+    from gateway.webclient import ASSETS_PATH, PAGES
+
+    docs = built(overlay)
+    (ingress,) = of_kind(docs, "Ingress").values()
+    (certificate,) = of_kind(docs, "Certificate").values()
+    spec = ingress["spec"]
+    hosts = {rule["host"] for rule in spec["rules"]}
+    (tls,) = spec["tls"]
+    assert set(tls["hosts"]) == hosts == set(certificate["spec"]["dnsNames"])
+    assert tls["secretName"] == certificate["spec"]["secretName"]
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/ssl-redirect"] == "true"
+    paths = [p for rule in spec["rules"] for p in rule["http"]["paths"]]
+    for path in paths:
+        assert path["backend"]["service"]["name"] == "gateway"
+        assert path["backend"]["service"]["port"] == {"name": "http"}
+
+    def routed(request_path: str) -> bool:
+        for path in paths:
+            if path["pathType"] == "Exact" and request_path == path["path"]:
+                return True
+            prefix = path["path"].rstrip("/")
+            if path["pathType"] == "Prefix" and (
+                request_path == prefix or request_path.startswith(prefix + "/")
+            ):
+                return True
+        return False
+
+    for internal in ("/metrics", "/healthz", "/readyz", "/internal/users/1/followees"):
+        assert not routed(internal), internal
+    pages = [re.sub(r"\{[^}]+\}", "x", page) for page in PAGES]
+    for needed in [*pages, "/api/feed", DOCS_PATH, f"{ASSETS_PATH}/app.js"]:
+        assert routed(needed), needed
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_is_scraped_by_a_service_monitor(overlay: str) -> None:
+    docs = built(overlay)
+    (monitor,) = of_kind(docs, "ServiceMonitor").values()
+    services = of_kind(docs, "Service")
+    scraped = selected_names(monitor["spec"]["selector"])
+    assert scraped == set(SERVICES)
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["honorLabels"] is True  # the samples' own `service` label
+    for name in SERVICES:
+        ports = {p["name"] for p in services[name]["spec"]["ports"]}
+        assert endpoint["port"] in ports, name
+    (rules,) = of_kind(docs, "PrometheusRule").values()
+    assert rules["spec"]["groups"]
+    dashboards = of_kind(docs, "ConfigMap")["photogram-dashboards"]
+    assert dashboards["metadata"]["labels"]["grafana_dashboard"] == "1"
+    board = K8S / "components" / "monitoring" / "dashboards" / "photogram.json"
+    assert json.loads(dashboards["data"]["photogram.json"]) == json.loads(board.read_text())
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_database_is_backed_up_to_the_object_store(overlay: str) -> None:
+    docs = built(overlay)
+    clusters = of_kind(docs, "Cluster")
+    scheduled = {
+        b["spec"]["cluster"]["name"]: b["spec"] for b in of_kind(docs, "ScheduledBackup").values()
+    }
+    assert set(clusters) == set(DATABASE_CLIENTS) == set(scheduled)
+    secrets = {s["metadata"]["name"]: s for s in docs if s["kind"] == "Secret"}
+    for name, cluster in clusters.items():
+        backup = cluster["spec"]["backup"]
+        store = backup["barmanObjectStore"]
+        assert store["destinationPath"].startswith("s3://"), name
+        assert backup["retentionPolicy"], name
+        assert store["wal"]["compression"]
+        assert store["data"]["compression"]
+        for ref in store["s3Credentials"].values():
+            assert ref["key"] in secrets[ref["name"]]["data"], name
+        assert scheduled[name]["method"] == "barmanObjectStore"
+        assert len(scheduled[name]["schedule"].split()) == 6  # seconds first
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_namespace_enforces_the_restricted_pod_security_standard(overlay: str) -> None:
+    docs = built(overlay)
+    (namespace,) = of_kind(docs, "Namespace").values()
+    labels = namespace["metadata"]["labels"]
+    for mode in ("enforce", "warn", "audit"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    # The operators' pods meet it through their resources' security contexts.
+    kafka = of_kind(docs, "Kafka")["photogram-kafka"]["spec"]
+    for template, container in (
+        (kafka["kafka"]["template"], "kafkaContainer"),
+        (kafka["entityOperator"]["template"], "topicOperatorContainer"),
+    ):
+        assert template["pod"]["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert template[container]["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert template[container]["securityContext"]["allowPrivilegeEscalation"] is False
+    redis = next(d for d in docs if d["kind"] in {"Redis", "RedisCluster"})["spec"]
+    assert redis["podSecurityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    containers = (
+        [redis]
+        if "securityContext" in redis
+        else [
+            redis["redisLeader"],
+            redis["redisFollower"],
+        ]
+    )
+    for spec in containers:
+        assert spec["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert spec["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_topics_are_the_operators_and_never_made_by_the_apps(overlay: str) -> None:
+    from photogram_contracts.events import ALL_TOPICS
+
+    from photogram_common.bus import DEADLETTER_TOPIC
+
+    docs = built(overlay)
+    topics = {t["spec"]["topicName"]: t["spec"] for t in of_kind(docs, "KafkaTopic").values()}
+    assert set(topics) == {*ALL_TOPICS, DEADLETTER_TOPIC}
+    (config,) = [
+        c for n, c in of_kind(docs, "ConfigMap").items() if n.startswith("photogram-config")
+    ]
+    assert config["data"]["PHOTOGRAM_KAFKA_CREATE_TOPICS"] == "false"
+    if overlay == "prod":
+        assert all(spec["replicas"] == 3 for spec in topics.values())
+    # Worker ids are leased per process (photogram_common.workerids), never configured.
+    assert "PHOTOGRAM_WORKER_ID" not in config["data"]
+    for deployment in of_kind(docs, "Deployment").values():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert "PHOTOGRAM_WORKER_ID" not in {e["name"] for e in container.get("env", [])}

@@ -21,10 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from sqlalchemy import select
 
-from backends import REAL
+from backends import REAL, redis_at
 from gateway.ratelimit import RateLimiter
 from helpers import Api, eventually, feed_ids, post_photo
 
@@ -56,8 +55,8 @@ async def redis_down(system: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
             server.connected = True
         return
     url = f"redis://127.0.0.1:{dead_port()}/0"
-    text, raw = aioredis.from_url(url, decode_responses=True), aioredis.from_url(url)
-    limiter = RateLimiter(aioredis.from_url(url, decode_responses=True))
+    text, raw = redis_at(url), redis_at(url, decode_responses=False)
+    limiter = RateLimiter(redis_at(url))
     with monkeypatch.context() as patch:
         patch.setattr(policy, "limiter", limiter)
         for owner, attribute, client in (

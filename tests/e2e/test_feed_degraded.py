@@ -13,9 +13,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
-from backends import REAL
+from backends import REAL, redis_at
 from helpers import Api, eventually, feed_ids, post_photo
 
 THRESHOLDS = {"default": {}, "three": {"celebrity_threshold": 3}}
@@ -44,7 +43,7 @@ async def redis_down(system: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
             server.connected = True
         return
     url = f"redis://127.0.0.1:{dead_port()}/0"
-    text, raw = aioredis.from_url(url, decode_responses=True), aioredis.from_url(url)
+    text, raw = redis_at(url), redis_at(url, decode_responses=False)
     with monkeypatch.context() as patch:
         for owner, attribute, client in (
             (feed.timelines, "redis", text),

@@ -2,7 +2,7 @@
 
 In the embedded mode the limiter runs on fakeredis; with PHOTOGRAM_TEST_BACKENDS=real the same
 tests run on the real Redis, and a burst from two processes shows the limit holds across
-replicas.
+replicas. On a Redis Cluster (PHOTOGRAM_REDIS_CLUSTER) they run through the cluster client.
 """
 
 from __future__ import annotations
@@ -24,24 +24,31 @@ from typing import Any
 import fakeredis
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 
 import gateway.ratelimit as ratelimit
-from backends import REAL, require
+from backends import REAL, REDIS_CLUSTER, real_redis, require
 from gateway.ratelimit import RateLimiter
 
 REPO = Path(__file__).resolve().parents[2]
 # Other test runs flush database 0 of the shared test Redis between tests; a flush in the
-# middle of a burst would reset the count. These tests keep to a database of their own.
+# middle of a burst would reset the count. These tests keep to a database of their own
+# (a Redis Cluster has database 0 only: there the suite's tests run one after another).
 TEST_DB = 15
 
 
 def real_redis_url() -> str:
+    if REDIS_CLUSTER:
+        return require("PHOTOGRAM_REDIS_URL")
     return require("PHOTOGRAM_REDIS_URL").rsplit("/", 1)[0] + f"/{TEST_DB}"
 
 
 @pytest.fixture
 async def redis() -> AsyncIterator[Any]:
-    if REAL:
+    if REDIS_CLUSTER:
+        client = real_redis(decode_responses=True)
+        await client.ping()
+    elif REAL:
         import redis.asyncio as aioredis
 
         client = aioredis.from_url(real_redis_url(), decode_responses=True)
@@ -156,11 +163,15 @@ import gateway.ratelimit as ratelimit
 
 url, who = sys.argv[1], sys.argv[2]
 limit, hits, start_at = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+cluster = sys.argv[6] == "1"
 # Both processes count in the same window, whatever the wall clock does meanwhile.
 ratelimit.time = SimpleNamespace(time=lambda: start_at)
 
 async def main():
-    client = aioredis.from_url(url, max_connections=hits)
+    if cluster:
+        client = aioredis.RedisCluster.from_url(url, max_connections=hits)
+    else:
+        client = aioredis.from_url(url, max_connections=hits)
     limiter = ratelimit.RateLimiter(client)
     await client.ping()
     await asyncio.sleep(max(0.0, start_at - time.time()))
@@ -182,7 +193,17 @@ if REAL:
         start_at = time.time() + 2.0
         processes = [
             subprocess.Popen(  # noqa: S603 - our own interpreter and script
-                [sys.executable, "-c", _BURST, url, who, str(limit), str(hits), str(start_at)],
+                [
+                    sys.executable,
+                    "-c",
+                    _BURST,
+                    url,
+                    who,
+                    str(limit),
+                    str(hits),
+                    str(start_at),
+                    "1" if REDIS_CLUSTER else "0",
+                ],
                 cwd=REPO,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -210,7 +231,11 @@ def _dead_port() -> int:
 @pytest.fixture
 async def unreachable() -> AsyncIterator[Any]:
     """A Redis client that cannot connect: a stopped stand-in, or a port nothing listens on."""
-    if REAL:
+    if REDIS_CLUSTER:
+        from photogram_common.redis import make_redis
+
+        client = make_redis(f"redis://127.0.0.1:{_dead_port()}/0", cluster=True)
+    elif REAL:
         import redis.asyncio as aioredis
 
         client = aioredis.from_url(f"redis://127.0.0.1:{_dead_port()}/0", decode_responses=True)
@@ -242,7 +267,8 @@ async def test_without_redis_every_request_is_allowed_logged_once_and_counted(
         assert verdicts == [ratelimit.ALLOWED] * 20
         assert limiter.stats == {"failed_open": 20, "redis_errors": 1}  # then not asked
         assert len(limiter_warnings(caplog)) == 1
-        with pytest.raises(RedisConnectionError):  # its readiness check does fail
+        # Its readiness check does fail (a cluster client that reaches no node says so).
+        with pytest.raises(RedisClusterException if REDIS_CLUSTER else RedisConnectionError):
             await limiter.ping()
 
         steady.value += 5  # the retry interval: Redis is asked again, still nothing logged
@@ -317,5 +343,8 @@ async def test_a_revoked_session_is_refused_in_the_same_call_and_not_counted(
     assert not (await limiter.hit(who, limit=2, revoked_key=live)).allowed  # the third is
     # Limits off: the session is still checked, and nothing is counted.
     assert (await limiter.hit(who, limit=0, revoked_key=ended)).revoked
-    assert (await limiter.hit(f"u:{user + 1}", limit=0, revoked_key=live)).allowed
+    other = user + 1  # its own live session: a mark shares its subject's slot on a cluster
+    assert (
+        await limiter.hit(rate_subject(other), limit=0, revoked_key=revoked_key(other, 1))
+    ).allowed
     assert [k async for k in redis.scan_iter(match=f"rl:{{u:{user + 1}}}:*")] == []

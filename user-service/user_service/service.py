@@ -19,7 +19,7 @@ from photogram_contracts.events import (
     UserDeleted,
 )
 from photogram_contracts.identity import Identity
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -211,7 +211,7 @@ class UserService:
             return
         try:
             await self.revoked.mark(user_id, session_id)
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:  # the latter: a cluster down
             log.warning("could not mark a session revoked", extra={"user_id": user_id})
             if not must:
                 return

@@ -10,11 +10,17 @@ from typing import Protocol
 DEADLETTER_TOPIC = "photogram.deadletters.v1"
 
 
+# A record's headers, as Kafka has them: (name, bytes) pairs, in order. The bus carries the
+# trace context in them (`traceparent`, photogram_common.tracing); events never read them.
+Headers = tuple[tuple[str, bytes], ...]
+
+
 @dataclass(frozen=True)
 class OutgoingMessage:
     topic: str
     key: str
     value: bytes
+    headers: Headers = ()
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class Message:
     offset: int
     key: str
     value: bytes
+    headers: Headers = ()
 
 
 Handler = Callable[[Message], Awaitable[None]]

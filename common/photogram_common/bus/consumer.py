@@ -33,9 +33,10 @@ from photogram_contracts.events import Envelope, Event
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from photogram_common import tracing
 from photogram_common.bus import DEADLETTER_TOPIC, EventBus, Message, OutgoingMessage, Stopped
 from photogram_common.deadletters import DeadLetter
-from photogram_common.metrics import DEAD_LETTERS, count
+from photogram_common.metrics import DEAD_LETTERS, count, current_service
 from photogram_common.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     redis.exceptions.ReadOnlyError,
     redis.exceptions.ClusterDownError,
     redis.exceptions.TryAgainError,
+    # A Redis Cluster none of whose nodes answers, or a slot no node serves (not a RedisError).
+    redis.exceptions.RedisClusterException,
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,
@@ -154,7 +157,25 @@ class EventConsumer:
                 await route(envelope.event)
 
     async def on_message(self, message: Message) -> None:
-        """Handle one record; return once it may be committed (handled or dead-lettered)."""
+        """Handle one record; return once it may be committed (handled or dead-lettered).
+
+        While tracing is on, the handling is a consumer span, the child of the publisher's
+        (the record's `traceparent` header), so the handlers' work joins the event's trace.
+        """
+        if not tracing.ENABLED:
+            await self._on_message(message)
+            return
+        with tracing.consumer_span(
+            message.headers,
+            topic=message.topic,
+            group=self.group,
+            partition=message.partition,
+            offset=message.offset,
+            service=current_service(),
+        ):
+            await self._on_message(message)
+
+    async def _on_message(self, message: Message) -> None:
         try:
             envelope = Envelope.decode(message.value)
         except Exception as exc:
@@ -240,7 +261,10 @@ class EventConsumer:
             reason=reason,
             attempts=attempts,
         )
-        record = OutgoingMessage(DEADLETTER_TOPIC, key=message.key, value=letter.encode())
+        # With the record's own headers: the dead letter names the trace it failed in.
+        record = OutgoingMessage(
+            DEADLETTER_TOPIC, key=message.key, value=letter.encode(), headers=message.headers
+        )
         failures = 0
         while True:
             try:

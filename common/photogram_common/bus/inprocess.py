@@ -20,8 +20,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiosqlite
+import orjson
 
-from photogram_common.bus import Handler, Message, OutgoingMessage, Stopped
+from photogram_common.bus import Handler, Headers, Message, OutgoingMessage, Stopped
 from photogram_common.metrics import CONSUMER_LAG, current_service
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS records (topic TEXT NOT NULL, partition INTEGER NOT NULL,"
     ' "offset" INTEGER NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL,'
-    ' appended_at REAL NOT NULL, PRIMARY KEY (topic, partition, "offset"))',
+    ' appended_at REAL NOT NULL, headers BLOB, PRIMARY KEY (topic, partition, "offset"))',
     "CREATE INDEX IF NOT EXISTS ix_records_appended_at ON records (appended_at)",
     "CREATE TABLE IF NOT EXISTS offsets (grp TEXT NOT NULL, topic TEXT NOT NULL,"
     ' partition INTEGER NOT NULL, "offset" INTEGER NOT NULL, PRIMARY KEY (grp, topic, partition))',
@@ -43,6 +44,19 @@ class BusInUse(RuntimeError):
 def _key_bytes(key: str) -> bytes:
     # Kafka keys are bytes; a key that is not UTF-8 travels as surrogate escapes.
     return key.encode("utf-8", "surrogateescape")
+
+
+def _headers_blob(headers: Headers) -> bytes | None:
+    # Latin-1 keeps every byte of a value as one character, so the JSON round trip is exact.
+    if not headers:
+        return None
+    return orjson.dumps([[name, value.decode("latin-1")] for name, value in headers])
+
+
+def _headers_of(blob: bytes | None) -> Headers:
+    if not blob:
+        return ()
+    return tuple((str(name), str(value).encode("latin-1")) for name, value in orjson.loads(blob))
 
 
 class _PartitionLog:
@@ -117,6 +131,10 @@ class InProcessEventBus:
             await db.execute("PRAGMA synchronous=NORMAL")
             for statement in _SCHEMA:
                 await db.execute(statement)
+            async with db.execute("PRAGMA table_info(records)") as info:
+                columns = {row[1] async for row in info}
+            if "headers" not in columns:  # a file written before records had headers
+                await db.execute("ALTER TABLE records ADD COLUMN headers BLOB")
             await db.commit()
             self._db = db
             await self._purge()
@@ -139,9 +157,9 @@ class InProcessEventBus:
         assert self._db is not None
         self._logs.clear()
         self._committed.clear()
-        query = 'SELECT topic, partition, "offset", key, value, appended_at FROM records'
+        query = 'SELECT topic, partition, "offset", key, value, appended_at, headers FROM records'
         async with self._db.execute(query + ' ORDER BY topic, partition, "offset"') as rows:
-            async for topic, partition, offset, key, value, at in rows:
+            async for topic, partition, offset, key, value, at, headers in rows:
                 logs = self._log(topic)
                 while partition >= len(logs):
                     logs.append(_PartitionLog())
@@ -149,7 +167,10 @@ class InProcessEventBus:
                 if not plog.messages:
                     plog.base = offset
                 key_text = bytes(key).decode("utf-8", "surrogateescape")
-                plog.append(Message(topic, partition, offset, key_text, bytes(value)), at)
+                message = Message(
+                    topic, partition, offset, key_text, bytes(value), _headers_of(headers)
+                )
+                plog.append(message, at)
         async with self._db.execute('SELECT grp, topic, partition, "offset" FROM offsets') as rows:
             async for group, topic, partition, offset in rows:
                 self._committed[(group, topic, partition)] = offset
@@ -191,12 +212,23 @@ class InProcessEventBus:
                 partition = self.partition_for(out.key)
                 offset = ends.get((out.topic, partition), self._log(out.topic)[partition].end)
                 ends[(out.topic, partition)] = offset + 1
-                staged.append(Message(out.topic, partition, offset, out.key, out.value))
+                staged.append(
+                    Message(out.topic, partition, offset, out.key, out.value, out.headers)
+                )
             if self._db is not None:
                 await self._db.executemany(
-                    "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)",
+                    'INSERT INTO records (topic, partition, "offset", key, value, appended_at,'
+                    " headers) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (m.topic, m.partition, m.offset, _key_bytes(m.key), m.value, now)
+                        (
+                            m.topic,
+                            m.partition,
+                            m.offset,
+                            _key_bytes(m.key),
+                            m.value,
+                            now,
+                            _headers_blob(m.headers),
+                        )
                         for m in staged
                     ],
                 )

@@ -30,8 +30,11 @@ class KafkaEventBus:
         partitions: int = 8,
         client_id: str = "photogram",
         prefix: str = "",
+        create_topics: bool = True,
     ) -> None:
         self._bootstrap = bootstrap
+        # False: the topics are made elsewhere (an operator), and a missing one is an error.
+        self._create_topics = create_topics
         # A prefix on every topic and group keeps separate deployments (or test runs) apart.
         self._prefix = prefix
         self._topics = [prefix + t for t in dict.fromkeys([*topics, DEADLETTER_TOPIC])]
@@ -62,6 +65,9 @@ class KafkaEventBus:
                 for t in self._topics
                 if t not in existing
             ]
+            if missing and not self._create_topics:
+                names = ", ".join(t.name for t in missing)
+                raise RuntimeError(f"Kafka topics missing (not created here): {names}")
             if missing:
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(missing)
@@ -83,7 +89,12 @@ class KafkaEventBus:
             raise RuntimeError("producer not started")
         # Queue all, then wait for all: one round of acks for the batch, order kept per key.
         futures = [
-            await self._producer.send(self._prefix + m.topic, m.value, key=_key_bytes(m.key))
+            await self._producer.send(
+                self._prefix + m.topic,
+                m.value,
+                key=_key_bytes(m.key),
+                headers=list(m.headers) or None,
+            )
             for m in messages
         ]
         await asyncio.gather(*futures)
@@ -269,4 +280,5 @@ def _message(record: Any, prefix: str) -> Message:
         offset=record.offset,
         key=(record.key or b"").decode("utf-8", "surrogateescape"),
         value=record.value if record.value is not None else b"",
+        headers=tuple((name, bytes(value or b"")) for name, value in record.headers or ()),
     )
