@@ -10,9 +10,13 @@ import httpx
 import pytest
 
 import photogram_common.redis as redis_module
-from backends import MODE, isolated_backends
+from backends import MODE, REAL, isolated_backends
 from helpers import Api
 from photogram_common.settings import PlatformSettings, resolve_secrets
+
+# The console tests start the embedded mode themselves, whatever the run's backends: the
+# embedded run has them, the real one leaves them out (not collected, rather than skipped).
+collect_ignore = ["e2e/test_console.py"] if REAL else []
 
 
 def pytest_report_header() -> str:

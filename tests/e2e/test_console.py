@@ -17,12 +17,9 @@ from pathlib import Path
 from typing import IO
 
 import httpx
-import pytest
 
-from backends import REAL
-
-# It starts the embedded mode whatever the run's backends: the embedded run is enough.
-pytestmark = pytest.mark.skipif(REAL, reason="starts the embedded mode itself")
+# It starts the embedded mode whatever the run's backends: only the embedded run collects it
+# (tests/conftest.py).
 
 
 def free_port() -> int:
