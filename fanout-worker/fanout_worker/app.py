@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from fanout_worker.engagement import ENGAGEMENT_GROUP_SUFFIX, EngagementHandlers
-from fanout_worker.handlers import FanoutHandlers
+from fanout_worker.service import FanoutHandlers
 from fanout_worker.settings import FanoutSettings
 from photogram_common.bus import EventBus
 from photogram_common.bus.consumer import EventConsumer

@@ -10,14 +10,14 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from gateway.addresses import ClientAddresses, parse_networks
+from gateway.api import EdgePolicy, GatewayRoot, edge, engagement, notifications, posts, users
 from gateway.bodylimit import BodyLimitMiddleware, HeaderLimitMiddleware
 from gateway.cors import AllowedOriginsCors
 from gateway.deadline import RequestDeadlineMiddleware
-from gateway.deps import EdgePolicy, GatewayRoot, Peers, edge
 from gateway.docs import add_docs_routes
 from gateway.openapi import public_openapi
 from gateway.ratelimit import RateLimiter
-from gateway.routes import engagement, notifications, posts, users
+from gateway.service import Peers
 from gateway.settings import GatewaySettings
 from gateway.webclient import add_web_client
 from photogram_common.fastroutes import FastRoutes

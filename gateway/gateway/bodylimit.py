@@ -16,7 +16,7 @@ class BodyLimitMiddleware:
     """Buffers at most `limit` bytes of a body; one byte more is a 413.
 
     Every route is held to it, whatever the `Content-Type` says, except the upload, which
-    the route streams with a ceiling of its own (routes/posts.py).
+    the route streams with a ceiling of its own (api/posts.py).
     """
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:

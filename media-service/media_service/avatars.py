@@ -14,11 +14,10 @@ from typing import Any
 
 from photogram_contracts.events import UserDeleted
 from photogram_contracts.schemas import AvatarRead, VariantRead
-from sqlalchemy import delete, select
 
+from media_service import repository
 from media_service.imaging.pipeline import ImageRejected, ProcessedImage
 from media_service.imaging.worker import avatar_in_worker
-from media_service.models import avatars
 from media_service.service import IMMUTABLE, delete_blobs, rejected
 from media_service.uploads import ParsedUpload, discard
 from photogram_common.blobs import BlobStore
@@ -84,12 +83,10 @@ class Avatars:
                     "height": variant.height,
                 }
             async with self.database.transaction() as session:
-                old = await self._row(session, user_id)
-                await session.execute(delete(avatars).where(avatars.c.user_id == user_id))
-                await session.execute(
-                    avatars.insert().values(
-                        user_id=user_id, id=avatar_id, variants=variants, created_at=utcnow()
-                    )
+                old = await repository.avatar_of(session, user_id)
+                await repository.delete_avatar(session, user_id)
+                await repository.insert_avatar(
+                    session, user_id=user_id, avatar_id=avatar_id, variants=variants, at=utcnow()
                 )
         except BaseException:
             await asyncio.shield(delete_blobs(self.blobs, stored))
@@ -103,8 +100,8 @@ class Avatars:
     async def remove(self, user_id: int) -> None:
         """Delete the user's avatar, if any: the row, then its objects."""
         async with self.database.transaction() as session:
-            old = await self._row(session, user_id)
-            await session.execute(delete(avatars).where(avatars.c.user_id == user_id))
+            old = await repository.avatar_of(session, user_id)
+            await repository.delete_avatar(session, user_id)
         if old is not None:
             await delete_blobs(self.blobs, [v["key"] for v in old["variants"].values()])
 
@@ -114,13 +111,8 @@ class Avatars:
     async def location(self, avatar_id: int, name: str) -> tuple[str, str | None]:
         """The variant's key and, when the store can give one, a presigned URL to it."""
         async with self.database.transaction() as session:
-            query = select(avatars.c.variants).where(avatars.c.id == avatar_id)
-            row = (await session.execute(query)).first()
-        if row is None or name not in row.variants:
+            variants = await repository.avatar_variants(session, avatar_id)
+        if variants is None or name not in variants:
             raise Problem(404, "No such avatar.", title="Not found")
-        key: str = row.variants[name]["key"]
+        key: str = variants[name]["key"]
         return key, await self.blobs.presigned_get_url(key, expires_in=self.presigned_url_seconds)
-
-    async def _row(self, session: Any, user_id: int) -> Any:
-        query = select(avatars).where(avatars.c.user_id == user_id)
-        return (await session.execute(query)).mappings().first()

@@ -16,11 +16,12 @@ from typing import Any
 from photogram_contracts.events import PostDeleted
 from photogram_contracts.peers import PostCatalog
 from photogram_contracts.schemas import MediaRead, VariantRead
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement
 
+from media_service import repository
 from media_service.imaging import ImageRejected, ProcessedImage
 from media_service.imaging.worker import process_in_worker
-from media_service.models import ATTACHED, DELETING, PENDING, media
+from media_service.models import DELETING, PENDING
 from media_service.uploads import ParsedUpload, discard
 from photogram_common.blobs import BlobStore
 from photogram_common.bus.consumer import TransientError
@@ -148,7 +149,7 @@ class MediaService:
                 )
             with timed(UPLOAD_STAGE_DURATION, stage="record"):
                 async with self.database.transaction() as session:
-                    await session.execute(media.insert(), rows)
+                    await repository.insert_media(session, rows)
         except BaseException:
             # A refused or failed upload leaves no object behind (and no row: none was written).
             await asyncio.shield(self._delete_blobs(stored))
@@ -164,8 +165,7 @@ class MediaService:
         if not media_ids:
             return []
         async with self.database.transaction() as session:
-            query = select(media).where(media.c.id.in_(media_ids), media.c.status != DELETING)
-            rows = (await session.execute(query)).mappings().all()
+            rows = await repository.visible_media(session, media_ids)
         return [self.media_read(row) for row in rows]
 
     async def get(self, media_id: int) -> MediaRead:
@@ -177,13 +177,10 @@ class MediaService:
     async def variant_location(self, media_id: int, name: str) -> tuple[str, str | None]:
         """The variant's key and, when the store can give one, a presigned URL to it."""
         async with self.database.transaction() as session:
-            query = select(media.c.variants).where(
-                media.c.id == media_id, media.c.status != DELETING
-            )
-            row = (await session.execute(query)).first()
-        if row is None or name not in row.variants:
+            variants = await repository.visible_variants(session, media_id)
+        if variants is None or name not in variants:
             raise Problem(404, "No such media variant.", title="Not found")
-        key: str = row.variants[name]["key"]
+        key: str = variants[name]["key"]
         return key, await self.blobs.presigned_get_url(key, expires_in=self.presigned_url_seconds)
 
     def claim_on(self, user_id: int, found: Sequence[MediaRead]) -> str:
@@ -199,10 +196,10 @@ class MediaService:
     async def on_post_deleted(self, event: PostDeleted) -> None:
         """A deleted post's media go with it: rows and objects (idempotent: a redelivery, or
         a retry after an object could not be deleted, finds what is left)."""
-        claimed = media.c.post_id == event.post_id
-        # The event names the post's media: a pending row has no post_id yet.
-        where = or_(claimed, media.c.id.in_(event.media_ids)) if event.media_ids else claimed
-        await self._purge(and_(media.c.user_id == event.author_id, where), strict=True)
+        where = repository.of_post(
+            author_id=event.author_id, post_id=event.post_id, media_ids=event.media_ids
+        )
+        await self._purge(where, strict=True)
 
     async def _purge(self, where: ColumnElement[bool], *, strict: bool = False) -> int:
         """Delete the media rows `where` selects, and their objects.
@@ -214,14 +211,7 @@ class MediaService:
         otherwise the sweeper finishes it.
         """
         async with self.database.transaction() as session:
-            marked = (
-                await session.execute(
-                    update(media)
-                    .where(where)
-                    .values(status=DELETING, status_at=utcnow())
-                    .returning(media.c.id, media.c.variants)
-                )
-            ).all()
+            marked = await repository.mark_deleting(session, where, at=utcnow())
         if not marked:
             return 0
         keys = [v["key"] for row in marked for v in row.variants.values()]
@@ -231,10 +221,7 @@ class MediaService:
                 raise TransientError(f"{failed} of {len(keys)} objects could not be deleted")
             return 0
         async with self.database.transaction() as session:
-            ids = [row.id for row in marked]
-            await session.execute(
-                delete(media).where(media.c.id.in_(ids), media.c.status == DELETING)
-            )
+            await repository.delete_deleting(session, [row.id for row in marked])
         return len(marked)
 
     async def sweep(self, *, grace: timedelta | None = None) -> dict[str, int]:
@@ -262,8 +249,7 @@ class MediaService:
             ids = await self._ids_before(DELETING, cutoff)
             if not ids:
                 break
-            where = and_(media.c.id.in_(ids), media.c.status == DELETING)
-            counts["deleting"] += await self._purge(where)
+            counts["deleting"] += await self._purge(repository.with_status(ids, DELETING))
             if len(ids) < SWEEP_BATCH:
                 break
         self.swept = {k: self.swept.get(k, 0) + v for k, v in counts.items()}
@@ -273,13 +259,7 @@ class MediaService:
 
     async def _ids_before(self, status: str, cutoff: Any) -> list[int]:
         async with self.database.transaction() as session:
-            query = (
-                select(media.c.id)
-                .where(media.c.status == status, media.c.status_at < cutoff)
-                .order_by(media.c.status_at)
-                .limit(SWEEP_BATCH)
-            )
-            return list((await session.scalars(query)).all())
+            return await repository.ids_before(session, status, cutoff, limit=SWEEP_BATCH)
 
     async def _settle(self, ids: list[int]) -> tuple[int, int]:
         """Attach the pending media a live post holds (to it); delete the others."""
@@ -293,16 +273,11 @@ class MediaService:
             now = utcnow()
             async with self.database.transaction() as session:
                 for post_id, held in by_post.items():
-                    result: Any = await session.execute(
-                        update(media)
-                        .where(media.c.id.in_(held), media.c.status == PENDING)
-                        .values(status=ATTACHED, post_id=post_id, status_at=now)
-                    )
-                    attached += int(result.rowcount or 0)
+                    attached += await repository.attach(session, held, post_id=post_id, at=now)
         orphans = [m for m in ids if m not in holders]
         purged = 0
         if orphans:
-            purged = await self._purge(and_(media.c.id.in_(orphans), media.c.status == PENDING))
+            purged = await self._purge(repository.with_status(orphans, PENDING))
         return attached, purged
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from feed_service import api as feed_api
-from gateway.routes import posts as gateway_posts
+from gateway.api import posts as gateway_posts
 from helpers import Api, eventually, feed_ids, post_photo
 
 THRESHOLDS = {"default": 10_000, "three": 3}

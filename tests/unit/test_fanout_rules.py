@@ -15,7 +15,7 @@ import pytest
 from photogram_contracts.events import FollowCreated, FollowDeleted, PostCreated, PostDeleted
 
 from fakes import FakeFeedCache, FakeFollowers, FakePostCatalog
-from fanout_worker.handlers import FanoutHandlers
+from fanout_worker.service import FanoutHandlers
 from photogram_common.follows import FollowSets
 from photogram_common.ids import EPOCH_MS, IdGenerator
 from photogram_common.timelines import TimelineStore

@@ -20,15 +20,15 @@ from photogram_contracts.schemas import (
     single_line_text,
 )
 
-from gateway.deps import (
+from gateway.api import (
     CurrentUser,
     PeerClients,
     UserIdPath,
     UsernamePath,
     credential_endpoint,
 )
-from gateway.relay import relay_page
-from gateway.routes.problems import problems
+from gateway.api.problems import problems
+from gateway.service import relay_page
 from photogram_common.problems import Problem
 
 router = APIRouter(prefix="/api")

@@ -1,58 +1,28 @@
-"""Gateway dependencies: the caller's verified identity, rate limits, the peer clients."""
+"""The gateway's public API: its composition root, the typed dependencies its routes take
+(the caller's verified identity, rate limits, the peers, checked path parameters), and one
+module of routes per resource."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from photogram_contracts.identity import Identity
 from photogram_contracts.keys import rate_subject, revoked_key
-from photogram_contracts.peers import FeedCache, MediaLibrary, PostCatalog
 from photogram_contracts.schemas import USERNAME_PATTERN
 
 from gateway.addresses import ClientAddresses
 from gateway.ratelimit import RateLimiter, Verdict
-from photogram_common.clients import ServiceClient
+from gateway.service import Peers
 from photogram_common.identity import InvalidToken, verify_access_token
 from photogram_common.ids import parse_id
 from photogram_common.metrics import RATE_LIMIT_REJECTIONS, count
-from photogram_common.peer_clients import HttpFeedCache, HttpMediaLibrary, HttpPostCatalog
 from photogram_common.problems import Problem
 from photogram_common.roots import root_of
 
 _bearer = HTTPBearer(auto_error=False, description="The access token from signup or login.")
-
-
-@dataclass
-class Peers:
-    """The services behind the gateway: each one's client for the public routes the
-    gateway relays, and the ports of the internal routes it uses."""
-
-    users: ServiceClient
-    posts: ServiceClient
-    media: ServiceClient
-    feed: ServiceClient
-    notifications: ServiceClient
-    catalog: PostCatalog = field(init=False)
-    library: MediaLibrary = field(init=False)
-    feed_cache: FeedCache = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.catalog = HttpPostCatalog(self.posts)
-        self.library = HttpMediaLibrary(self.media)
-        self.feed_cache = HttpFeedCache(self.feed)
-
-    async def users_by_id(self, caller: Identity, user_ids: list[str]) -> list[dict[str, Any]]:
-        """These users as public Users, in the order asked; accounts gone are left out."""
-        if not user_ids:
-            return []
-        found = await self.users.call(
-            "POST", "/internal/users/batch", identity=caller, json={"user_ids": user_ids}
-        )
-        items: list[dict[str, Any]] = found["items"]
-        return items
 
 
 @dataclass

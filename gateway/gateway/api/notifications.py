@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Response
 from photogram_contracts.internal import NotificationRecordsPage
 from photogram_contracts.schemas import MarkReadCreate, NotificationsPage, UnreadCountRead
 
-from gateway.deps import CurrentUser, PeerClients
-from gateway.routes.problems import problems
+from gateway.api import CurrentUser, PeerClients
+from gateway.api.problems import problems
 
 router = APIRouter(prefix="/api")
 Limit = Annotated[int, Query(ge=1, le=100)]

@@ -13,7 +13,7 @@ from photogram_contracts.identity import Identity
 from photogram_contracts.schemas import MediaRead, PostRead, PostsPage, UserMeRead
 from starlette.types import Scope
 
-from gateway.deps import (
+from gateway.api import (
     CurrentUser,
     MediaIdPath,
     PeerClients,
@@ -23,8 +23,8 @@ from gateway.deps import (
     anonymous,
     edge,
 )
-from gateway.relay import relay_page
-from gateway.routes.problems import problems
+from gateway.api.problems import problems
+from gateway.service import relay_page
 from photogram_common.clients import raise_for_problem
 from photogram_common.fastroutes import header, page_query
 from photogram_common.identity import InvalidToken, verify_access_token

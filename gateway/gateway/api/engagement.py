@@ -15,9 +15,9 @@ from photogram_contracts.schemas import (
     UsersPage,
 )
 
-from gateway.deps import CurrentUser, PeerClients, PostIdPath
-from gateway.relay import relay_page
-from gateway.routes.problems import problems
+from gateway.api import CurrentUser, PeerClients, PostIdPath
+from gateway.api.problems import problems
+from gateway.service import relay_page
 from photogram_common.ids import parse_id
 from photogram_common.problems import Problem
 

@@ -1,1 +1,0 @@
-"""The gateway's public routes, one module per resource."""
