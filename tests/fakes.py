@@ -15,7 +15,14 @@ from photogram_contracts.events import Crossing
 from photogram_contracts.identity import Identity
 from photogram_contracts.internal import CountsRead, IdempotencyKeyRead, UploadRead
 from photogram_contracts.peers import Followee, FollowerPage
-from photogram_contracts.schemas import AuthorRead, AvatarRead, MediaRead, PostRead
+from photogram_contracts.schemas import (
+    AuthorRead,
+    AvatarRead,
+    MediaRead,
+    PostRead,
+    UserMeRead,
+    UserRead,
+)
 
 from photogram_common.problems import Problem
 from photogram_common.timeutil import to_rfc3339, utcnow
@@ -222,3 +229,37 @@ class FakeMediaLibrary:
 
     async def drop_avatar(self, caller: Identity) -> None:
         self.avatars.discard(caller.user_id)
+
+
+@dataclass
+class FakeUserDirectory:
+    """user-service's accounts, as the gateway reads them by ID."""
+
+    users: dict[str, UserMeRead] = field(default_factory=dict)
+
+    def add(self, user_id: int, username: str) -> int:
+        self.users[str(user_id)] = UserMeRead(
+            user_id=str(user_id),
+            username=username,
+            email=f"{username}@example.com",
+            first_name=None,
+            last_name=None,
+            location=None,
+            created_at=to_rfc3339(utcnow()),
+            followers_count=0,
+            following_count=0,
+            posts_count=0,
+        )
+        return user_id
+
+    def remove(self, user_id: int) -> None:
+        self.users.pop(str(user_id), None)
+
+    async def batch(self, caller: Identity, user_ids: Sequence[str]) -> list[UserRead]:
+        found = (self.users.get(user_id) for user_id in user_ids)
+        return [UserRead.model_validate(u.model_dump()) for u in found if u is not None]
+
+    async def set_avatar(self, caller: Identity, avatar: AvatarRead | None) -> UserMeRead:
+        me = self.users[str(caller.user_id)].model_copy(update={"avatar": avatar})
+        self.users[me.user_id] = me
+        return me

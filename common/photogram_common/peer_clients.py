@@ -11,6 +11,7 @@ from typing import Any
 
 from photogram_contracts.identity import Identity
 from photogram_contracts.internal import (
+    AvatarUpdate,
     CountsPage,
     CountsRead,
     DeliveryRead,
@@ -22,9 +23,17 @@ from photogram_contracts.internal import (
     LikedRead,
     PostIdsRead,
     UploadRead,
+    UserIdsLookup,
 )
 from photogram_contracts.peers import Followee, FollowerPage
-from photogram_contracts.schemas import AvatarRead, PostRead, PostsPage
+from photogram_contracts.schemas import (
+    AvatarRead,
+    PostRead,
+    PostsPage,
+    UserMeRead,
+    UserRead,
+    UsersPage,
+)
 
 from photogram_common.clients import ServiceClient, raise_for_problem
 
@@ -195,3 +204,26 @@ class HttpMediaLibrary:
         )
         raise_for_problem(self.client.name, response)
         return response.content
+
+
+class HttpUserDirectory:
+    """`UserDirectory` over user-service's internal routes."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    async def batch(self, caller: Identity, user_ids: Sequence[str]) -> list[UserRead]:
+        if not user_ids:
+            return []
+        body = UserIdsLookup(user_ids=list(user_ids))
+        found = await self.client.call(
+            "POST", "/internal/users/batch", identity=caller, json=body.model_dump()
+        )
+        return UsersPage.model_validate(found).items
+
+    async def set_avatar(self, caller: Identity, avatar: AvatarRead | None) -> UserMeRead:
+        body = AvatarUpdate(avatar=avatar)
+        found = await self.client.call(
+            "PUT", "/internal/users/me/avatar", identity=caller, json=body.model_dump()
+        )
+        return UserMeRead.model_validate(found)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from photogram_contracts.identity import Identity
 from photogram_contracts.internal import CountsRead, IdempotencyKeyRead, UploadRead
-from photogram_contracts.schemas import AvatarRead, PostRead
+from photogram_contracts.schemas import AvatarRead, PostRead, UserMeRead, UserRead
 
 
 @dataclass(frozen=True)
@@ -119,4 +119,17 @@ class MediaLibrary(Protocol):
 
     async def drop_avatar(self, caller: Identity) -> None:
         """Delete the caller's avatar and its bytes (none: nothing happens)."""
+        ...
+
+
+class UserDirectory(Protocol):
+    """user-service, as the gateway names the people on its pages and records an avatar."""
+
+    async def batch(self, caller: Identity, user_ids: Sequence[str]) -> list[UserRead]:
+        """These users as public Users, in the order asked; unknown IDs and accounts gone
+        are left out."""
+        ...
+
+    async def set_avatar(self, caller: Identity, avatar: AvatarRead | None) -> UserMeRead:
+        """Record the caller's avatar as media-service made it (None: no avatar)."""
         ...

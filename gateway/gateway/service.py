@@ -4,14 +4,18 @@ from them as they were made."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import Response
 from photogram_contracts.identity import Identity
-from photogram_contracts.peers import FeedCache, MediaLibrary, PostCatalog
+from photogram_contracts.peers import FeedCache, MediaLibrary, PostCatalog, UserDirectory
 
 from photogram_common.clients import ServiceClient, raise_for_problem
-from photogram_common.peer_clients import HttpFeedCache, HttpMediaLibrary, HttpPostCatalog
+from photogram_common.peer_clients import (
+    HttpFeedCache,
+    HttpMediaLibrary,
+    HttpPostCatalog,
+    HttpUserDirectory,
+)
 
 
 @dataclass
@@ -27,21 +31,13 @@ class Peers:
     catalog: PostCatalog = field(init=False)
     library: MediaLibrary = field(init=False)
     feed_cache: FeedCache = field(init=False)
+    directory: UserDirectory = field(init=False)
 
     def __post_init__(self) -> None:
         self.catalog = HttpPostCatalog(self.posts)
         self.library = HttpMediaLibrary(self.media)
         self.feed_cache = HttpFeedCache(self.feed)
-
-    async def users_by_id(self, caller: Identity, user_ids: list[str]) -> list[dict[str, Any]]:
-        """These users as public Users, in the order asked; accounts gone are left out."""
-        if not user_ids:
-            return []
-        found = await self.users.call(
-            "POST", "/internal/users/batch", identity=caller, json={"user_ids": user_ids}
-        )
-        items: list[dict[str, Any]] = found["items"]
-        return items
+        self.directory = HttpUserDirectory(self.users)
 
 
 async def relay_page(

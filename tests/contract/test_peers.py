@@ -11,12 +11,18 @@ import httpx
 import pytest
 from photogram_contracts.identity import Identity
 from photogram_contracts.keys import post_cache_key
-from photogram_contracts.peers import FeedCache, Followers, PostCatalog
+from photogram_contracts.peers import FeedCache, Followers, PostCatalog, UserDirectory
+from photogram_contracts.schemas import AvatarRead, VariantRead
 from sqlalchemy import update
 
-from fakes import FakeFeedCache, FakeFollowers, FakePostCatalog
+from fakes import FakeFeedCache, FakeFollowers, FakePostCatalog, FakeUserDirectory
 from helpers import Api, post_photo
-from photogram_common.peer_clients import HttpFeedCache, HttpFollowers, HttpPostCatalog
+from photogram_common.peer_clients import (
+    HttpFeedCache,
+    HttpFollowers,
+    HttpPostCatalog,
+    HttpUserDirectory,
+)
 from photogram_common.problems import Problem
 from photogram_common.timeutil import utcnow
 
@@ -29,8 +35,10 @@ class World(Protocol):
     followers: Followers
     catalog: PostCatalog
     feed_cache: FeedCache
+    directory: UserDirectory
 
     async def user(self, name: str) -> int: ...
+    async def leave(self, user: int) -> None: ...
     async def follow(self, follower: int, followee: int) -> None: ...
     async def unfollow(self, follower: int, followee: int) -> None: ...
     async def post(self, author: int) -> int: ...
@@ -44,10 +52,14 @@ class FakeWorld:
         self.followers = FakeFollowers(active_days=7, celebrity_threshold=THRESHOLD)
         self.catalog = FakePostCatalog()
         self.feed_cache = FakeFeedCache()
+        self.directory = FakeUserDirectory()
         self._ids = itertools.count(1000)
 
     async def user(self, name: str) -> int:
-        return self.followers.add_user(next(self._ids))
+        return self.directory.add(self.followers.add_user(next(self._ids)), name)
+
+    async def leave(self, user: int) -> None:
+        self.directory.remove(user)
 
     async def follow(self, follower: int, followee: int) -> None:
         self.followers.follow(follower, followee)
@@ -76,6 +88,7 @@ class HttpWorld:
         self.followers = HttpFollowers(peers.users)
         self.catalog = HttpPostCatalog(peers.posts)
         self.feed_cache = HttpFeedCache(peers.feed)
+        self.directory = HttpUserDirectory(peers.users)
         self._users: dict[int, dict[str, Any]] = {}
 
     async def user(self, name: str) -> int:
@@ -83,10 +96,14 @@ class HttpWorld:
         self._users[int(data["id"])] = data
         return int(data["id"])
 
-    async def _call(self, method: str, path: str, user: int) -> httpx.Response:
-        response = await self.api.client.request(method, path, headers=self._users[user]["headers"])
+    async def _call(self, method: str, path: str, user: int, json: Any = None) -> httpx.Response:
+        headers = self._users[user]["headers"]
+        response = await self.api.client.request(method, path, headers=headers, json=json)
         assert response.status_code < 300, response.text
         return response
+
+    async def leave(self, user: int) -> None:
+        await self._call("DELETE", "/api/users/me", user, {"password": "correct horse battery"})
 
     async def follow(self, follower: int, followee: int) -> None:
         await self._call("POST", f"/api/users/{followee}/follow", follower)
@@ -260,3 +277,32 @@ async def test_a_forgotten_post_is_known_as_deleted(world: World) -> None:
     assert not await world.forgotten(post)
     await world.feed_cache.forget(post, by=Identity(user_id=ana, username="ana"))
     assert await world.forgotten(post)
+
+
+def _identity(user: int) -> Identity:
+    return Identity(user_id=user, username=f"user{user}")
+
+
+async def test_the_directory_answers_in_the_order_asked_without_the_unknown(
+    world: World,
+) -> None:
+    ana, bob, gone = await world.user("ana"), await world.user("bob"), await world.user("gone")
+    await world.leave(gone)
+    asked = [str(bob), "123456789", str(gone), str(ana)]
+    found = await world.directory.batch(_identity(ana), asked)
+    assert [(u.user_id, u.username) for u in found] == [(str(bob), "bob"), (str(ana), "ana")]
+    assert found[0].avatar is None
+    assert await world.directory.batch(_identity(ana), []) == []
+
+
+async def test_a_recorded_avatar_is_shown_and_can_be_cleared(world: World) -> None:
+    ana = await world.user("ana")
+    square = VariantRead(url="/api/avatars/77/thumbnail.jpg", width=150, height=150)
+    avatar = AvatarRead(thumbnail=square, small=square.model_copy(update={"width": 320}))
+    me = await world.directory.set_avatar(_identity(ana), avatar)
+    assert (me.user_id, me.avatar) == (str(ana), avatar)
+    (shown,) = await world.directory.batch(_identity(ana), [str(ana)])
+    assert shown.avatar == avatar
+    cleared = await world.directory.set_avatar(_identity(ana), None)
+    assert cleared.avatar is None
+    assert (await world.directory.batch(_identity(ana), [str(ana)]))[0].avatar is None

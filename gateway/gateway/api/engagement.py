@@ -74,7 +74,10 @@ async def likers(
     params: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
     found = await peers.posts.call("GET", f"/posts/{post_id}/likes", identity=caller, params=params)
     ids = LikerIdsPage.model_validate(found)
-    return {"items": await peers.users_by_id(caller, ids.user_ids), "next_cursor": ids.next_cursor}
+    return {
+        "items": await peers.directory.batch(caller, ids.user_ids),
+        "next_cursor": ids.next_cursor,
+    }
 
 
 @router.post(

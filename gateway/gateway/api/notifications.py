@@ -31,7 +31,7 @@ async def notifications(
         await peers.notifications.call("GET", "/notifications", identity=caller, params=params)
     )
     actors = sorted({n.actor_id for n in found.items})
-    names = {u["user_id"]: u["username"] for u in await peers.users_by_id(caller, actors)}
+    names = {u.user_id: u.username for u in await peers.directory.batch(caller, actors)}
     items = [
         {
             "notification_id": n.notification_id,

@@ -335,12 +335,7 @@ async def put_avatar(request: Request, caller: CurrentUser, peers: PeerClients) 
     the caller's avatar: centre-cropped squares of 150 and 320 pixels, with no metadata."""
     ceiling = _upload_ceiling(request, files=1)
     avatar = await _relay(request, peers.library.set_avatar, caller, ceiling)
-    return await peers.users.call(
-        "PUT",
-        "/internal/users/me/avatar",
-        identity=caller,
-        json={"avatar": avatar.model_dump()},
-    )
+    return await peers.directory.set_avatar(caller, avatar)
 
 
 @router.delete(
@@ -352,9 +347,7 @@ async def put_avatar(request: Request, caller: CurrentUser, peers: PeerClients) 
 )
 async def delete_avatar(caller: CurrentUser, peers: PeerClients) -> Response:
     """Remove the caller's avatar (none: nothing changes)."""
-    await peers.users.call(
-        "PUT", "/internal/users/me/avatar", identity=caller, json={"avatar": None}
-    )
+    await peers.directory.set_avatar(caller, None)
     await peers.library.drop_avatar(caller)
     return Response(status_code=204)
 
