@@ -21,6 +21,8 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
+from pydantic import ValidationError
+
 from photogram_admin.counts import reconcile_counts
 from photogram_admin.feeds import count_users, rebuild_feeds, user_ids
 from photogram_admin.media import preview_sweep, sweep_media
@@ -235,10 +237,24 @@ async def run(args: argparse.Namespace) -> int:
         await stores.close()
 
 
+def settings_errors(exc: ValidationError) -> list[str]:
+    """A settings class's refusal as one line per field, without pydantic's trailer."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"])
+        lines.append(f"{field}: {error['msg']}" if field else str(error["msg"]))
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return asyncio.run(run(args))
+    except ValidationError as exc:
+        say(f"photogram-admin {args.command}: the settings ({exc.title}) are not valid:")
+        for line in settings_errors(exc):
+            say(f"  {line}")
+        return 2
     except KeyboardInterrupt:
         say(
             f"\nphotogram-admin {args.command}: interrupted; what was done is kept"
