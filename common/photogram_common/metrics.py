@@ -173,6 +173,12 @@ TIMELINE_REBUILD_DURATION = Histogram(
     ["service"],
     buckets=SLOW_BUCKETS,
 )
+PULLED_PAGES = Counter(
+    "photogram_feed_pulled_pages_total",
+    "Feed pages served by the pull query through the owners because every rebuild slot"
+    " was taken (after a lost Redis).",
+    ["service"],
+)
 PULLED_MERGES = Histogram(
     "photogram_feed_pulled_authors_merged",
     "Pulled authors whose recent posts a feed read merged into the page.",

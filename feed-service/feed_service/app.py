@@ -13,7 +13,7 @@ from feed_service.api import FeedServiceRoot, feed_fast, router
 from feed_service.engagement import PageEngagement
 from feed_service.hydration import PostBodies
 from feed_service.page_read import PageRead
-from feed_service.service import FeedService, RebuildSlots
+from feed_service.service import FeedService, PullSlots, RebuildSlots
 from feed_service.settings import FeedServiceSettings
 from photogram_common.bus import EventBus
 from photogram_common.engagement_cache import EngagementCache
@@ -65,6 +65,7 @@ def build_feed_service(
         posts=posts,
         rebuild_wait_seconds=settings.rebuild_wait_seconds,
         rebuilds=RebuildSlots(settings.rebuild_bound(embedded=platform.embedded)),
+        pulls=PullSlots(settings.max_pull_reads) if settings.max_pull_reads else None,
     )
 
 

@@ -29,6 +29,7 @@ from photogram_common.cursors import decode_cursor, encode_cursor
 from photogram_common.follows import FollowSets
 from photogram_common.metrics import (
     PULLED_MERGES,
+    PULLED_PAGES,
     TIMELINE_REBUILD_DURATION,
     TIMELINE_REBUILDS,
     count,
@@ -43,14 +44,19 @@ REBUILD_LOCK_SECONDS = 60
 WAIT_STEP_SECONDS = 0.02
 
 
-class RebuildSlots:
-    """A bound on the timeline rebuilds one process runs at once (0: none).
+class SlotsFull(Problem):
+    """Every slot of a `Slots` bound is taken: a fast 503 with Retry-After."""
 
-    A rebuild reads the source of truth (~50 ms of CPU over the services, PostgreSQL and
-    Redis); after a lost Redis every reader needs one. Past the bound a reader gets a
-    fast 503 with Retry-After instead of joining a queue in which every rebuild slows
-    every other (docs/benchmarks.md (e)).
-    """
+    def __init__(self, detail: str) -> None:
+        super().__init__(503, detail, title="Service unavailable", headers={"Retry-After": "1"})
+
+
+class Slots:
+    """A bound on a costly kind of work one process runs at once (0: none); past it the
+    work is refused at once (`SlotsFull`) instead of joining a queue in which each one
+    slows every other."""
+
+    refusal = "Busy; try again shortly."
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -59,17 +65,31 @@ class RebuildSlots:
     @asynccontextmanager
     async def take(self) -> AsyncIterator[None]:
         if self.limit and self.running >= self.limit:
-            raise Problem(
-                503,
-                "Feeds are being rebuilt; try again shortly.",
-                title="Service unavailable",
-                headers={"Retry-After": "1"},
-            )
+            raise SlotsFull(self.refusal)
         self.running += 1
         try:
             yield
         finally:
             self.running -= 1
+
+
+class RebuildSlots(Slots):
+    """The timeline rebuilds one process runs at once.
+
+    A rebuild reads the source of truth (~50 ms of CPU over the services, PostgreSQL and
+    Redis: the reader's followees and their newest posts up to the timeline's cap); after
+    a lost Redis every reader needs one (docs/benchmarks.md (e)).
+    """
+
+    refusal = "Feeds are being rebuilt; try again shortly."
+
+
+class PullSlots(Slots):
+    """The reads one process serves by the pull query while every rebuild slot is taken:
+    one page from the owners (the followees, their newest page of posts, those posts),
+    several times cheaper than a rebuild, so a lost Redis leaves the feed readable."""
+
+    refusal = "Feeds are being rebuilt; try again shortly."
 
 
 @dataclass(frozen=True)
@@ -89,13 +109,24 @@ class FeedService:
     posts: PostCatalog
     rebuild_wait_seconds: float = 5.0
     rebuilds: RebuildSlots = field(default_factory=lambda: RebuildSlots(0))
+    # None: a read whose rebuild finds every slot taken is refused (503) instead.
+    pulls: PullSlots | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def page(self, caller: Identity, *, cursor: str | None, limit: int) -> bytes:
         """One page of the caller's feed as JSON bytes."""
         before = decode_cursor(cursor, arity=1)[0] if cursor else None
         try:
-            return await self._page_from_redis(caller, before=before, limit=limit)
+            try:
+                return await self._page_from_redis(caller, before=before, limit=limit)
+            except SlotsFull:
+                if self.pulls is None:
+                    raise
+                # Every rebuild slot is taken: this page comes from the owners instead,
+                # and a later read of this reader rebuilds the timeline.
+                async with self.pulls.take():
+                    count(PULLED_PAGES)
+                    return await self._page_from_databases(caller, before=before, limit=limit)
         # RedisClusterException: a Redis Cluster none of whose nodes answers (or a slot no
         # node serves); it is not a RedisError.
         except (RedisConnectionError, RedisTimeoutError, RedisClusterException) as exc:

@@ -20,6 +20,9 @@ class FeedServiceSettings(BaseSettings):
     # Timeline rebuilds one process runs at once; past it a fast 503 (0: no bound). Unset:
     # 8 in the distributed mode, none in the embedded one (service.RebuildSlots).
     max_rebuilds: int | None = Field(default=None, ge=0)
+    # While every rebuild slot is taken, this many reads at once per process are served by
+    # the pull query through the owners instead of a 503 (0: none are; service.PullSlots).
+    max_pull_reads: int = Field(default=16, ge=0)
     # How often a feed read may refresh the reader's last-active time in user-service; the
     # timelines' TTL keeps an hour of margin over it (timeline_store_for).
     seen_every_seconds: int = Field(default=1800, ge=1, le=3600)

@@ -20,7 +20,7 @@ from fakes import FakeFollowers, FakePostCatalog
 from feed_service.engagement import PageEngagement
 from feed_service.hydration import PostBodies
 from feed_service.page_read import PageRead
-from feed_service.service import FeedService
+from feed_service.service import FeedService, PullSlots, RebuildSlots
 from photogram_common.engagement_cache import EngagementCache
 from photogram_common.follows import FollowSets
 from photogram_common.ids import EPOCH_MS, IdGenerator
@@ -224,6 +224,43 @@ async def test_a_timeline_being_rebuilt_elsewhere_is_waited_for_then_a_503(
         await world.page()
     assert refused.value.status == 503
     assert refused.value.headers == {"Retry-After": "1"}
+
+
+async def test_with_every_rebuild_slot_taken_the_page_is_pulled_from_the_owners(
+    world: World,
+) -> None:
+    star, ana = world.user(1), world.user(2)
+    for fan in (20, 21, READER):
+        world.user(fan)
+        world.follow(fan, star)
+    world.follow(READER, ana)
+    posts = [await world.post(author) for author in (ana, star, READER, ana, star)]
+    world.posts.like(READER, posts[3])
+    rebuilt = await world.every_page(limit=2)
+    liked = [p["viewer"] for p in await items(world)]
+    assert liked.count({"liked": True}) == 1
+    await world.timelines.redis.flushall()
+    world.feed.rebuilds, world.feed.pulls = RebuildSlots(1), PullSlots(1)
+    async with world.feed.rebuilds.take():  # another reader's rebuild holds the one slot
+        assert (
+            await world.every_page(limit=2) == rebuilt == [posts[:2:-1], posts[2:0:-1], posts[:1]]
+        )
+        assert [p["viewer"] for p in await items(world)] == liked
+        assert not await world.timelines.is_built(READER)  # a later read rebuilds it
+        async with world.feed.pulls.take():  # and the pull reads are bounded too
+            with pytest.raises(Problem) as refused:
+                await world.page()
+    assert (refused.value.status, refused.value.headers) == (503, {"Retry-After": "1"})
+    assert await world.every_page(limit=2) == rebuilt
+    assert await world.timelines.is_built(READER)
+
+
+async def test_without_pull_reads_a_rebuild_past_the_bound_is_a_503(world: World) -> None:
+    world.feed.rebuilds, world.feed.pulls = RebuildSlots(1), None
+    async with world.feed.rebuilds.take():
+        with pytest.raises(Problem) as refused:
+            await world.page()
+    assert refused.value.status == 503
 
 
 async def items(world: World, reader: int = READER) -> list[dict[str, object]]:
