@@ -31,6 +31,10 @@ async def backend_env(
     monkeypatch.setattr(redis_module, "_SERVER", None)
     for key in ("PHOTOGRAM_RATE_LIMIT_PER_MINUTE",):
         monkeypatch.setenv(key, "0")
+    # argon2id at its lowest cost: the suites sign up thousands of users, and at OWASP's
+    # (~45 ms of a core each) that was minutes of each run (tests/unit covers the default).
+    monkeypatch.setenv("PHOTOGRAM_USERS_PASSWORD_MEMORY_KIB", "1024")
+    monkeypatch.setenv("PHOTOGRAM_USERS_PASSWORD_TIME_COST", "1")
     async with isolated_backends(tmp_path) as backends:
         for key in backends.unset:
             monkeypatch.delenv(key)

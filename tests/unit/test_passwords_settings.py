@@ -11,15 +11,23 @@ import pytest
 from argon2 import Type, extract_parameters
 from pydantic import ValidationError
 
-import user_service.passwords as passwords
 from photogram_common.settings import PlatformSettings
-from user_service.passwords import hash_password, verify_password
+from user_service.passwords import Passwords
+from user_service.settings import UserServiceSettings
 
 GOOD_SECRET = secrets.token_urlsafe(48)
 
 
+def test_the_default_cost_is_owasps(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The suites lower the cost in their environment; what an operator gets is OWASP's.
+    monkeypatch.delenv("PHOTOGRAM_USERS_PASSWORD_MEMORY_KIB", raising=False)
+    monkeypatch.delenv("PHOTOGRAM_USERS_PASSWORD_TIME_COST", raising=False)
+    settings = UserServiceSettings()
+    assert (settings.password_memory_kib, settings.password_time_cost) == (19456, 2)
+
+
 async def test_hashes_use_owasp_argon2id_parameters() -> None:
-    produced = await hash_password("correct horse battery")
+    produced = await Passwords().hash("correct horse battery")
     algorithm, version, params, salt, digest = produced.split("$")[1:]
     assert (algorithm, version) == ("argon2id", "v=19")
     assert params == "m=19456,t=2,p=1"
@@ -34,12 +42,21 @@ async def test_hashes_use_owasp_argon2id_parameters() -> None:
 
 
 async def test_hashes_are_salted_and_verify() -> None:
-    first, second = await hash_password("same password"), await hash_password("same password")
+    passwords = Passwords()
+    first, second = await passwords.hash("same password"), await passwords.hash("same password")
     assert first != second
-    assert await verify_password(first, "same password")
-    assert not await verify_password(first, "other password")
-    assert not await verify_password(None, "same password")
-    assert not await verify_password("not a hash", "same password")
+    assert await passwords.verify(first, "same password")
+    assert not await passwords.verify(first, "other password")
+    assert not await passwords.verify(None, "same password")
+    assert not await passwords.verify("not a hash", "same password")
+
+
+async def test_a_hash_made_at_another_cost_still_verifies() -> None:
+    cheap, owasp = Passwords(memory_kib=1024, time_cost=1), Passwords()
+    made = await cheap.hash("same password")
+    assert "m=1024,t=1,p=1" in made
+    assert await owasp.verify(made, "same password")
+    assert not await owasp.verify(made, "other password")
 
 
 class _SpyHasher:
@@ -59,8 +76,9 @@ class _SpyHasher:
 
 
 async def test_hashing_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    spy = _SpyHasher(passwords.HASHER)
-    monkeypatch.setattr(passwords, "HASHER", spy)
+    passwords = Passwords()
+    spy = _SpyHasher(passwords.hasher)
+    monkeypatch.setattr(passwords, "hasher", spy)
     ticks = 0
     stop = asyncio.Event()
 
@@ -73,9 +91,9 @@ async def test_hashing_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) 
     task = asyncio.create_task(ticker())
     await asyncio.sleep(0)  # let the ticker start
     started = ticks
-    produced = await hash_password("correct horse battery")
+    produced = await passwords.hash("correct horse battery")
     during_hash = ticks - started
-    assert await verify_password(produced, "correct horse battery")
+    assert await passwords.verify(produced, "correct horse battery")
     stop.set()
     await task
     # The loop kept serving other tasks while the hash was computed.

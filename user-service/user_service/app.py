@@ -24,6 +24,7 @@ from photogram_common.settings import PlatformSettings
 from photogram_common.web import add_health_routes, create_service_app
 from user_service.api import UserServiceRoot, router
 from user_service.models import outbox as outbox_table
+from user_service.passwords import Passwords
 from user_service.service import UserService
 from user_service.settings import UserServiceSettings
 
@@ -59,6 +60,9 @@ def create_app(
         celebrity_threshold=platform.celebrity_threshold,
         refresh_ttl_seconds=platform.refresh_token_ttl_seconds,
         revoked=RevokedSessions(redis, access_token_ttl_seconds=platform.access_token_ttl_seconds),
+        passwords=Passwords(
+            memory_kib=settings.password_memory_kib, time_cost=settings.password_time_cost
+        ),
     )
 
     async def count_post(envelope: Envelope) -> None:

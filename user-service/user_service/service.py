@@ -6,7 +6,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,7 +33,7 @@ from photogram_common.problems import Problem
 from photogram_common.sessions import RevokedSessions
 from photogram_common.timeutil import to_rfc3339, utcnow
 from user_service import repository as repo
-from user_service.passwords import hash_password, verify_password
+from user_service.passwords import Passwords
 from user_service.schemas import (
     AuthRead,
     AvatarRead,
@@ -137,6 +137,7 @@ class UserService:
     celebrity_threshold: int = 10_000
     refresh_ttl_seconds: int = 30 * 86400
     revoked: RevokedSessions | None = None
+    passwords: Passwords = field(default_factory=Passwords)
 
     async def _start_session(self, session: AsyncSession, row: RowMapping) -> AuthRead:
         """A new session for the user, with its first refresh token (in the caller's
@@ -220,7 +221,7 @@ class UserService:
             ) from exc
 
     async def signup(self, data: SignupCreate) -> AuthRead:
-        password_hash = await hash_password(data.password)
+        password_hash = await self.passwords.hash(data.password)
         now = utcnow()
         values: dict[str, Any] = {
             "id": self.ids.next_id(),
@@ -250,7 +251,7 @@ class UserService:
     async def login(self, data: LoginCreate) -> AuthRead:
         async with self.database.transaction() as session:
             row = await repo.get_user_by_login(session, data.login)
-        if not await verify_password(row["password_hash"] if row else None, data.password):
+        if not await self.passwords.verify(row["password_hash"] if row else None, data.password):
             raise Problem(
                 401,
                 "Wrong login or password.",
@@ -392,7 +393,7 @@ class UserService:
         the other services to remove its posts, likes, comments and notifications."""
         async with self.database.transaction() as session:
             row = await repo.get_user(session, user_id)
-        if not await verify_password(row["password_hash"] if row else None, password):
+        if not await self.passwords.verify(row["password_hash"] if row else None, password):
             raise Problem(
                 401,
                 "The password is wrong.",

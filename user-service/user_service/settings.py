@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from user_service.passwords import OWASP_MEMORY_KIB, OWASP_TIME_COST
+
 
 class UserServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PHOTOGRAM_USERS_", extra="ignore")
@@ -18,3 +20,7 @@ class UserServiceSettings(BaseSettings):
     # Event IDs of counted posts are kept past the longest redelivery: a topic's (and the
     # dead letters') retention of 7 days, then purged.
     processed_events_days: int = Field(default=8, ge=1)
+    # argon2id's cost: OWASP's m = 19 MiB, t = 2 by default (~45 ms of a core per hash on
+    # this machine's cores). The test suites lower it, since they sign up thousands of users.
+    password_memory_kib: int = Field(default=OWASP_MEMORY_KIB, ge=1024)
+    password_time_cost: int = Field(default=OWASP_TIME_COST, ge=1)
