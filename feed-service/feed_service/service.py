@@ -8,6 +8,7 @@ author's recent list) is rebuilt from the source of truth, then the read runs ag
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -62,10 +63,14 @@ class Slots:
         self.limit = limit
         self.running = 0
 
-    @asynccontextmanager
-    async def take(self) -> AsyncIterator[None]:
+    def refuse_if_full(self) -> None:
+        """Raise `SlotsFull` now if no slot is free (before work that would need one)."""
         if self.limit and self.running >= self.limit:
             raise SlotsFull(self.refusal)
+
+    @asynccontextmanager
+    async def take(self) -> AsyncIterator[None]:
+        self.refuse_if_full()
         self.running += 1
         try:
             yield
@@ -111,6 +116,12 @@ class FeedService:
     rebuilds: RebuildSlots = field(default_factory=lambda: RebuildSlots(0))
     # None: a read whose rebuild finds every slot taken is refused (503) instead.
     pulls: PullSlots | None = None
+    # Readers whose page was pulled while every rebuild slot was taken, in the order they
+    # came: their timelines are rebuilt in the background as slots free up, each once, so
+    # the timelines come back at the rate the slots allow while the reads are pulled.
+    owed_limit: int = 10_000
+    _owed: dict[int, None] = field(default_factory=dict)
+    _repaying: asyncio.Task[None] | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def page(self, caller: Identity, *, cursor: str | None, limit: int) -> bytes:
@@ -123,10 +134,12 @@ class FeedService:
                 if self.pulls is None:
                     raise
                 # Every rebuild slot is taken: this page comes from the owners instead,
-                # and a later read of this reader rebuilds the timeline.
+                # and the reader is owed a rebuild in the background (_owe).
                 async with self.pulls.take():
                     count(PULLED_PAGES)
-                    return await self._page_from_databases(caller, before=before, limit=limit)
+                    page = await self._page_from_databases(caller, before=before, limit=limit)
+                self._owe(caller.user_id)
+                return page
         # RedisClusterException: a Redis Cluster none of whose nodes answers (or a slot no
         # node serves); it is not a RedisError.
         except (RedisConnectionError, RedisTimeoutError, RedisClusterException) as exc:
@@ -226,6 +239,9 @@ class FeedService:
         take no rebuild slot: only the lock's holder does the work."""
         redis = self.timelines.redis
         lock = rebuild_lock_key(timeline_key(user_id))
+        # With no slot free, refuse before taking the lock: a refused read then costs no
+        # lock round trips (after a lost Redis most reads are refused or pulled).
+        self.rebuilds.refuse_if_full()
         if not await redis.set(lock, 1, nx=True, ex=REBUILD_LOCK_SECONDS):
             await asyncio.sleep(WAIT_STEP_SECONDS)
             return False
@@ -296,12 +312,50 @@ class FeedService:
             await self.timelines.redis.delete(seen_key(caller.user_id))
             log.warning("could not record a reader as active", extra={"user_id": caller.user_id})
 
+    def _owe(self, user_id: int) -> None:
+        """Rebuild this reader's timeline once a slot is free (beyond `owed_limit` readers
+        owed, the reader's own next read tries again)."""
+        if len(self._owed) < self.owed_limit:
+            self._owed[user_id] = None
+        if self._repaying is None or self._repaying.done():
+            self._repaying = asyncio.create_task(self._repay())
+
+    async def _repay(self) -> None:
+        """Rebuild the owed timelines, oldest first, as many at once as there are slots
+        (each waits for a free one: the readers' own rebuilds take them too)."""
+        await asyncio.gather(*(self._repay_one_by_one() for _ in range(self.rebuilds.limit)))
+
+    async def _repay_one_by_one(self) -> None:
+        while self._owed:
+            user_id = next(iter(self._owed))
+            del self._owed[user_id]
+            while True:
+                if self.rebuilds.running >= self.rebuilds.limit:
+                    await asyncio.sleep(WAIT_STEP_SECONDS)
+                    continue
+                try:
+                    if not await self.timelines.is_built(user_id):
+                        await self._rebuild_timeline(user_id)
+                except SlotsFull:
+                    continue  # taken meanwhile: wait for the next free slot
+                except Exception as exc:  # in the background: the reader's next read retries
+                    log.warning(
+                        "background rebuild failed", extra={"user_id": user_id}, exc_info=exc
+                    )
+                break
+
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def drain(self) -> None:
-        """Wait for background work (at shutdown)."""
+        """Wait for background work (at shutdown); owed rebuilds not begun are dropped
+        (each reader's next read rebuilds their timeline)."""
+        self._owed.clear()
+        if self._repaying is not None:
+            self._repaying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._repaying
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
