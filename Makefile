@@ -6,6 +6,9 @@ UV := $(VENV)/bin/uv
 RUN := $(UV) run --frozen
 BACKENDS_ENV = eval "$$(bash scripts/backends.sh env)"
 BENCH_USERS ?= 100000
+# pytest-xdist processes for make test and make test-real (0: one process). Each test has
+# backends of its own (tests/backends.py); most of a test's time is spent waiting on them.
+TEST_WORKERS ?= 2
 
 .PHONY: help install run admin test test-web test-real test-redis-cluster test-faults test-all up down lint format bench bench-feed bench-redis-loss schemathesis validate-deploy clean
 
@@ -41,7 +44,7 @@ admin: install
 	$(RUN) photogram-admin $(ARGS)
 
 test: install
-	PHOTOGRAM_TEST_BACKENDS=embedded $(RUN) pytest
+	PHOTOGRAM_TEST_BACKENDS=embedded $(RUN) pytest -n $(TEST_WORKERS)
 
 # The browser tests start `python -m photogram_runner` themselves, on a free port; they drive
 # Debian's Chromium (`apt-get install chromium`) and save screenshots of the main screens.
@@ -51,7 +54,7 @@ test-web: install
 
 test-real: install
 	bash scripts/backends.sh start
-	$(BACKENDS_ENV) && PHOTOGRAM_TEST_BACKENDS=real $(RUN) pytest
+	$(BACKENDS_ENV) && PHOTOGRAM_TEST_BACKENDS=real $(RUN) pytest -n $(TEST_WORKERS)
 
 # The Redis Cluster client path (PHOTOGRAM_REDIS_CLUSTER=true): a 3-node cluster on
 # 127.0.0.1:57001-57003 (scripts/backends.sh redis-cluster), the other backends as in

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
-from alembic import command, context
+from alembic import context
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from photogram_common.db import Database
+
+
+@functools.cache
+def _script_directory(script_location: str) -> ScriptDirectory:
+    return ScriptDirectory(script_location)
 
 
 def alembic_config(script_location: Path, url: str) -> Config:
@@ -25,9 +33,18 @@ async def upgrade_to_head(database: Database, script_location: Path) -> None:
     """Bring the database's schema to the newest migration."""
     config = alembic_config(script_location, database.url)
 
+    script = _script_directory(str(script_location))
+
     def _upgrade(sync_connection: Any) -> None:
+        # What `alembic upgrade head` does, with the revision files parsed once per process.
         config.attributes["connection"] = sync_connection
-        command.upgrade(config, "head")
+        with EnvironmentContext(
+            config,
+            script,
+            fn=lambda rev, _: script._upgrade_revs("head", rev),
+            destination_rev="head",
+        ):
+            script.run_env()
 
     async with database.engine.begin() as conn:
         await conn.run_sync(_upgrade)

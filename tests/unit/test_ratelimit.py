@@ -27,14 +27,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 
 import gateway.ratelimit as ratelimit
-from backends import REAL, REDIS_CLUSTER, real_redis, require
+from backends import REAL, REDIS_CLUSTER, WORKER, real_redis, require
 from gateway.ratelimit import RateLimiter
 
 REPO = Path(__file__).resolve().parents[2]
 # Other test runs flush database 0 of the shared test Redis between tests; a flush in the
 # middle of a burst would reset the count. These tests keep to a database of their own
-# (a Redis Cluster has database 0 only: there the suite's tests run one after another).
-TEST_DB = 15
+# (a Redis Cluster has database 0 only: there the suite's tests run one after another),
+# one per pytest-xdist worker, counted down from 15 (the workers' own count up from 0).
+TEST_DB = 15 - WORKER
 
 
 def real_redis_url() -> str:
