@@ -57,16 +57,27 @@ class Slots:
     work is refused at once (`SlotsFull`) instead of joining a queue in which each one
     slows every other."""
 
-    refusal = "Busy; try again shortly."
+    refusal = "Feeds are being rebuilt; try again shortly."
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.running = 0
+        self._freed = asyncio.Event()
+
+    @property
+    def full(self) -> bool:
+        return bool(self.limit) and self.running >= self.limit
 
     def refuse_if_full(self) -> None:
         """Raise `SlotsFull` now if no slot is free (before work that would need one)."""
-        if self.limit and self.running >= self.limit:
+        if self.full:
             raise SlotsFull(self.refusal)
+
+    async def wait_until_free(self) -> None:
+        """Return once a slot is free (at once if one is): woken when one is released."""
+        while self.full:
+            self._freed.clear()
+            await self._freed.wait()
 
     @asynccontextmanager
     async def take(self) -> AsyncIterator[None]:
@@ -76,6 +87,7 @@ class Slots:
             yield
         finally:
             self.running -= 1
+            self._freed.set()
 
 
 class RebuildSlots(Slots):
@@ -86,15 +98,11 @@ class RebuildSlots(Slots):
     a lost Redis every reader needs one (docs/benchmarks.md (e)).
     """
 
-    refusal = "Feeds are being rebuilt; try again shortly."
-
 
 class PullSlots(Slots):
     """The reads one process serves by the pull query while every rebuild slot is taken:
     one page from the owners (the followees, their newest page of posts, those posts),
     several times cheaper than a rebuild, so a lost Redis leaves the feed readable."""
-
-    refusal = "Feeds are being rebuilt; try again shortly."
 
 
 @dataclass(frozen=True)
@@ -330,9 +338,7 @@ class FeedService:
             user_id = next(iter(self._owed))
             del self._owed[user_id]
             while True:
-                if self.rebuilds.running >= self.rebuilds.limit:
-                    await asyncio.sleep(WAIT_STEP_SECONDS)
-                    continue
+                await self.rebuilds.wait_until_free()
                 try:
                     if not await self.timelines.is_built(user_id):
                         await self._rebuild_timeline(user_id)

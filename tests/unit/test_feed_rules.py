@@ -325,3 +325,24 @@ async def test_likes_older_than_the_liked_sets_floor_are_asked_for(world: World)
     found = await items(world)
     assert [p["viewer"] for p in found] == [{"liked": True}] * 3
     assert await world.feed.engagement.cache.redis.scard(liked_key(READER)) == 2  # and "0"
+
+
+async def test_a_wait_for_a_free_slot_ends_when_one_is_released() -> None:
+    slots = RebuildSlots(1)
+    await asyncio.wait_for(slots.wait_until_free(), 1)  # one is free: at once
+    released = asyncio.Event()
+
+    async def hold() -> None:
+        async with slots.take():
+            await released.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(slots.wait_until_free())
+    await asyncio.sleep(0.05)
+    assert slots.full
+    assert not waiter.done()
+    released.set()
+    await asyncio.wait_for(waiter, 1)
+    assert not slots.full
+    await holder
