@@ -60,6 +60,17 @@ def within(seconds: float, *, replace: bool = False) -> Iterator[None]:
         _deadline.reset(token)
 
 
+@contextlib.contextmanager
+def none() -> Iterator[None]:
+    """Run the block under no deadline: background work a request begins and outlives it
+    (a task copies the deadline of the request that created it)."""
+    token = _deadline.set(None)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
 def budget_header(seconds: float) -> tuple[str, str]:
     """The header telling a hop how long its caller waits for it."""
     return DEADLINE_HEADER, str(int(passed_on(seconds) * 1000))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Self
@@ -15,6 +17,23 @@ _DEFAULT_SECRETS = {"", "changeme", "change-me", "secret", "photogram", "develop
 MIN_SECRET_BYTES = 32
 DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_MAX_LOOP_LAG_MS = 30
+DEFAULT_ADMISSION_WAIT_MS = 20
+
+
+@dataclass(frozen=True)
+class LoadBounds:
+    """One process's load-shedding bounds (photogram_common.shedding); 0 means none.
+
+    `paths` are hot routes with an in-flight bound of their own (exact paths)."""
+
+    in_flight: int = 0
+    loop_lag_ms: int = 0
+    wait_ms: int = 0
+    paths: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.in_flight or self.loop_lag_ms or any(self.paths.values()))
 
 
 class Mode(StrEnum):
@@ -61,6 +80,9 @@ class PlatformSettings(BaseSettings):
     # bound): the queue a saturated process holds before it begins a request. Unset: 30 ms
     # in the distributed mode; none in the embedded one.
     max_loop_lag_ms: int | None = Field(default=None, ge=0)
+    # How long a request past an in-flight bound waits for a slot before its 503: a tight
+    # bound then rides out a burst. Unset: 20 ms in the distributed mode; none embedded.
+    admission_wait_ms: int | None = Field(default=None, ge=0)
 
     celebrity_threshold: int = Field(default=10_000, ge=1)
     active_days: int = Field(default=7, ge=1)
@@ -106,6 +128,16 @@ class PlatformSettings(BaseSettings):
         if self.max_loop_lag_ms is not None:
             return self.max_loop_lag_ms
         return 0 if self.embedded else DEFAULT_MAX_LOOP_LAG_MS
+
+    @property
+    def load_bounds(self) -> LoadBounds:
+        """This process's bounds, as `create_service_app` takes them."""
+        wait = self.admission_wait_ms
+        return LoadBounds(
+            in_flight=self.in_flight_bound,
+            loop_lag_ms=self.loop_lag_bound_ms,
+            wait_ms=(0 if self.embedded else DEFAULT_ADMISSION_WAIT_MS) if wait is None else wait,
+        )
 
 
 def embedded_secret(data_dir: Path, name: str) -> str:

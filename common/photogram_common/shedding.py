@@ -11,12 +11,21 @@ run) and the socket buffers, and every request waits in it whatever the bound. H
 the loop runs a timer measures that wait, so past `max_lag` a request is refused too:
 the loop then spends on the refusals a fraction of what serving them would cost, and
 the queue drains (docs/benchmarks.md (d), past the knee).
+
+A bound may be given a short wait: a request past it waits, first come first served, up to
+`wait` seconds for a slot before it is refused. That lets a tight bound ride out the
+bursts of a steady load (a pause of the loop lets a dozen requests arrive at once) while
+past the knee the wait, not the queue, caps what a served request waits. A hot path may
+have a bound of its own (`paths`), so that slow requests of other routes (uploads) never
+take its slots, nor it theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import deque
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -68,9 +77,58 @@ class LoopLag:
         self._schedule(now)
 
 
+class Admission:
+    """At most `limit` requests in flight; one past it waits up to `wait` seconds for a
+    slot (at most `limit` waiting), then is refused. A finishing request hands its slot to
+    the longest waiting one."""
+
+    def __init__(self, limit: int, *, wait: float = 0.0) -> None:
+        self.limit = limit
+        self.wait = wait
+        self.in_flight = 0
+        self._waiters: deque[asyncio.Future[bool]] = deque()
+
+    async def enter(self) -> bool:
+        """Take a slot; False when none came free in time (the request is to be refused)."""
+        if self.in_flight < self.limit:
+            self.in_flight += 1
+            return True
+        if not self.wait or len(self._waiters) >= self.limit:
+            return False
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_later(self.wait, self._expire, waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # Handed a slot just as the request was cancelled (its client left): pass it on.
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.leave()
+            raise
+        finally:
+            timer.cancel()
+
+    def leave(self) -> None:
+        """Give the slot back, to the longest waiting request if any."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(True)  # the slot passes on: in_flight stays
+                return
+        self.in_flight -= 1
+
+    def _expire(self, waiter: asyncio.Future[bool]) -> None:
+        if not waiter.done():
+            waiter.set_result(False)
+            self._waiters.remove(waiter)
+
+
 class InFlightLimitMiddleware:
     """Answer 503 with Retry-After when `limit` requests are already in flight (0: no
-    bound), or when the event loop is more than `max_lag_seconds` late (0: no bound)."""
+    bound) and none finishes within `wait_seconds`, or when the event loop is more than
+    `max_lag_seconds` late (0: no bound). A path in `paths` has a bound of its own
+    (exact paths: the hot routes), with the same wait."""
 
     def __init__(
         self,
@@ -78,38 +136,52 @@ class InFlightLimitMiddleware:
         *,
         limit: int = 0,
         max_lag_seconds: float = 0.0,
+        wait_seconds: float = 0.0,
+        paths: Mapping[str, int] | None = None,
         retry_after_seconds: int = 1,
         service: str = "photogram",
     ) -> None:
         self.app = app
-        self.limit = limit
+        self.admission = Admission(limit, wait=wait_seconds) if limit else None
+        self.by_path = {
+            path: Admission(bound, wait=wait_seconds)
+            for path, bound in (paths or {}).items()
+            if bound  # 0: no bound of its own, the general one applies
+        }
         self.max_lag = max_lag_seconds
         self.lag = LoopLag()
-        self.in_flight = 0
         self.shed = 0
         self._retry_after = str(retry_after_seconds).encode()
         self._shed_in_flight = SHED_REQUESTS.labels(service, "in_flight")
         self._shed_loop_lag = SHED_REQUESTS.labels(service, "loop_lag")
 
+    @property
+    def in_flight(self) -> int:
+        """Requests in flight under the general bound (a path with its own is not counted)."""
+        return self.admission.in_flight if self.admission is not None else 0
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
-            return
-        if self.limit and self.in_flight >= self.limit:
-            self._shed_in_flight.inc()
-            self.shed += 1
-            await self._refuse(scope, send)
             return
         if self.max_lag and self.lag.seconds() > self.max_lag:
             self._shed_loop_lag.inc()
             self.shed += 1
             await self._refuse(scope, send)
             return
-        self.in_flight += 1
+        admission = self.by_path.get(scope["path"], self.admission)
+        if admission is None:
+            await self.app(scope, receive, send)
+            return
+        if not await admission.enter():
+            self._shed_in_flight.inc()
+            self.shed += 1
+            await self._refuse(scope, send)
+            return
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            admission.leave()
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         request_id = next(

@@ -19,6 +19,7 @@ from photogram_common.deadlines import DeadlineMiddleware
 from photogram_common.logs import request_id_var, service_var
 from photogram_common.metrics import RouteMetrics, metrics_endpoint, route_of
 from photogram_common.problems import Problem, install_problem_handlers, problem_response
+from photogram_common.settings import LoadBounds
 from photogram_common.shedding import InFlightLimitMiddleware
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -191,17 +192,16 @@ def create_service_app(
     *,
     title: str,
     lifespan: Any,
-    max_in_flight: int = 0,
-    max_loop_lag_ms: int = 0,
+    bounds: LoadBounds | None = None,
     caller_deadlines: bool = True,
     service: str | None = None,
     **kwargs: Any,
 ) -> FastAPI:
     """Make a FastAPI app with problem JSON errors, request IDs, the caller's deadline
     (`caller_deadlines`: services behind the gateway; photogram_common.deadlines) and, when
-    `max_in_flight` or `max_loop_lag_ms` is set, load shedding (a fast 503 past either
-    bound; photogram_common.shedding). Its log lines and metrics name `service` (default:
-    the title); /metrics serves the process's metrics (photogram_common.metrics)."""
+    `bounds` sets any, load shedding (a fast 503 past a bound; photogram_common.shedding).
+    Its log lines and metrics name `service` (default: the title); /metrics serves the
+    process's metrics (photogram_common.metrics)."""
     # FastAPI's own OpenTelemetry hooks ask the global providers on every request whether
     # they are configured (~5 % of a hop's CPU, docs/benchmarks.md (f)), so off: the
     # request-ID middleware makes the request's span when tracing is on (tracing.py).
@@ -215,12 +215,14 @@ def create_service_app(
         # Inside the request ID, so a 504 carries it and is logged with it.
         app.add_middleware(DeadlineMiddleware)
     app.add_middleware(RequestIdMiddleware, service=service or title)
-    if max_in_flight or max_loop_lag_ms:
+    if bounds is not None and bounds.any:
         # Outermost, so a refused request costs no logging, routing or validation.
         app.add_middleware(
             InFlightLimitMiddleware,
-            limit=max_in_flight,
-            max_lag_seconds=max_loop_lag_ms / 1000,
+            limit=bounds.in_flight,
+            max_lag_seconds=bounds.loop_lag_ms / 1000,
+            wait_seconds=bounds.wait_ms / 1000,
+            paths=bounds.paths,
             service=service or title,
         )
     return app

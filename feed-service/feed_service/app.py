@@ -100,8 +100,7 @@ def create_app(
     app = create_service_app(
         title="feed-service",
         lifespan=lifespan,
-        max_in_flight=platform.in_flight_bound,
-        max_loop_lag_ms=platform.loop_lag_bound_ms,
+        bounds=platform.load_bounds,
         # Inside the deadline, request-ID and in-flight layers create_service_app adds.
         middleware=[Middleware(FastRoutes, routes={"/feed": feed_fast})],
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from photogram_contracts.identity import Identity
-from photogram_contracts.keys import rebuild_lock_key, seen_key, timeline_key
+from photogram_contracts.keys import liked_key, rebuild_lock_key, seen_key, timeline_key
 from photogram_contracts.peers import Followers, PostCatalog
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
@@ -26,6 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from feed_service.engagement import PageEngagement
 from feed_service.hydration import PostBodies, cached_body, page_json
 from feed_service.page_read import NotBuilt, PageRead, Slice
+from photogram_common import deadlines
 from photogram_common.cursors import decode_cursor, encode_cursor
 from photogram_common.follows import FollowSets
 from photogram_common.metrics import (
@@ -147,6 +148,7 @@ class FeedService:
                     count(PULLED_PAGES)
                     page = await self._page_from_databases(caller, before=before, limit=limit)
                 self._owe(caller.user_id)
+                self._in_background(self._seen_if_due(caller))
                 return page
         # RedisClusterException: a Redis Cluster none of whose nodes answers (or a slot no
         # node serves); it is not a RedisError.
@@ -320,6 +322,15 @@ class FeedService:
             await self.timelines.redis.delete(seen_key(caller.user_id))
             log.warning("could not record a reader as active", extra={"user_id": caller.user_id})
 
+    async def _seen_if_due(self, caller: Identity) -> None:
+        """A pulled read marks the reader active too (the page script does on the others),
+        throttled by the same key: fan-out writes only to active readers' timelines."""
+        due = await self.timelines.redis.set(
+            seen_key(caller.user_id), 1, nx=True, ex=self.reads.seen_seconds
+        )
+        if due:
+            await self._mark_seen(caller)
+
     def _owe(self, user_id: int) -> None:
         """Rebuild this reader's timeline once a slot is free (beyond `owed_limit` readers
         owed, the reader's own next read tries again)."""
@@ -330,8 +341,11 @@ class FeedService:
 
     async def _repay(self) -> None:
         """Rebuild the owed timelines, oldest first, as many at once as there are slots
-        (each waits for a free one: the readers' own rebuilds take them too)."""
-        await asyncio.gather(*(self._repay_one_by_one() for _ in range(self.rebuilds.limit)))
+        (each waits for a free one: the readers' own rebuilds take them too). Begun by a
+        read, it outlives it: not under that read's deadline, which would fail every
+        peer call once passed."""
+        with deadlines.none():
+            await asyncio.gather(*(self._repay_one_by_one() for _ in range(self.rebuilds.limit)))
 
     async def _repay_one_by_one(self) -> None:
         while self._owed:
@@ -342,6 +356,10 @@ class FeedService:
                 try:
                     if not await self.timelines.is_built(user_id):
                         await self._rebuild_timeline(user_id)
+                        # And the liked set, which the pulled read did not build either:
+                        # the reader's next read then needs nothing from the owners.
+                        if not await self.engagement.cache.redis.exists(liked_key(user_id)):
+                            await self._build_liked(user_id)
                 except SlotsFull:
                     continue  # taken meanwhile: wait for the next free slot
                 except Exception as exc:  # in the background: the reader's next read retries

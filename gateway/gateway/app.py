@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +27,9 @@ from photogram_common.roots import install_root
 from photogram_common.runtime import peer_client
 from photogram_common.settings import PlatformSettings
 from photogram_common.web import ReadinessCheck, add_health_routes, create_service_app
+
+# The home feed: nearly all of the traffic, with its own fast route and in-flight bound.
+FEED_PATH = "/api/feed"
 
 
 def create_app(
@@ -68,8 +72,9 @@ def create_app(
         version="1.0.0",
         description="The public API of Photogram, served by its gateway.",
         lifespan=lifespan,
-        max_in_flight=platform.in_flight_bound,
-        max_loop_lag_ms=platform.loop_lag_bound_ms,
+        bounds=dataclasses.replace(
+            platform.load_bounds, paths={FEED_PATH: settings.feed_bound(platform)}
+        ),
         # The gateway sets each request's deadline itself; a client's budget header is not one.
         caller_deadlines=False,
         openapi_url="/api/openapi.json",
@@ -88,7 +93,7 @@ def create_app(
             Middleware(HeaderLimitMiddleware, limit=settings.max_header_bytes),
             Middleware(BodyLimitMiddleware, limit=settings.max_json_body_bytes),
             # Innermost: the feed's common request, inside every limit above.
-            Middleware(FastRoutes, routes={"/api/feed": posts.feed_fast}),
+            Middleware(FastRoutes, routes={FEED_PATH: posts.feed_fast}),
         ],
     )
     if settings.cors_origins:

@@ -10,7 +10,9 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.addresses import parse_networks
+from photogram_common.settings import PlatformSettings
 
+DEFAULT_FEED_MAX_IN_FLIGHT = 12
 # An origin as a browser sends it: scheme, host and an optional port, no path.
 _ORIGIN = re.compile(r"https?://[^/\s?#@]+")
 
@@ -37,6 +39,18 @@ class GatewaySettings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias="PHOTOGRAM_CORS_ORIGINS"
     )
+
+    # Feed reads in flight per gateway process, a bound of their own beside the general one
+    # (PHOTOGRAM_MAX_IN_FLIGHT) so that slow requests (uploads) never take the feed's slots.
+    # Tight on purpose: past the knee it caps what a served read waits (Little's law: 12
+    # at ~800 reads/s is 15 ms), the admission wait (PHOTOGRAM_ADMISSION_WAIT_MS) absorbing
+    # bursts (docs/decisions.md, "Load shedding"). Unset: 12 where the general bound is on.
+    feed_max_in_flight: int | None = Field(default=None, ge=0)
+
+    def feed_bound(self, platform: PlatformSettings) -> int:
+        if self.feed_max_in_flight is not None:
+            return self.feed_max_in_flight
+        return DEFAULT_FEED_MAX_IN_FLIGHT if platform.in_flight_bound else 0
 
     @field_validator("trusted_proxies", "cors_origins", mode="before")
     @classmethod

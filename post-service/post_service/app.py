@@ -85,8 +85,7 @@ def create_app(
     app = create_service_app(
         title="post-service",
         lifespan=lifespan,
-        max_in_flight=platform.in_flight_bound,
-        max_loop_lag_ms=platform.loop_lag_bound_ms,
+        bounds=platform.load_bounds,
     )
     install_root(
         app,

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from photogram_contracts.identity import Identity
 from photogram_contracts.keys import counts_key, liked_key, rebuild_lock_key, timeline_key
+from photogram_contracts.peers import Followee
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from fakes import FakeFollowers, FakePostCatalog
@@ -22,6 +23,7 @@ from feed_service.engagement import PageEngagement
 from feed_service.hydration import PostBodies
 from feed_service.page_read import PageRead
 from feed_service.service import FeedService, PullSlots, RebuildSlots
+from photogram_common import deadlines
 from photogram_common.engagement_cache import EngagementCache
 from photogram_common.follows import FollowSets
 from photogram_common.ids import EPOCH_MS, IdGenerator
@@ -260,6 +262,37 @@ async def test_with_every_rebuild_slot_taken_the_page_is_pulled_from_the_owners(
     assert await world.timelines.is_built(READER)
     assert await world.every_page(limit=2) == rebuilt
     await world.feed.drain()
+
+
+async def test_a_pulled_read_marks_the_reader_active_and_its_owed_rebuild_outlives_its_deadline(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana = world.user(1)
+    world.follow(READER, ana)
+    post = await world.post(ana)
+    world.feed.rebuilds, world.feed.pulls = RebuildSlots(1), PullSlots(1)
+    asked_under: list[float | None] = []  # the deadline each call for the followees had left
+    followees = world.users.followees
+
+    async def recording(user_id: int) -> list[Followee]:
+        asked_under.append(deadlines.remaining())
+        return await followees(user_id)
+
+    monkeypatch.setattr(world.users, "followees", recording)
+    async with world.feed.rebuilds.take():
+        with deadlines.within(0.01):
+            assert await world.page() == ([post], None)  # pulled, under the read's deadline
+        await asyncio.sleep(0.02)  # that deadline passes before a slot is free
+    for _ in range(100):
+        if await world.timelines.is_built(READER):
+            break
+        await asyncio.sleep(0.02)
+    await world.feed.drain()
+    assert await world.timelines.is_built(READER)
+    assert asked_under[0] is not None
+    assert asked_under[-1] is None  # the owed rebuild's: under no deadline
+    assert await world.timelines.redis.exists(liked_key(READER))  # built with it
+    assert world.users.seen_by == [READER]
 
 
 async def test_without_pull_reads_a_rebuild_past_the_bound_is_a_503(world: World) -> None:

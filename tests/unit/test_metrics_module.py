@@ -90,7 +90,8 @@ async def test_shed_requests_are_counted_by_bound() -> None:
         await PlainTextResponse("ok")(scope, receive, send)
 
     limiter = InFlightLimitMiddleware(inner, limit=1, service="unit-shed")
-    limiter.in_flight = 1  # at the bound
+    assert limiter.admission is not None
+    limiter.admission.in_flight = 1  # at the bound
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=limiter), base_url="http://t"
     ) as client:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import httpx
 from fastapi import FastAPI
 
+from photogram_common.settings import LoadBounds
+from photogram_common.shedding import Admission
 from photogram_common.web import create_service_app
 
 
 def held_app(release: asyncio.Event, entered: asyncio.Event) -> FastAPI:
-    app = create_service_app(title="t", lifespan=None, max_in_flight=1)
+    app = create_service_app(title="t", lifespan=None, bounds=LoadBounds(in_flight=1))
 
     @app.get("/slow")
     async def slow() -> dict[str, bool]:
@@ -76,7 +79,7 @@ def test_the_bound_is_on_by_default_in_the_distributed_mode_only() -> None:
 
 
 def lagging_app() -> FastAPI:
-    app = create_service_app(title="t", lifespan=None, max_loop_lag_ms=20)
+    app = create_service_app(title="t", lifespan=None, bounds=LoadBounds(loop_lag_ms=20))
 
     @app.get("/block")
     async def block() -> dict[str, bool]:
@@ -117,3 +120,104 @@ async def test_a_request_that_meets_a_late_loop_is_refused_and_service_resumes_a
     assert refused.json()["status"] == 503
     assert probe.status_code == 200
     assert statuses[-1] == 200
+
+
+async def test_a_request_past_the_bound_waits_for_a_slot_freed_within_the_wait() -> None:
+    admission = Admission(1, wait=5.0)
+    assert await admission.enter()
+    waiting = asyncio.create_task(admission.enter())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    admission.leave()
+    assert await waiting  # handed the slot
+    assert admission.in_flight == 1
+    admission.leave()
+    assert admission.in_flight == 0
+
+
+async def test_a_request_past_the_bound_is_refused_when_no_slot_frees_in_time() -> None:
+    admission = Admission(1, wait=0.01)
+    assert await admission.enter()
+    assert not await admission.enter()
+    admission.leave()
+    assert admission.in_flight == 0
+    assert await admission.enter()  # the refused one left nothing behind
+
+
+async def test_waiting_requests_get_the_freed_slots_in_their_order() -> None:
+    admission = Admission(3, wait=5.0)
+    for _ in range(3):
+        assert await admission.enter()
+    order: list[int] = []
+
+    async def one(n: int) -> None:
+        assert await admission.enter()
+        order.append(n)
+
+    waiters = [asyncio.create_task(one(n)) for n in range(3)]
+    await asyncio.sleep(0)
+    for _ in range(3):
+        admission.leave()
+        await asyncio.sleep(0)
+    await asyncio.gather(*waiters)
+    assert order == [0, 1, 2]
+
+
+async def test_at_most_as_many_wait_as_the_bound_the_rest_are_refused_at_once() -> None:
+    admission = Admission(1, wait=5.0)
+    assert await admission.enter()
+    waiting = asyncio.create_task(admission.enter())
+    await asyncio.sleep(0)
+    assert not await admission.enter()  # the wait is full: no wait
+    admission.leave()
+    assert await waiting
+
+
+async def test_a_waiter_cancelled_as_it_is_handed_a_slot_passes_the_slot_on() -> None:
+    admission = Admission(1, wait=5.0)
+    assert await admission.enter()
+    first = asyncio.create_task(admission.enter())
+    await asyncio.sleep(0)
+    admission.leave()  # the slot goes to `first`...
+    first.cancel()  # ...whose client leaves before it runs
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    assert admission.in_flight == 0  # the slot was given back, not leaked
+    assert await admission.enter()
+
+
+def feed_and_upload_app(release: asyncio.Event, entered: asyncio.Event) -> FastAPI:
+    bounds = LoadBounds(in_flight=1, paths={"/feed": 1})
+    app = create_service_app(title="t", lifespan=None, bounds=bounds)
+
+    @app.get("/feed")
+    async def feed() -> dict[str, bool]:
+        entered.set()
+        await release.wait()
+        return {"ok": True}
+
+    @app.get("/upload")
+    async def upload() -> dict[str, bool]:
+        entered.set()
+        await release.wait()
+        return {"ok": True}
+
+    return app
+
+
+async def test_a_path_with_its_own_bound_is_not_held_up_by_the_others_nor_they_by_it() -> None:
+    release, entered = asyncio.Event(), asyncio.Event()
+    transport = httpx.ASGITransport(app=feed_and_upload_app(release, entered))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        upload = asyncio.create_task(client.get("/upload"))
+        await entered.wait()
+        entered.clear()
+        feed = asyncio.create_task(client.get("/feed"))  # the general bound is full
+        await entered.wait()
+        second_feed = await client.get("/feed")  # its own bound is full
+        second_upload = await client.get("/upload")
+        release.set()
+        done = await asyncio.gather(upload, feed)
+    assert second_feed.status_code == 503
+    assert second_upload.status_code == 503
+    assert [r.status_code for r in done] == [200, 200]
