@@ -102,9 +102,12 @@ class Admission:
         try:
             return await waiter
         except asyncio.CancelledError:
-            # Handed a slot just as the request was cancelled (its client left): pass it on.
+            # Cancelled (its client left) while waiting: out of the line; or just as it was
+            # handed a slot: the slot passes on.
             if waiter.done() and not waiter.cancelled() and waiter.result():
                 self.leave()
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
             raise
         finally:
             timer.cancel()

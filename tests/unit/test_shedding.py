@@ -186,6 +186,20 @@ async def test_a_waiter_cancelled_as_it_is_handed_a_slot_passes_the_slot_on() ->
     assert await admission.enter()
 
 
+async def test_a_waiter_cancelled_before_its_turn_leaves_the_line() -> None:
+    admission = Admission(1, wait=5.0)
+    assert await admission.enter()
+    gone = asyncio.create_task(admission.enter())
+    await asyncio.sleep(0)
+    gone.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await gone
+    second = asyncio.create_task(admission.enter())  # the line has room again
+    await asyncio.sleep(0)
+    admission.leave()
+    assert await second
+
+
 def feed_and_upload_app(release: asyncio.Event, entered: asyncio.Event) -> FastAPI:
     bounds = LoadBounds(in_flight=1, paths={"/feed": 1})
     app = create_service_app(title="t", lifespan=None, bounds=bounds)
