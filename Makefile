@@ -57,7 +57,7 @@ test-real: install
 	$(BACKENDS_ENV) && PHOTOGRAM_TEST_BACKENDS=real $(RUN) pytest -n $(TEST_WORKERS)
 
 # The Redis Cluster client path (PHOTOGRAM_REDIS_CLUSTER=true): a 3-node cluster on
-# 127.0.0.1:57001-57003 (scripts/backends.sh redis-cluster), the other backends as in
+# 127.0.0.1:27001-27003 (scripts/backends.sh redis-cluster), the other backends as in
 # test-real. A cluster that does not come up fails the target.
 REDIS_CLUSTER_TESTS := tests/cluster tests/contract/test_timeline_store.py \
 	tests/contract/test_page_read.py tests/unit/test_ratelimit.py tests/e2e/test_feed.py \

@@ -11,7 +11,7 @@
 #   scripts/backends.sh restart  stop, then start
 #
 #   scripts/backends.sh redis-cluster start|stop|status|env
-#       a 3-node Redis Cluster (three primaries, no replicas) on 127.0.0.1:57001-57003,
+#       a 3-node Redis Cluster (three primaries, no replicas) on 127.0.0.1:27001-27003,
 #       created afresh unless one is already whole; `env` points PHOTOGRAM_REDIS_URL at it
 #       with PHOTOGRAM_REDIS_CLUSTER=true (make test-redis-cluster). `stop` stops it too.
 #
@@ -22,7 +22,7 @@
 #   PHOTOGRAM_BACKENDS_CACHE  download cache for the Kafka jars (default ~/.cache/photogram-backends)
 #   PHOTOGRAM_PG_PORT (55432) PHOTOGRAM_REDIS_PORT (56379) PHOTOGRAM_KAFKA_PORT (59092)
 #   PHOTOGRAM_KAFKA_CONTROLLER_PORT (59093) PHOTOGRAM_S3_PORT (58333)
-#   PHOTOGRAM_REDIS_CLUSTER_PORTS ("57001 57002 57003"; cluster bus ports: each + 100)
+#   PHOTOGRAM_REDIS_CLUSTER_PORTS ("27001 27002 27003"; cluster bus ports: each + 100)
 #   PHOTOGRAM_KAFKA_VERSION   pin one Kafka version (default: 4.1.0, falling back to 4.1.2)
 #   PHOTOGRAM_BACKENDS_TIMEOUT  readiness timeout per backend in seconds (default 120)
 #
@@ -443,8 +443,10 @@ redis_stop() {
 
 # Client ports, and the cluster bus ports the nodes talk to each other on (the default,
 # client port + 10000, would be past 65535 for these).
+# Below Linux's ephemeral range (32768-60999): the cluster starts after the suites have made
+# thousands of outgoing connections, one of which once held a node's port as its local one.
 # shellcheck disable=SC2206
-RC_PORTS=(${PHOTOGRAM_REDIS_CLUSTER_PORTS:-57001 57002 57003})
+RC_PORTS=(${PHOTOGRAM_REDIS_CLUSTER_PORTS:-27001 27002 27003})
 RC_BUS_OFFSET="${PHOTOGRAM_REDIS_CLUSTER_BUS_OFFSET:-100}"
 RC_DIR="$WORK/redis-cluster"
 
