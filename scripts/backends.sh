@@ -442,7 +442,7 @@ redis_stop() {
 # Redis Cluster (three primaries, no replicas): the cluster client's path in tests
 
 # Client ports, and the cluster bus ports the nodes talk to each other on (the default,
-# client port + 10000, would be past 65535 for these).
+# client port + 10000, would fall in the ephemeral range for these).
 # Below Linux's ephemeral range (32768-60999): the cluster starts after the suites have made
 # thousands of outgoing connections, one of which once held a node's port as its local one.
 # shellcheck disable=SC2206
