@@ -14,14 +14,23 @@ from photogram_common.shedding import Admission
 from photogram_common.web import create_service_app
 
 
-def held_app(release: asyncio.Event, entered: asyncio.Event) -> FastAPI:
-    app = create_service_app(title="t", lifespan=None, bounds=LoadBounds(in_flight=1))
+def held_app(
+    release: asyncio.Event,
+    entered: asyncio.Event,
+    *,
+    bounds: LoadBounds | None = None,
+    paths: tuple[str, ...] = ("/slow",),
+) -> FastAPI:
+    """Each of `paths` holds its request until `release` (`entered` set as it begins)."""
+    app = create_service_app(title="t", lifespan=None, bounds=bounds or LoadBounds(in_flight=1))
 
-    @app.get("/slow")
-    async def slow() -> dict[str, bool]:
+    async def held() -> dict[str, bool]:
         entered.set()
         await release.wait()
         return {"ok": True}
+
+    for path in paths:
+        app.add_api_route(path, held, methods=["GET"])
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -200,28 +209,11 @@ async def test_a_waiter_cancelled_before_its_turn_leaves_the_line() -> None:
     assert await second
 
 
-def feed_and_upload_app(release: asyncio.Event, entered: asyncio.Event) -> FastAPI:
-    bounds = LoadBounds(in_flight=1, paths={"/feed": 1})
-    app = create_service_app(title="t", lifespan=None, bounds=bounds)
-
-    @app.get("/feed")
-    async def feed() -> dict[str, bool]:
-        entered.set()
-        await release.wait()
-        return {"ok": True}
-
-    @app.get("/upload")
-    async def upload() -> dict[str, bool]:
-        entered.set()
-        await release.wait()
-        return {"ok": True}
-
-    return app
-
-
 async def test_a_path_with_its_own_bound_is_not_held_up_by_the_others_nor_they_by_it() -> None:
     release, entered = asyncio.Event(), asyncio.Event()
-    transport = httpx.ASGITransport(app=feed_and_upload_app(release, entered))
+    bounds = LoadBounds(in_flight=1, paths={"/feed": 1})
+    app = held_app(release, entered, bounds=bounds, paths=("/feed", "/upload"))
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         upload = asyncio.create_task(client.get("/upload"))
         await entered.wait()
