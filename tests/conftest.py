@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -62,11 +64,50 @@ async def system(
 
     platform = platform_settings(**system_overrides)
     composed = compose(platform)
+    watchdog: asyncio.Task[None] | None = None
     try:
         async with running(composed), composed.gateway.router.lifespan_context(composed.gateway):
-            yield composed
+            try:
+                yield composed
+            finally:
+                watchdog = asyncio.create_task(_name_what_does_not_stop(STOP_WITHIN_SECONDS))
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         _forget_endpoint_classifications()
+
+
+# A composed system stops in well under a second; the run's timeout (300 s) would only say
+# that the teardown hung, not in what.
+STOP_WITHIN_SECONDS = 60.0
+
+
+async def _name_what_does_not_stop(within: float) -> None:
+    """If the system has not stopped `within` seconds, print every task's stack (the test
+    still fails on the run's timeout: this only says where the stop is stuck)."""
+    await asyncio.sleep(within)
+    out = sys.stderr
+    print(f"the system has not stopped in {within:.0f} s; its tasks:", file=out)
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            print(f"--- {task.get_name()}", file=out)
+            for line in _awaiting(task.get_coro()):
+                print(f"    {line}", file=out)
+    out.flush()
+
+
+def _awaiting(awaitable: Any) -> list[str]:
+    """Where a suspended coroutine is, down its chain of awaits (a task's own stack shows
+    only the outermost frame)."""
+    lines = []
+    while awaitable is not None:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        if frame is None:
+            lines.append(repr(awaitable))
+            break
+        lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    return lines
 
 
 def _forget_endpoint_classifications() -> None:
