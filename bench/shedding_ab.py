@@ -4,7 +4,9 @@
 "before" is the general bound alone (64 requests in flight per process, no admission
 wait: PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT=0, PHOTOGRAM_ADMISSION_WAIT_MS=0); "after" the
 defaults (12 feed reads in flight per gateway process, a 20 ms admission wait); "wait-8"
-the same with an 8 ms wait. CPU per served read is that of the gateway, feed-service,
+the same with an 8 ms wait; "newest-first" and "oldest-first" the defaults with the line of
+waiting requests served newest first (a full line refusing its oldest) or oldest first
+(`--variants` picks them). CPU per served read is that of the gateway, feed-service,
 user-service and post-service processes (not Redis's). The
 distributed mode is brought up with each in turn, `--rounds` times (ABAB), and each time
 loaded at every rate of `--rates` (open loop, `bench_feed.py --generate`, from the
@@ -36,6 +38,8 @@ VARIANTS = {
     "before": {"PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT": "0", "PHOTOGRAM_ADMISSION_WAIT_MS": "0"},
     "after": {},
     "wait-8": {"PHOTOGRAM_ADMISSION_WAIT_MS": "8"},
+    "newest-first": {"PHOTOGRAM_ADMISSION_NEWEST_FIRST": "true"},
+    "oldest-first": {"PHOTOGRAM_ADMISSION_NEWEST_FIRST": "false"},
 }
 
 
@@ -81,17 +85,19 @@ def main() -> None:
     parser.add_argument("--rates", default="700,1400")
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--variants", default="before,after,wait-8", help=", ".join(VARIANTS))
     parser.add_argument("--readers-file", type=Path, default=BENCH_RUN_DIR / "readers.json")
     parser.add_argument("--json", type=Path, default=HERE.parent / "docs/bench/shedding-ab.json")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
+    variants = {name: VARIANTS[name] for name in args.variants.split(",")}
     if not args.readers_file.exists():
         raise SystemExit(f"{args.readers_file} is missing: run feed_reads.py --keep-up first")
     runs: list[dict] = []
     started = time.monotonic()
     try:
         for round_ in range(args.rounds):
-            for name, overrides in VARIANTS.items():
+            for name, overrides in variants.items():
                 env = bench_env() | overrides
                 runner("down", env)
                 runner("up", env)
@@ -109,7 +115,7 @@ def main() -> None:
         "machine": machine(),
         "revision": revision(),
         "command": "python bench/shedding_ab.py " + " ".join(sys.argv[1:]),
-        "variants": VARIANTS,
+        "variants": variants,
         "runs": runs,
         "wall_s": round(time.monotonic() - started, 1),
     }

@@ -29,6 +29,7 @@ class LoadBounds:
     in_flight: int = 0
     loop_lag_ms: int = 0
     wait_ms: int = 0
+    newest_first: bool = False
     paths: Mapping[str, int] = field(default_factory=dict)
 
     @property
@@ -83,6 +84,9 @@ class PlatformSettings(BaseSettings):
     # How long a request past an in-flight bound waits for a slot before its 503: a tight
     # bound then rides out a burst. Unset: 20 ms in the distributed mode; none embedded.
     admission_wait_ms: int | None = Field(default=None, ge=0)
+    # Which waiting request a freed slot goes to: the newest (a full line then refuses its
+    # oldest) or the oldest (a full line refuses the newcomer). docs/decisions.md.
+    admission_newest_first: bool = False
 
     celebrity_threshold: int = Field(default=10_000, ge=1)
     active_days: int = Field(default=7, ge=1)
@@ -137,6 +141,7 @@ class PlatformSettings(BaseSettings):
             in_flight=self.in_flight_bound,
             loop_lag_ms=self.loop_lag_bound_ms,
             wait_ms=(0 if self.embedded else DEFAULT_ADMISSION_WAIT_MS) if wait is None else wait,
+            newest_first=self.admission_newest_first,
         )
 
 

@@ -79,12 +79,21 @@ class LoopLag:
 
 class Admission:
     """At most `limit` requests in flight; one past it waits up to `wait` seconds for a
-    slot (at most `limit` waiting), then is refused. A finishing request hands its slot to
-    the longest waiting one."""
+    slot (at most `limit` waiting), then is refused.
 
-    def __init__(self, limit: int, *, wait: float = 0.0) -> None:
+    `newest_first` orders the line: a freed slot goes to the request that came last, and
+    when the line is full the oldest waiter is refused to make room (adaptive LIFO, as
+    Facebook's servers and CoDel do it). Past the knee the line is always full, and first
+    come first served then makes every served request wait nearly the whole `wait`; newest
+    first serves the ones that have barely waited and refuses those that would be served
+    late anyway. Otherwise the longest waiting request is served first and a newcomer to a
+    full line is refused.
+    """
+
+    def __init__(self, limit: int, *, wait: float = 0.0, newest_first: bool = False) -> None:
         self.limit = limit
         self.wait = wait
+        self.newest_first = newest_first
         self.in_flight = 0
         self._waiters: deque[asyncio.Future[bool]] = deque()
 
@@ -93,8 +102,12 @@ class Admission:
         if self.in_flight < self.limit:
             self.in_flight += 1
             return True
-        if not self.wait or len(self._waiters) >= self.limit:
+        if not self.wait:
             return False
+        if len(self._waiters) >= self.limit:
+            if not self.newest_first:
+                return False
+            self._refuse(self._waiters.popleft())
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
         self._waiters.append(waiter)
@@ -113,9 +126,9 @@ class Admission:
             timer.cancel()
 
     def leave(self) -> None:
-        """Give the slot back, to the longest waiting request if any."""
+        """Give the slot back, to the next waiting request if any."""
         while self._waiters:
-            waiter = self._waiters.popleft()
+            waiter = self._waiters.pop() if self.newest_first else self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(True)  # the slot passes on: in_flight stays
                 return
@@ -123,15 +136,20 @@ class Admission:
 
     def _expire(self, waiter: asyncio.Future[bool]) -> None:
         if not waiter.done():
-            waiter.set_result(False)
             self._waiters.remove(waiter)
+            self._refuse(waiter)
+
+    @staticmethod
+    def _refuse(waiter: asyncio.Future[bool]) -> None:
+        if not waiter.done():
+            waiter.set_result(False)
 
 
 class InFlightLimitMiddleware:
     """Answer 503 with Retry-After when `limit` requests are already in flight (0: no
     bound) and none finishes within `wait_seconds`, or when the event loop is more than
     `max_lag_seconds` late (0: no bound). A path in `paths` has a bound of its own
-    (exact paths: the hot routes), with the same wait."""
+    (exact paths: the hot routes), with the same wait and order (`newest_first`)."""
 
     def __init__(
         self,
@@ -140,14 +158,17 @@ class InFlightLimitMiddleware:
         limit: int = 0,
         max_lag_seconds: float = 0.0,
         wait_seconds: float = 0.0,
+        newest_first: bool = False,
         paths: Mapping[str, int] | None = None,
         retry_after_seconds: int = 1,
         service: str = "photogram",
     ) -> None:
         self.app = app
-        self.admission = Admission(limit, wait=wait_seconds) if limit else None
+        self.admission = (
+            Admission(limit, wait=wait_seconds, newest_first=newest_first) if limit else None
+        )
         self.by_path = {
-            path: Admission(bound, wait=wait_seconds)
+            path: Admission(bound, wait=wait_seconds, newest_first=newest_first)
             for path, bound in (paths or {}).items()
             if bound  # 0: no bound of its own, the general one applies
         }

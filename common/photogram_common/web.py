@@ -222,6 +222,7 @@ def create_service_app(
             limit=bounds.in_flight,
             max_lag_seconds=bounds.loop_lag_ms / 1000,
             wait_seconds=bounds.wait_ms / 1000,
+            newest_first=bounds.newest_first,
             paths=bounds.paths,
             service=service or title,
         )

@@ -172,6 +172,43 @@ async def test_waiting_requests_get_the_freed_slots_in_their_order() -> None:
     assert order == [0, 1, 2]
 
 
+async def test_newest_first_hands_a_freed_slot_to_the_last_to_come() -> None:
+    admission = Admission(3, wait=5.0, newest_first=True)
+    for _ in range(3):
+        assert await admission.enter()
+    order: list[int] = []
+
+    async def one(n: int) -> None:
+        assert await admission.enter()
+        order.append(n)
+
+    waiters = [asyncio.create_task(one(n)) for n in range(3)]
+    await asyncio.sleep(0)
+    for _ in range(3):
+        admission.leave()
+        await asyncio.sleep(0)
+    await asyncio.gather(*waiters)
+    assert order == [2, 1, 0]
+
+
+async def test_newest_first_refuses_the_oldest_waiter_to_make_room_for_a_newcomer() -> None:
+    admission = Admission(1, wait=5.0, newest_first=True)
+    assert await admission.enter()
+    oldest = asyncio.create_task(admission.enter())
+    await asyncio.sleep(0)
+    newcomer = asyncio.create_task(admission.enter())
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the oldest's task runs on its refusal
+    assert oldest.done()  # refused at once, not at the wait's end
+    assert not oldest.result()
+    assert not newcomer.done()
+    admission.leave()
+    assert await newcomer
+    assert admission.in_flight == 1
+    admission.leave()
+    assert admission.in_flight == 0
+
+
 async def test_at_most_as_many_wait_as_the_bound_the_rest_are_refused_at_once() -> None:
     admission = Admission(1, wait=5.0)
     assert await admission.enter()
