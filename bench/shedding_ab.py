@@ -6,9 +6,11 @@ wait: PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT=0, PHOTOGRAM_ADMISSION_WAIT_MS=0); "a
 defaults (12 feed reads in flight per gateway process, a 20 ms admission wait); "wait-8"
 the same with an 8 ms wait; "newest-first" and "oldest-first" the defaults with the line of
 waiting requests served newest first (a full line refusing its oldest) or oldest first
-(`--variants` picks them). CPU per served read is that of the gateway, feed-service,
-user-service and post-service processes (not Redis's). The
-distributed mode is brought up with each in turn, `--rounds` times (ABAB), and each time
+(`--variants` picks them); "generator-nice-0" and "generator-nice-10" the defaults, the
+load generator at the services' niceness or ahead of them (`BENCH_GENERATOR_NICE`).
+CPU per served read is that of the gateway, feed-service, user-service and post-service
+processes (not Redis's). The distributed mode is brought up with each in turn, `--rounds`
+times (ABAB), and each time
 loaded at every rate of `--rates` (open loop, `bench_feed.py --generate`, from the
 readers of `.backends/bench/readers.json`), so both meet the same machine.
 
@@ -40,10 +42,13 @@ VARIANTS = {
     "wait-8": {"PHOTOGRAM_ADMISSION_WAIT_MS": "8"},
     "newest-first": {"PHOTOGRAM_ADMISSION_NEWEST_FIRST": "true"},
     "oldest-first": {"PHOTOGRAM_ADMISSION_NEWEST_FIRST": "false"},
+    # The defaults, the load generator at the services' priority or ahead of them.
+    "generator-nice-0": {"BENCH_GENERATOR_NICE": "0"},
+    "generator-nice-10": {"BENCH_GENERATOR_NICE": "-10"},
 }
 
 
-def load(rate: float, seconds: float, readers: Path) -> dict:
+def load(rate: float, seconds: float, readers: Path, env: dict[str, str] | None = None) -> dict:
     cpu_before = service_cpu()
     out = subprocess.run(
         [
@@ -63,6 +68,7 @@ def load(rate: float, seconds: float, readers: Path) -> dict:
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     cpu = sum(service_cpu().values()) - sum(cpu_before.values())
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -77,6 +83,7 @@ def load(rate: float, seconds: float, readers: Path) -> dict:
         "refused_p50_ms": refused.get("p50_ms"),
         "cpu_ms_per_read": round(cpu * 1000 / max(1, result["ok"]), 2),
         "generator_max_lateness_ms": result.get("generator_max_lateness_ms"),
+        "generator_nice": result.get("generator_nice"),
     }
 
 
@@ -102,10 +109,10 @@ def main() -> None:
                 runner("down", env)
                 runner("up", env)
                 time.sleep(3)
-                load(100, 3, args.readers_file)  # connections and caches, not counted
+                load(100, 3, args.readers_file, env)  # connections and caches, not counted
                 for rate in rates:
                     time.sleep(3)
-                    figures = load(rate, args.seconds, args.readers_file)
+                    figures = load(rate, args.seconds, args.readers_file, env)
                     runs.append({"round": round_ + 1, "variant": name, **figures})
                     print(json.dumps(runs[-1]), flush=True)
     finally:
