@@ -27,12 +27,11 @@ For each: the highest open-loop rate served with p99 <= `--p99-ms` (100) and no 
 searched by doubling from `--start-rate` until a trial fails, then bisecting to
 `--precision` (10 %); one trial is `--trial-seconds` (8) of load, longer at low rates
 so that it has at least `--min-requests` (400) requests (at most 4x as long), from a separate
-load-generator process (aiohttp, at niceness `BENCH_GENERATOR_NICE`, -10, ahead of the
-systems; request i scheduled at t0 + i/R, latency counted from that time, so queueing in
-the generator counts; readers drawn at random from the sample,
-each with an access token minted with the bench's JWT secret); a trial that fails with
-at most 1 % errors is run again, `--retries` (1) times, before its rate counts as failed.
-Then a run at half that
+load-generator process (aiohttp on uvloop, `BENCH_GENERATOR_LOOP`; request i scheduled at
+t0 + i/R, latency counted from that time, so queueing in the generator counts; readers
+drawn at random from the sample, each with an access token minted with the bench's JWT
+secret); a trial that fails with at most 1 % errors is run again, `--retries` (1) times,
+before its rate counts as failed. Then a run at half that
 rate for p50/p99 and the CPU per request: the CPU time (user + system, /proc/<pid>/stat
 before and after) of every process of the system (the services, PostgreSQL's processes
 serving the bench databases plus its background processes, Redis, and Kafka for
@@ -49,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -212,7 +210,7 @@ async def open_loop(
             sampler.cancel()
     extra = {
         "generator_max_lateness_ms": round(late * 1000, 1),
-        "generator_nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "generator_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
         "mean_items": round(sum(items) / len(items), 1) if items else None,
     }
     if at_offset is not None:
@@ -1105,24 +1103,23 @@ def main() -> None:
     args = parser.parse_args()
     if args.generate:
         args.url = args.generate
-        prioritise_generator()
-        asyncio.run(generate(args))
+        run_generator_loop(generate(args))
     else:
         with bench_lock("bench_feed.py"), BenchRedis():
             orchestrate(args)
 
 
-def prioritise_generator() -> None:
-    """Run this load generator ahead of the system under test on the shared cores.
+def run_generator_loop(work: Awaitable[Any]) -> None:
+    """Run the load generator on uvloop (`BENCH_GENERATOR_LOOP`, default uvloop; asyncio as
+    before): it shares the cores with the systems it loads, and on asyncio's loop it fell
+    up to 60-90 ms behind its schedule at twice Photogram's maximum, which, since a latency
+    counts from the scheduled time, passes for the system's. Reported as `generator_loop`."""
+    if os.environ.get("BENCH_GENERATOR_LOOP", "uvloop") == "uvloop":
+        import uvloop
 
-    Clients are on other machines in production: here a generator starved by the services
-    it loads falls behind its schedule, and since a latency counts from the scheduled time,
-    its own lateness (up to 90 ms past twice the maximum) passes for the system's.
-    `BENCH_GENERATOR_NICE` (default -10; 0 as before; needs root to go below 0) is the
-    niceness it asks for; what it got is reported as `generator_nice`."""
-    wanted = int(os.environ.get("BENCH_GENERATOR_NICE", "-10"))
-    with contextlib.suppress(PermissionError):
-        os.setpriority(os.PRIO_PROCESS, 0, wanted)
+        uvloop.run(work)
+    else:
+        asyncio.run(work)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ wait: PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT=0, PHOTOGRAM_ADMISSION_WAIT_MS=0); "a
 defaults (12 feed reads in flight per gateway process, a 20 ms admission wait); "wait-8"
 the same with an 8 ms wait; "newest-first" and "oldest-first" the defaults with the line of
 waiting requests served newest first (a full line refusing its oldest) or oldest first
-(`--variants` picks them); "generator-nice-0" and "generator-nice-10" the defaults, the
-load generator at the services' niceness or ahead of them (`BENCH_GENERATOR_NICE`).
+(`--variants` picks them); "generator-asyncio" and "generator-uvloop" the defaults, the
+load generator on asyncio's event loop or on uvloop (`BENCH_GENERATOR_LOOP`).
 CPU per served read is that of the gateway, feed-service, user-service and post-service
 processes (not Redis's). The distributed mode is brought up with each in turn, `--rounds`
 times (ABAB), and each time
@@ -42,9 +42,9 @@ VARIANTS = {
     "wait-8": {"PHOTOGRAM_ADMISSION_WAIT_MS": "8"},
     "newest-first": {"PHOTOGRAM_ADMISSION_NEWEST_FIRST": "true"},
     "oldest-first": {"PHOTOGRAM_ADMISSION_NEWEST_FIRST": "false"},
-    # The defaults, the load generator at the services' priority or ahead of them.
-    "generator-nice-0": {"BENCH_GENERATOR_NICE": "0"},
-    "generator-nice-10": {"BENCH_GENERATOR_NICE": "-10"},
+    # The defaults, the load generator on asyncio's loop or on uvloop.
+    "generator-asyncio": {"BENCH_GENERATOR_LOOP": "asyncio"},
+    "generator-uvloop": {"BENCH_GENERATOR_LOOP": "uvloop"},
 }
 
 
@@ -83,7 +83,7 @@ def load(rate: float, seconds: float, readers: Path, env: dict[str, str] | None 
         "refused_p50_ms": refused.get("p50_ms"),
         "cpu_ms_per_read": round(cpu * 1000 / max(1, result["ok"]), 2),
         "generator_max_lateness_ms": result.get("generator_max_lateness_ms"),
-        "generator_nice": result.get("generator_nice"),
+        "generator_loop": result.get("generator_loop"),
     }
 
 
