@@ -7,6 +7,7 @@ import contextlib
 import time
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from photogram_common.settings import LoadBounds
@@ -153,15 +154,18 @@ async def test_a_request_past_the_bound_is_refused_when_no_slot_frees_in_time() 
     assert await admission.enter()  # the refused one left nothing behind
 
 
-async def test_waiting_requests_get_the_freed_slots_in_their_order() -> None:
-    admission = Admission(3, wait=5.0)
+@pytest.mark.parametrize(("newest_first", "order"), [(False, [0, 1, 2]), (True, [2, 1, 0])])
+async def test_waiting_requests_get_the_freed_slots_in_the_line_s_order(
+    newest_first: bool, order: list[int]
+) -> None:
+    admission = Admission(3, wait=5.0, newest_first=newest_first)
     for _ in range(3):
         assert await admission.enter()
-    order: list[int] = []
+    served: list[int] = []
 
     async def one(n: int) -> None:
         assert await admission.enter()
-        order.append(n)
+        served.append(n)
 
     waiters = [asyncio.create_task(one(n)) for n in range(3)]
     await asyncio.sleep(0)
@@ -169,26 +173,7 @@ async def test_waiting_requests_get_the_freed_slots_in_their_order() -> None:
         admission.leave()
         await asyncio.sleep(0)
     await asyncio.gather(*waiters)
-    assert order == [0, 1, 2]
-
-
-async def test_newest_first_hands_a_freed_slot_to_the_last_to_come() -> None:
-    admission = Admission(3, wait=5.0, newest_first=True)
-    for _ in range(3):
-        assert await admission.enter()
-    order: list[int] = []
-
-    async def one(n: int) -> None:
-        assert await admission.enter()
-        order.append(n)
-
-    waiters = [asyncio.create_task(one(n)) for n in range(3)]
-    await asyncio.sleep(0)
-    for _ in range(3):
-        admission.leave()
-        await asyncio.sleep(0)
-    await asyncio.gather(*waiters)
-    assert order == [2, 1, 0]
+    assert served == order
 
 
 async def test_newest_first_refuses_the_oldest_waiter_to_make_room_for_a_newcomer() -> None:
