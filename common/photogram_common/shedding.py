@@ -81,13 +81,10 @@ class Admission:
     """At most `limit` requests in flight; one past it waits up to `wait` seconds for a
     slot (at most `limit` waiting), then is refused.
 
-    `newest_first` orders the line: a freed slot goes to the request that came last, and
-    when the line is full the oldest waiter is refused to make room (adaptive LIFO, as
-    Facebook's servers and CoDel do it). Past the knee the line is always full, and first
-    come first served then makes every served request wait nearly the whole `wait`; newest
-    first serves the ones that have barely waited and refuses those that would be served
-    late anyway. Otherwise the longest waiting request is served first and a newcomer to a
-    full line is refused.
+    By default the longest waiting request is served first and a newcomer to a full line
+    is refused. `newest_first` (adaptive LIFO) gives a freed slot to the request that came
+    last and refuses the oldest waiter to make room; measured past the knee it served no
+    lower a p99 and its refusals waited longer (docs/benchmarks.md (d)), so it is off.
     """
 
     def __init__(self, limit: int, *, wait: float = 0.0, newest_first: bool = False) -> None:
