@@ -7,11 +7,13 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import httpx
+import orjson
 from photogram_contracts.identity import Identity
+from pydantic import BaseModel
 
 from photogram_common import deadlines, tracing
 from photogram_common.identity import INTERNAL_HEADER, issue_internal_token
@@ -20,6 +22,8 @@ from photogram_common.metrics import PEER_DURATION, PEER_REQUESTS, current_servi
 from photogram_common.problems import Problem
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ServiceUnavailable(Problem):
@@ -208,27 +212,60 @@ class ServiceClient:
         identity: Identity | None = None,
         params: Mapping[str, str | int] | None = None,
     ) -> RawResponse:
-        """GET a path and return the reply's bytes; the hot path of relayed pages.
+        """GET a path and return the reply's bytes; the hot path of relayed pages."""
+        return await self.send_raw("GET", path, identity=identity, params=params)
+
+    async def parsed(
+        self,
+        model: type[M],
+        method: str,
+        path: str,
+        *,
+        identity: Identity | None = None,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+    ) -> M:
+        """Send a request and parse its reply's bytes as `model` (a peer's problem becomes
+        ours, 5xx a 503): pydantic reads the JSON itself, without `json.loads` first."""
+        raw = await self.send_raw(method, path, identity=identity, params=params, json=json)
+        raise_for_problem(self.name, raw)
+        return model.model_validate_json(raw.content)
+
+    async def send_raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        identity: Identity | None = None,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+    ) -> RawResponse:
+        """Send a request and return the reply's status, headers and bytes.
 
         Over the network this goes straight to aiohttp: the httpx layer on top of it costs
-        the gateway about as much CPU as the rest of its hop (docs/decisions.md). In-process
+        the caller about as much CPU as the rest of its hop (docs/decisions.md). In-process
         peers keep the httpx ASGI transport.
         """
         if not self._network:
-            response = await self.request("GET", path, identity=identity, params=params)
+            options: dict[str, Any] = {"params": params}
+            if json is not None:
+                options["json"] = json
+            response = await self.request(method, path, identity=identity, **options)
             return RawResponse(response.status_code, response.headers, response.content)
         if tracing.ENABLED:
-            with tracing.client_span(self.name, "GET", path, current_service()) as span:
-                raw = await self._fetch(path, identity, params)
+            with tracing.client_span(self.name, method, path, current_service()) as span:
+                raw = await self._send_raw(method, path, identity, params, json)
                 span.set_attribute("http.response.status_code", raw.status)
                 return raw
-        return await self._fetch(path, identity, params)
+        return await self._send_raw(method, path, identity, params, json)
 
-    async def _fetch(
+    async def _send_raw(
         self,
+        method: str,
         path: str,
         identity: Identity | None,
         params: Mapping[str, str | int] | None,
+        json: Any,
     ) -> RawResponse:
         headers = self.headers(identity)
         wait = self._wait()
@@ -237,11 +274,14 @@ class ServiceClient:
             name, value = deadlines.budget_header(wait)
             headers[name] = value
             options["timeout"] = aiohttp.ClientTimeout(total=wait)
+        if json is not None:
+            headers["content-type"] = "application/json"
+            options["data"] = orjson.dumps(json)
         started = time.perf_counter()
         outcome = "unreachable"
         try:
-            async with self._aiohttp().get(
-                self._base_url + path, params=params, headers=headers, **options
+            async with self._aiohttp().request(
+                method, self._base_url + path, params=params, headers=headers, **options
             ) as reply:
                 raw = RawResponse(reply.status, reply.headers, await reply.read())
                 outcome = _outcome(raw.status)

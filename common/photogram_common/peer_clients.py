@@ -50,10 +50,8 @@ class HttpFollowers:
         params: dict[str, int] = {"after": after, "limit": limit}
         if active_days is not None:
             params["active_days"] = active_days
-        found = FollowerIdsPage.model_validate(
-            await self.client.call(
-                "GET", f"/internal/users/{author_id}/active-followers", params=params
-            )
+        found = await self.client.parsed(
+            FollowerIdsPage, "GET", f"/internal/users/{author_id}/active-followers", params=params
         )
         return FollowerPage(
             user_ids=[int(i) for i in found.user_ids],
@@ -61,8 +59,8 @@ class HttpFollowers:
         )
 
     async def followees(self, user_id: int) -> list[Followee]:
-        found = FolloweesRead.model_validate(
-            await self.client.call("GET", f"/internal/users/{user_id}/followees")
+        found = await self.client.parsed(
+            FolloweesRead, "GET", f"/internal/users/{user_id}/followees"
         )
         return [
             Followee(user_id=int(f.user_id), followers_count=f.followers_count, pulled=f.pulled)
@@ -70,13 +68,14 @@ class HttpFollowers:
         ]
 
     async def pulled(self, author_id: int) -> bool:
-        found = DeliveryRead.model_validate(
-            await self.client.call("GET", f"/internal/users/{author_id}/delivery")
+        found = await self.client.parsed(
+            DeliveryRead, "GET", f"/internal/users/{author_id}/delivery"
         )
         return found.pulled
 
     async def seen(self, reader: Identity) -> None:
-        await self.client.call("POST", "/users/me/seen", identity=reader)
+        raw = await self.client.send_raw("POST", "/users/me/seen", identity=reader)
+        raise_for_problem(self.client.name, raw)
 
 
 class HttpPostCatalog:
@@ -91,18 +90,17 @@ class HttpPostCatalog:
         body: dict[str, Any] = {"author_ids": [str(a) for a in author_ids], "limit": limit}
         if before is not None:
             body["before"] = str(before)
-        found = PostIdsRead.model_validate(
-            await self.client.call("POST", "/internal/posts/newest", json=body)
-        )
+        found = await self.client.parsed(PostIdsRead, "POST", "/internal/posts/newest", json=body)
         return [int(p) for p in found.post_ids]
 
     async def posts(self, post_ids: Sequence[int]) -> list[PostRead]:
         if not post_ids:
             return []
-        found = PostsPage.model_validate(
-            await self.client.call(
-                "POST", "/internal/posts/batch", json={"post_ids": [str(p) for p in post_ids]}
-            )
+        found = await self.client.parsed(
+            PostsPage,
+            "POST",
+            "/internal/posts/batch",
+            json={"post_ids": [str(p) for p in post_ids]},
         )
         return found.items
 
@@ -119,15 +117,11 @@ class HttpPostCatalog:
         if not post_ids:
             return []
         body = {"post_ids": [str(p) for p in post_ids], "viewer_id": str(viewer_id)}
-        found = CountsPage.model_validate(
-            await self.client.call("POST", "/internal/posts/counts", json=body)
-        )
+        found = await self.client.parsed(CountsPage, "POST", "/internal/posts/counts", json=body)
         return found.items
 
     async def liked(self, user_id: int) -> tuple[list[int], bool]:
-        found = LikedRead.model_validate(
-            await self.client.call("GET", f"/internal/users/{user_id}/liked")
-        )
+        found = await self.client.parsed(LikedRead, "GET", f"/internal/users/{user_id}/liked")
         return [int(p) for p in found.post_ids], found.complete
 
     async def holders(self, media_ids: Sequence[int]) -> dict[int, int]:
