@@ -26,10 +26,12 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,6 +54,10 @@ VARIANTS: dict[str, dict[str, str]] = {
     "cap-100": {"PHOTOGRAM_TIMELINE_CAP": "100"},
 }
 PROFILED = ("gateway", "feed-service", "user-service", "post-service")
+# The services whose requests are counted per read, by route (their /metrics).
+COUNTED = {"user-service": 8101, "post-service": 8102}
+REQUESTS = re.compile(r"^photogram_http_requests_total\{([^}]*)\} (\S+)$", re.MULTILINE)
+LABEL = re.compile(r'(\w+)="([^"]*)"')
 # The directories that hold the workspace's importable packages.
 PACKAGES = (
     "contracts",
@@ -120,6 +126,7 @@ def one_round(name: str, overrides: dict[str, str], readers: list[dict], args, i
         cpu.start()
         figures, warmed = asyncio.run(warm(system.url, readers, args.concurrency))
         used = cpu.stop()
+        calls = requests_by_route()
         for spy in spies:
             spy.send_signal(2)
         for spy in spies:
@@ -140,7 +147,29 @@ def one_round(name: str, overrides: dict[str, str], readers: list[dict], args, i
         "served": len(warmed),
         "status_503": figures["errors"].get("503", 0),
         **cpu_figures(used, len(warmed)),
+        # Whole run: the warm-up's own reads only (nothing else calls them).
+        "requests_per_read": {
+            f"{service} {route}": round(n / max(1, len(warmed)), 2)
+            for service, routes in calls.items()
+            for route, n in sorted(routes.items(), key=lambda kv: -kv[1])
+        },
     }
+
+
+def requests_by_route() -> dict[str, dict[str, float]]:
+    """Requests served so far by each counted service, by method and route."""
+    found: dict[str, dict[str, float]] = {}
+    for service, port in COUNTED.items():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+        routes: dict[str, float] = {}
+        for labels, value in REQUESTS.findall(text):
+            label = dict(LABEL.findall(labels))
+            if label["route"] not in ("/metrics", "/healthz", "/readyz"):
+                key = f"{label['method']} {label['route']}"
+                routes[key] = routes.get(key, 0) + float(value)
+        found[service] = routes
+    return found
 
 
 def main() -> None:
