@@ -20,10 +20,13 @@ from photogram_contracts.schemas import (
     AvatarRead,
     MediaRead,
     PostRead,
+    PostsPage,
+    PostViewerRead,
     UserMeRead,
     UserRead,
 )
 
+from photogram_common.cursors import encode_cursor
 from photogram_common.problems import Problem
 from photogram_common.timeutil import to_rfc3339, utcnow
 from user_service.service import next_pulled
@@ -142,6 +145,26 @@ class FakePostCatalog:
 
     async def posts(self, post_ids: Sequence[int]) -> list[PostRead]:
         return [self.live[p] for p in post_ids if p in self.live]
+
+    async def newest_page(
+        self, author_ids: Sequence[int], *, limit: int, before: int | None, viewer_id: int
+    ) -> PostsPage:
+        ids = await self.newest(author_ids, limit=limit + 1, before=before)
+        page = ids[:limit]
+        counts = {int(c.post_id): c for c in await self.counts(page, viewer_id=viewer_id)}
+        items = [
+            self.live[p].model_copy(
+                update={
+                    "likes_count": counts[p].likes_count,
+                    "comments_count": counts[p].comments_count,
+                    "viewer": PostViewerRead(liked=counts[p].liked),
+                }
+            )
+            for p in page
+        ]
+        return PostsPage(
+            items=items, next_cursor=encode_cursor(page[-1]) if len(ids) > limit else None
+        )
 
     async def earlier_use(self, caller: Identity, key: str) -> IdempotencyKeyRead | None:
         return self.keys.get((caller.user_id, key))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from photogram_contracts.identity import Identity
 from photogram_contracts.internal import CountsRead, IdempotencyKeyRead
 from photogram_contracts.peers import Followee, FollowerPage
-from photogram_contracts.schemas import PostRead
+from photogram_contracts.schemas import PostRead, PostsPage
 
 import post_service.repository as post_repository
 import user_service.repository as user_repository
@@ -66,6 +66,11 @@ class DatabasePostCatalog:
 
     async def posts(self, post_ids: Sequence[int]) -> list[PostRead]:
         raise _not_served("a post body")
+
+    async def newest_page(
+        self, author_ids: Sequence[int], *, limit: int, before: int | None, viewer_id: int
+    ) -> PostsPage:
+        raise _not_served("a feed page")
 
     async def earlier_use(self, caller: Identity, key: str) -> IdempotencyKeyRead | None:
         raise _not_served("an idempotency key")

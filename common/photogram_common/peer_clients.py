@@ -113,6 +113,18 @@ class HttpPostCatalog:
         raise_for_problem(self.client.name, response)
         return IdempotencyKeyRead.model_validate_json(response.content)
 
+    async def newest_page(
+        self, author_ids: Sequence[int], *, limit: int, before: int | None, viewer_id: int
+    ) -> PostsPage:
+        body: dict[str, Any] = {
+            "author_ids": [str(a) for a in author_ids],
+            "limit": limit,
+            "viewer_id": str(viewer_id),
+        }
+        if before is not None:
+            body["before"] = str(before)
+        return await self.client.parsed(PostsPage, "POST", "/internal/posts/newest-page", json=body)
+
     async def counts(self, post_ids: Sequence[int], *, viewer_id: int) -> list[CountsRead]:
         if not post_ids:
             return []

@@ -56,6 +56,16 @@ class RebuildCreate(BaseModel):
     before: str | None = Field(default=None, max_length=20)
 
 
+class NewestPageLookup(BaseModel):
+    """A page of the pull query: the newest posts of these authors with their counts and
+    whether `viewer_id` likes each (the feed's read while Redis cannot serve it)."""
+
+    author_ids: list[str] = Field(max_length=20_000)
+    limit: int = Field(ge=1, le=100)
+    before: str | None = Field(default=None, max_length=20)
+    viewer_id: str = Field(max_length=20)
+
+
 class PostIdsRead(BaseModel):
     post_ids: list[str]
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from photogram_contracts.identity import Identity
 from photogram_contracts.internal import CountsRead, IdempotencyKeyRead, UploadRead
-from photogram_contracts.schemas import AvatarRead, PostRead, UserMeRead, UserRead
+from photogram_contracts.schemas import AvatarRead, PostRead, PostsPage, UserMeRead, UserRead
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,14 @@ class PostCatalog(Protocol):
 
     async def posts(self, post_ids: Sequence[int]) -> list[PostRead]:
         """These posts in the order asked, the missing and deleted left out."""
+        ...
+
+    async def newest_page(
+        self, author_ids: Sequence[int], *, limit: int, before: int | None, viewer_id: int
+    ) -> PostsPage:
+        """One page of the newest live posts of these authors (older than `before`), newest
+        first, with their counts and the viewer's likes; `next_cursor` set when older ones
+        remain (a feed cursor: photogram_common.cursors of the page's last post)."""
         ...
 
     async def earlier_use(self, caller: Identity, key: str) -> IdempotencyKeyRead | None:

@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from feed_service.engagement import PageEngagement
+from feed_service.engagement import PageEngagement, with_engagement
 from feed_service.hydration import PostBodies, cached_body, page_json
 from feed_service.page_read import NotBuilt, PageRead, Slice
 from photogram_common import deadlines
@@ -191,15 +191,24 @@ class FeedService:
     async def _page_from_databases(
         self, caller: Identity, *, before: int | None, limit: int
     ) -> bytes:
-        """The pull query through the owners, while Redis is unreachable: the same page."""
+        """The pull query through the owners (Redis unreachable, or every rebuild slot
+        taken): the same page in two calls, the followees and post-service's page of their
+        newest posts with its counts and the reader's likes; Redis is not touched."""
         followees = await self.followees(caller.user_id)
         authors = [caller.user_id, *followees.pushed, *followees.pulled]
-        ids = await self._newest(authors, limit + 1, before=before)
-        page_ids = ids[:limit]
-        kept = [(int(post.post_id), cached_body(post)) for post in await self.posts.posts(page_ids)]
-        bodies = await self.engagement.join(caller.user_id, kept, counts={}, liked={})
-        more = len(ids) > limit
-        return page_json(bodies, encode_cursor(page_ids[-1]) if more else None)
+        found = await self.posts.newest_page(
+            authors, limit=limit, before=before, viewer_id=caller.user_id
+        )
+        bodies = [
+            with_engagement(
+                cached_body(post),
+                likes=post.likes_count,
+                comments=post.comments_count,
+                liked=post.viewer is not None and post.viewer.liked,
+            )
+            for post in found.items
+        ]
+        return page_json(bodies, found.next_cursor)
 
     async def _slice(self, caller: Identity, *, before: int | None, want: int) -> Slice:
         deadline = asyncio.get_running_loop().time() + self.rebuild_wait_seconds

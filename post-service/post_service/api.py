@@ -11,6 +11,7 @@ from photogram_contracts.internal import (
     CountsPage,
     LikedRead,
     LikerIdsPage,
+    NewestPageLookup,
 )
 from photogram_contracts.schemas import CommentCreate, CommentRead, CommentsPage, LikeRead
 
@@ -141,6 +142,17 @@ async def newest(body: RebuildCreate, posts: Posts, _: Caller) -> PostIdsRead:
     before = parse_id(body.before) if body.before is not None else None
     found = await posts.newest_posts_of(authors, limit=body.limit, before=before)
     return PostIdsRead(post_ids=[str(p) for p in found])
+
+
+@router.post("/internal/posts/newest-page")
+async def newest_page(body: NewestPageLookup, posts: Posts, _: Caller) -> PostsPage:
+    """A feed page by the pull query, counts and the viewer's likes in it: what the feed
+    serves while Redis cannot (one call instead of newest, batch and counts)."""
+    authors = [a for a in (parse_id(i) for i in body.author_ids) if a is not None]
+    before = parse_id(body.before) if body.before is not None else None
+    return await posts.newest_page(
+        authors, limit=body.limit, before=before, viewer_id=parse_id(body.viewer_id) or 0
+    )
 
 
 @router.post("/posts/{post_id}/like")

@@ -253,6 +253,25 @@ class PostService:
             next_cursor=encode_cursor(page[-1]["id"]) if len(rows) > limit else None,
         )
 
+    async def newest_page(
+        self, author_ids: Sequence[int], *, limit: int, before: int | None, viewer_id: int
+    ) -> PostsPage:
+        """The newest `limit` live posts of these authors older than `before`, with their
+        counts and the viewer's likes, in one transaction; the cursor is the feed's."""
+        async with self.database.transaction() as session:
+            ids = await repo.newest_of_authors(session, author_ids, limit=limit + 1, before=before)
+            page = ids[:limit]
+            if not page:
+                return PostsPage(items=[], next_cursor=None)
+            rows = await repo.live_posts(session, page)
+            media = await repo.media_of(session, page)
+            liked = await repo.liked_among(session, user_id=viewer_id, post_ids=page)
+        by_id = {r["id"]: post_read(r, media[r["id"]], liked=liked) for r in rows}
+        return PostsPage(
+            items=[by_id[p] for p in page if p in by_id],
+            next_cursor=encode_cursor(page[-1]) if len(ids) > limit else None,
+        )
+
     async def newest_posts_of(
         self, author_ids: Sequence[int], *, limit: int, before: int | None = None
     ) -> list[int]:

@@ -17,6 +17,7 @@ from sqlalchemy import update
 
 from fakes import FakeFeedCache, FakeFollowers, FakePostCatalog, FakeUserDirectory
 from helpers import Api, post_photo
+from photogram_common.cursors import decode_cursor
 from photogram_common.peer_clients import (
     HttpFeedCache,
     HttpFollowers,
@@ -43,6 +44,7 @@ class World(Protocol):
     async def unfollow(self, follower: int, followee: int) -> None: ...
     async def post(self, author: int) -> int: ...
     async def delete(self, author: int, post_id: int) -> None: ...
+    async def like(self, user: int, post_id: int) -> None: ...
     async def idle(self, user: int, days: int) -> None: ...
     async def forgotten(self, post_id: int) -> bool: ...
 
@@ -73,6 +75,9 @@ class FakeWorld:
 
     async def delete(self, author: int, post_id: int) -> None:
         self.catalog.delete(post_id)
+
+    async def like(self, user: int, post_id: int) -> None:
+        self.catalog.like(user, post_id)
 
     async def idle(self, user: int, days: int) -> None:
         self.followers.last_active[user] = utcnow() - timedelta(days=days)
@@ -116,6 +121,9 @@ class HttpWorld:
 
     async def delete(self, author: int, post_id: int) -> None:
         await self._call("DELETE", f"/api/post/{post_id}", author)
+
+    async def like(self, user: int, post_id: int) -> None:
+        await self._call("POST", f"/api/post/{post_id}/like", user)
 
     async def idle(self, user: int, days: int) -> None:
         from user_service.models import users
@@ -241,6 +249,32 @@ async def test_a_deleted_post_is_gone_from_newest_and_from_posts(world: World) -
     assert [int(p.post_id) for p in found] == [kept]
     assert found[0].user_id == str(ana)
     assert await world.catalog.posts([]) == []
+
+
+async def test_a_newest_page_pages_by_its_cursor_with_counts_and_the_viewers_likes(
+    world: World,
+) -> None:
+    ana, bob, cat = await world.user("ana"), await world.user("bob"), await world.user("cat")
+    posts = [await world.post(author) for author in (ana, bob, ana, cat, bob)]
+    gone = posts[2]
+    await world.delete(ana, gone)
+    await world.like(cat, posts[1])
+    await world.like(ana, posts[1])
+    await world.like(ana, posts[4])
+    newest = [posts[4], posts[1], posts[0]]  # ana's and bob's, the deleted one left out
+
+    first = await world.catalog.newest_page([ana, bob], limit=2, before=None, viewer_id=cat)
+    assert [int(p.post_id) for p in first.items] == newest[:2]
+    assert [(p.likes_count, p.comments_count) for p in first.items] == [(1, 0), (2, 0)]
+    assert [p.viewer.liked if p.viewer else None for p in first.items] == [False, True]
+    assert first.next_cursor is not None
+    (before,) = decode_cursor(first.next_cursor, arity=1)
+    rest = await world.catalog.newest_page([ana, bob], limit=2, before=before, viewer_id=cat)
+    assert [int(p.post_id) for p in rest.items] == newest[2:]
+    assert rest.next_cursor is None
+    assert rest.items[0].author.user_id == str(ana)
+    empty = await world.catalog.newest_page([], limit=5, before=None, viewer_id=cat)
+    assert (empty.items, empty.next_cursor) == ([], None)
 
 
 async def test_posts_come_in_the_order_asked(world: World) -> None:
