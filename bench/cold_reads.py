@@ -56,7 +56,8 @@ VARIANTS: dict[str, dict[str, str]] = {
 PROFILED = ("gateway", "feed-service", "user-service", "post-service")
 # The services whose requests are counted per read, by route (their /metrics).
 COUNTED = {"user-service": 8101, "post-service": 8102}
-REQUESTS = re.compile(r"^photogram_http_requests_total\{([^}]*)\} (\S+)$", re.MULTILINE)
+# Label values may hold braces (route templates): the labels run to the last "} ".
+REQUESTS = re.compile(r"^photogram_http_requests_total\{(.*)\} (\S+)$", re.MULTILINE)
 LABEL = re.compile(r'(\w+)="([^"]*)"')
 # The directories that hold the workspace's importable packages.
 PACKAGES = (

@@ -238,7 +238,8 @@ class Engagement:
         ]
 
     async def liked_posts(self, user_id: int) -> tuple[list[int], bool]:
-        """The user's liked posts, newest post first, up to the cap; and whether that is all."""
-        async with self.database.transaction() as session:
+        """The user's liked posts, newest post first, up to the cap; and whether that is all
+        (one query, no BEGIN and COMMIT around it: every first read asks)."""
+        async with self.database.single_statement() as session:
             found = await repo.liked_posts(session, user_id=user_id, limit=self.liked_set_cap + 1)
         return found[: self.liked_set_cap], len(found) <= self.liked_set_cap

@@ -275,6 +275,7 @@ class PostService:
     async def newest_posts_of(
         self, author_ids: Sequence[int], *, limit: int, before: int | None = None
     ) -> list[int]:
-        """The newest `limit` live posts across authors older than `before`, one query."""
-        async with self.database.transaction() as session:
+        """The newest `limit` live posts across authors older than `before`, one query
+        (no BEGIN and COMMIT around it: every timeline rebuild asks)."""
+        async with self.database.single_statement() as session:
             return await repo.newest_of_authors(session, author_ids, limit=limit, before=before)

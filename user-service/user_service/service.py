@@ -490,7 +490,8 @@ class UserService:
         )
 
     async def followees(self, user_id: int) -> FolloweesRead:
-        async with self.database.transaction() as session:
+        # One read: no BEGIN and COMMIT around it (every timeline rebuild asks).
+        async with self.database.single_statement() as session:
             rows = await repo.followees(session, user_id=user_id)
         return FolloweesRead(
             items=[FolloweeRead(user_id=str(i), followers_count=c, pulled=p) for i, c, p in rows]
