@@ -16,10 +16,12 @@ hash tag (the timeline's slot), and expire with the timeline.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from photogram_contracts.keys import counts_key, liked_floor_key, liked_key
+from redis.asyncio.cluster import RedisCluster
 
 from photogram_common.timelines import SENTINEL
 
@@ -66,11 +68,33 @@ class EngagementCache:
         self.liked_ttl_seconds = liked_ttl_seconds
         self._set_counts = redis.register_script(_SET_COUNTS)
         self._change = redis.register_script(_CHANGE_IF_BUILT)
+        self._cluster = isinstance(redis, RedisCluster)
 
     async def set_counts(self, post_id: int, *, version: int, likes: int, comments: int) -> bool:
         """Store the counts unless a version as new is there; True when they were stored."""
         args = [version, likes, comments, self.counts_ttl_seconds]
         return bool(await self._set_counts(keys=[counts_key(post_id)], args=args))
+
+    async def set_many_counts(self, counts: Sequence[tuple[int, int, int, int]]) -> None:
+        """`set_counts` for many posts, (post, version, likes, comments) each: one round
+        trip (a page's misses), or one call per post on a Redis Cluster (different slots)."""
+        if not counts:
+            return
+        ttl = self.counts_ttl_seconds
+        if self._cluster:
+            await asyncio.gather(
+                *(
+                    self._set_counts(keys=[counts_key(p)], args=[v, likes, comments, ttl])
+                    for p, v, likes, comments in counts
+                )
+            )
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for post_id, version, likes, comments in counts:
+                await self._set_counts(
+                    keys=[counts_key(post_id)], args=[version, likes, comments, ttl], client=pipe
+                )
+            await pipe.execute()
 
     async def liked(self, user_id: int, post_id: int, *, liked: bool) -> None:
         """The user liked (or unliked) the post: changes the liked set if it is built."""

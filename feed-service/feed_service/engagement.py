@@ -7,7 +7,6 @@ one batch call for the page, and the counts are cached for the next reader.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -76,17 +75,11 @@ class PageEngagement:
         return out
 
     async def _remember(self, missing: Iterable[CountsRead]) -> None:
-        """Cache fetched counts that Redis did not hold (the higher version wins)."""
+        """Cache fetched counts that Redis did not hold (the higher version wins), in one
+        round trip for the page."""
         writes = [
-            self.cache.set_counts(
-                int(c.post_id),
-                version=c.counts_version,
-                likes=c.likes_count,
-                comments=c.comments_count,
-            )
-            for c in missing
+            (int(c.post_id), c.counts_version, c.likes_count, c.comments_count) for c in missing
         ]
-        if writes:
-            # Only a cache fill: without Redis the page is answered all the same.
-            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
-                await asyncio.gather(*writes)
+        # Only a cache fill: without Redis the page is answered all the same.
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+            await self.cache.set_many_counts(writes)

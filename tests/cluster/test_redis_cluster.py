@@ -99,6 +99,12 @@ async def test_counts_and_liked_sets_on_a_cluster(redis: Any) -> None:
     assert await cache.set_counts(post, version=2, likes=5, comments=1)
     assert not await cache.set_counts(post, version=1, likes=9, comments=9)  # older: kept out
     assert parse_counts(await redis.get(counts_key(post))) == (2, 5, 1)
+    others = [post + i for i in range(1, 6)]  # in different slots
+    await cache.set_many_counts([(post, 1, 0, 0), *((p, 3, p % 7, 1) for p in others)])
+    assert [parse_counts(await redis.get(counts_key(p))) for p in [post, *others]] == [
+        (2, 5, 1),
+        *((3, p % 7, 1) for p in others),
+    ]
     await cache.liked(1, post, liked=True)  # not built: nothing is created
     assert not await redis.exists(liked_key(1))
     await cache.open_liked(1)

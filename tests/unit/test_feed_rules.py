@@ -24,7 +24,7 @@ from feed_service.hydration import PostBodies
 from feed_service.page_read import PageRead
 from feed_service.service import FeedService, PullSlots, RebuildSlots
 from photogram_common import deadlines
-from photogram_common.engagement_cache import EngagementCache
+from photogram_common.engagement_cache import EngagementCache, parse_counts
 from photogram_common.follows import FollowSets
 from photogram_common.ids import EPOCH_MS, IdGenerator
 from photogram_common.problems import Problem
@@ -334,6 +334,17 @@ async def test_counts_and_the_readers_likes_are_joined_into_every_post(world: Wo
         (2, 0, {"liked": True}),
     ]
     assert set(second[0]) - set(first[0]) == set()  # the same fields, each once
+
+
+async def test_many_counts_are_stored_at_once_and_the_higher_version_still_wins(
+    world: World,
+) -> None:
+    cache = world.feed.engagement.cache
+    assert await cache.set_counts(11, version=5, likes=50, comments=5)
+    await cache.set_many_counts([(11, 4, 1, 1), (12, 1, 2, 3), (13, 7, 0, 9)])
+    stored = [await world.timelines.redis.get(counts_key(p)) for p in (11, 12, 13)]
+    assert [parse_counts(s) for s in stored] == [(5, 50, 5), (1, 2, 3), (7, 0, 9)]
+    await cache.set_many_counts([])  # nothing to write: no round trip, no error
 
 
 async def test_the_liked_set_is_built_on_a_first_read_and_misses_nothing(world: World) -> None:
