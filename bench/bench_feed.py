@@ -27,7 +27,8 @@ For each: the highest open-loop rate served with p99 <= `--p99-ms` (100) and no 
 searched by doubling from `--start-rate` until a trial fails, then bisecting to
 `--precision` (10 %); one trial is `--trial-seconds` (8) of load, longer at low rates
 so that it has at least `--min-requests` (400) requests (at most 4x as long), from a separate
-load-generator process (aiohttp on uvloop, `BENCH_GENERATOR_LOOP`; request i scheduled at
+load-generator process (aiohttp on uvloop, `BENCH_GENERATOR_LOOP`, or `bench/loadgen` in
+Go with `BENCH_GENERATOR=go`; request i scheduled at
 t0 + i/R, latency counted from that time, so queueing in the generator counts; readers
 drawn at random from the sample, each with an access token minted with the bench's JWT
 secret); a trial that fails with at most 1 % errors is run again, `--retries` (1) times,
@@ -606,6 +607,7 @@ def trial(
     extra: tuple[str, ...] = (),
 ) -> dict:
     """One open-loop run from a separate generator process, with the system's CPU."""
+    build_generator()
     window = CpuWindow(system.processes)
     window.start()
     out = subprocess.run(
@@ -1103,10 +1105,81 @@ def main() -> None:
     args = parser.parse_args()
     if args.generate:
         args.url = args.generate
-        run_generator_loop(generate(args))
+        if generator_kind() == "go":
+            generate_with_go(args)
+        else:
+            run_generator_loop(generate(args))
     else:
         with bench_lock("bench_feed.py"), BenchRedis():
             orchestrate(args)
+
+
+LOADGEN_SOURCE = Path(__file__).resolve().parent / "loadgen"
+LOADGEN_BINARY = BENCH_RUN_DIR / "loadgen"
+
+
+def generator_kind() -> str:
+    """`BENCH_GENERATOR`: `python` (the aiohttp generator above, on `BENCH_GENERATOR_LOOP`;
+    the default) or `go` (bench/loadgen: as much CPU, closer to its schedule)."""
+    kind = os.environ.get("BENCH_GENERATOR", "python")
+    if kind not in ("go", "python"):
+        raise SystemExit(f"BENCH_GENERATOR={kind}: go or python")
+    return kind
+
+
+def build_generator() -> None:
+    """Build bench/loadgen once (again when its source is newer than the binary)."""
+    if generator_kind() != "go":
+        return
+    sources = [p.stat().st_mtime for p in LOADGEN_SOURCE.iterdir()]
+    if LOADGEN_BINARY.exists() and LOADGEN_BINARY.stat().st_mtime >= max(sources):
+        return
+    go = shutil.which("go")
+    if go is None:
+        raise SystemExit("BENCH_GENERATOR=go, but there is no go on PATH")
+    LOADGEN_BINARY.parent.mkdir(parents=True, exist_ok=True)
+    built = subprocess.run(
+        [go, "build", "-o", str(LOADGEN_BINARY), "."],
+        cwd=LOADGEN_SOURCE,
+        capture_output=True,
+        text=True,
+    )
+    if built.returncode:
+        raise SystemExit(f"building bench/loadgen failed:\n{built.stderr[-3000:]}")
+
+
+def generate_with_go(args: argparse.Namespace) -> None:
+    """The same run as `generate`, sent by bench/loadgen; summarized here alike."""
+    import resource
+
+    build_generator()
+    records_file = Path(args.records or BENCH_RUN_DIR / f"loadgen-{os.getpid()}.json")
+    command = [
+        str(LOADGEN_BINARY),
+        f"-url={args.url}",
+        f"-rate={args.rate}",
+        f"-seconds={args.seconds}",
+        f"-readers-file={args.readers_file}",
+        f"-timeout={args.timeout}",
+        f"-seed={int(args.rate)}",
+        f"-records={records_file}",
+    ]
+    if args.flush_at is not None:
+        command += [f"-flush-at={args.flush_at}", f"-redis-url={args.redis_url}"]
+    if args.readers_after_file:
+        command.append(f"-readers-after-file={args.readers_after_file}")
+    sent = subprocess.run(command, capture_output=True, text=True)
+    if sent.returncode:
+        raise SystemExit(f"bench/loadgen failed:\n{sent.stderr[-3000:]}")
+    data = json.loads(records_file.read_text())
+    if not args.records:
+        records_file.unlink()
+    records = [tuple(r) for r in data.pop("requests")]
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = summarize(records, args.rate, args.seconds) | data
+    result.pop("samples", None)
+    result["generator_cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)
+    print(json.dumps(result))
 
 
 def run_generator_loop(work: Awaitable[Any]) -> None:

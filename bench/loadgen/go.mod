@@ -1,0 +1,3 @@
+module photogram/bench/loadgen
+
+go 1.21
