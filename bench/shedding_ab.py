@@ -3,11 +3,13 @@
 
 "before" is the general bound alone (64 requests in flight per process, no admission
 wait: PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT=0, PHOTOGRAM_ADMISSION_WAIT_MS=0); "after" the
-defaults (12 feed reads in flight per gateway process, a 20 ms admission wait); "wait-8"
+defaults (12 feed reads in flight per gateway process, a 20 ms admission wait, 5 ms once
+the line has stood for 100 ms); "full-wait" the defaults with the 20 ms always; "wait-8"
 the same with an 8 ms wait; "newest-first" and "oldest-first" the defaults with the line of
 waiting requests served newest first (a full line refusing its oldest) or oldest first
 (`--variants` picks them); "generator-asyncio" and "generator-uvloop" the defaults, the
-load generator on asyncio's event loop or on uvloop (`BENCH_GENERATOR_LOOP`).
+Python load generator on asyncio's event loop or on uvloop (`BENCH_GENERATOR_LOOP`), and
+"generator-go" the defaults loaded by `bench/loadgen` (`BENCH_GENERATOR=go`).
 CPU per served read is that of the gateway, feed-service, user-service and post-service
 processes (not Redis's). The distributed mode is brought up with each in turn, `--rounds`
 times (ABAB), and each time
@@ -39,12 +41,15 @@ HERE = Path(__file__).resolve().parent
 VARIANTS = {
     "before": {"PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT": "0", "PHOTOGRAM_ADMISSION_WAIT_MS": "0"},
     "after": {},
+    # The defaults but the full wait always (no shorter wait for a standing line).
+    "full-wait": {"PHOTOGRAM_ADMISSION_OVERLOAD_AFTER_MS": "0"},
     "wait-8": {"PHOTOGRAM_ADMISSION_WAIT_MS": "8"},
     "newest-first": {"PHOTOGRAM_ADMISSION_NEWEST_FIRST": "true"},
     "oldest-first": {"PHOTOGRAM_ADMISSION_NEWEST_FIRST": "false"},
-    # The defaults, the load generator on asyncio's loop or on uvloop.
-    "generator-asyncio": {"BENCH_GENERATOR_LOOP": "asyncio"},
-    "generator-uvloop": {"BENCH_GENERATOR_LOOP": "uvloop"},
+    # The defaults, the Python load generator on asyncio's loop or on uvloop, or the Go one.
+    "generator-asyncio": {"BENCH_GENERATOR": "python", "BENCH_GENERATOR_LOOP": "asyncio"},
+    "generator-uvloop": {"BENCH_GENERATOR": "python", "BENCH_GENERATOR_LOOP": "uvloop"},
+    "generator-go": {"BENCH_GENERATOR": "go"},
 }
 
 
@@ -84,6 +89,7 @@ def load(rate: float, seconds: float, readers: Path, env: dict[str, str] | None 
         "cpu_ms_per_read": round(cpu * 1000 / max(1, result["ok"]), 2),
         "generator_max_lateness_ms": result.get("generator_max_lateness_ms"),
         "generator_loop": result.get("generator_loop"),
+        "generator_cpu_s": result.get("generator_cpu_s"),
     }
 
 

@@ -18,6 +18,8 @@ MIN_SECRET_BYTES = 32
 DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_MAX_LOOP_LAG_MS = 30
 DEFAULT_ADMISSION_WAIT_MS = 20
+DEFAULT_ADMISSION_OVERLOAD_WAIT_MS = 5
+DEFAULT_ADMISSION_OVERLOAD_AFTER_MS = 100
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class LoadBounds:
     loop_lag_ms: int = 0
     wait_ms: int = 0
     newest_first: bool = False
+    overload_wait_ms: int = 0
+    overload_after_ms: int = 0
     paths: Mapping[str, int] = field(default_factory=dict)
 
     @property
@@ -87,6 +91,11 @@ class PlatformSettings(BaseSettings):
     # Which waiting request a freed slot goes to: the newest (a full line then refuses its
     # oldest) or the oldest (a full line refuses the newcomer). docs/decisions.md.
     admission_newest_first: bool = False
+    # Once the line of waiting requests has not been empty for this long (a standing line,
+    # past the knee, not a burst), a newcomer waits at most admission_overload_wait_ms
+    # instead: CoDel's rule (docs/decisions.md). 0: the full wait always.
+    admission_overload_after_ms: int = Field(default=DEFAULT_ADMISSION_OVERLOAD_AFTER_MS, ge=0)
+    admission_overload_wait_ms: int = Field(default=DEFAULT_ADMISSION_OVERLOAD_WAIT_MS, ge=0)
 
     celebrity_threshold: int = Field(default=10_000, ge=1)
     active_days: int = Field(default=7, ge=1)
@@ -142,6 +151,8 @@ class PlatformSettings(BaseSettings):
             loop_lag_ms=self.loop_lag_bound_ms,
             wait_ms=(0 if self.embedded else DEFAULT_ADMISSION_WAIT_MS) if wait is None else wait,
             newest_first=self.admission_newest_first,
+            overload_wait_ms=self.admission_overload_wait_ms,
+            overload_after_ms=self.admission_overload_after_ms,
         )
 
 

@@ -81,18 +81,41 @@ class Admission:
     """At most `limit` requests in flight; one past it waits up to `wait` seconds for a
     slot (at most `limit` waiting), then is refused.
 
+    The wait is controlled as CoDel does a queue's delay: when the line of waiting
+    requests has not once been empty for `overload_after` seconds (a standing line: the
+    load is past what the slots serve, not a burst), a newcomer waits `overload_wait` at
+    most instead, so that past the knee a served request waits little and the excess is
+    refused at once; the first moment the line is empty again, the full wait is back.
+    `overload_after` 0 keeps the full wait always.
+
     By default the longest waiting request is served first and a newcomer to a full line
     is refused. `newest_first` (adaptive LIFO) gives a freed slot to the request that came
     last and refuses the oldest waiter to make room; measured past the knee it served no
     lower a p99 and its refusals waited longer (docs/benchmarks.md (d)), so it is off.
     """
 
-    def __init__(self, limit: int, *, wait: float = 0.0, newest_first: bool = False) -> None:
+    def __init__(
+        self,
+        limit: int,
+        *,
+        wait: float = 0.0,
+        newest_first: bool = False,
+        overload_wait: float = 0.0,
+        overload_after: float = 0.0,
+    ) -> None:
         self.limit = limit
         self.wait = wait
         self.newest_first = newest_first
+        self.overload_wait = min(overload_wait, wait)
+        self.overload_after = overload_after
         self.in_flight = 0
         self._waiters: deque[asyncio.Future[bool]] = deque()
+        self._empty_at = 0.0  # when the line was last empty (a line forms only from empty)
+
+    def current_wait(self, now: float) -> float:
+        """How long a request joining the line now may wait."""
+        standing = self._waiters and now - self._empty_at >= self.overload_after
+        return self.overload_wait if self.overload_after and standing else self.wait
 
     async def enter(self) -> bool:
         """Take a slot; False when none came free in time (the request is to be refused)."""
@@ -106,9 +129,15 @@ class Admission:
                 return False
             self._refuse(self._waiters.popleft())
         loop = asyncio.get_running_loop()
+        now = loop.time()
+        if not self._waiters:
+            self._empty_at = now
+        wait = self.current_wait(now)
+        if not wait:
+            return False
         waiter: asyncio.Future[bool] = loop.create_future()
         self._waiters.append(waiter)
-        timer = loop.call_later(self.wait, self._expire, waiter)
+        timer = loop.call_later(wait, self._expire, waiter)
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -144,9 +173,10 @@ class Admission:
 
 class InFlightLimitMiddleware:
     """Answer 503 with Retry-After when `limit` requests are already in flight (0: no
-    bound) and none finishes within `wait_seconds`, or when the event loop is more than
-    `max_lag_seconds` late (0: no bound). A path in `paths` has a bound of its own
-    (exact paths: the hot routes), with the same wait and order (`newest_first`)."""
+    bound) and none finishes within `wait_seconds` (`overload_wait_seconds` once the line
+    has stood for `overload_after_seconds`: `Admission`), or when the event loop is more
+    than `max_lag_seconds` late (0: no bound). A path in `paths` has a bound of its own
+    (exact paths: the hot routes), with the same waits and order (`newest_first`)."""
 
     def __init__(
         self,
@@ -156,16 +186,26 @@ class InFlightLimitMiddleware:
         max_lag_seconds: float = 0.0,
         wait_seconds: float = 0.0,
         newest_first: bool = False,
+        overload_wait_seconds: float = 0.0,
+        overload_after_seconds: float = 0.0,
         paths: Mapping[str, int] | None = None,
         retry_after_seconds: int = 1,
         service: str = "photogram",
     ) -> None:
         self.app = app
-        self.admission = (
-            Admission(limit, wait=wait_seconds, newest_first=newest_first) if limit else None
-        )
+
+        def admission(bound: int) -> Admission:
+            return Admission(
+                bound,
+                wait=wait_seconds,
+                newest_first=newest_first,
+                overload_wait=overload_wait_seconds,
+                overload_after=overload_after_seconds,
+            )
+
+        self.admission = admission(limit) if limit else None
         self.by_path = {
-            path: Admission(bound, wait=wait_seconds, newest_first=newest_first)
+            path: admission(bound)
             for path, bound in (paths or {}).items()
             if bound  # 0: no bound of its own, the general one applies
         }

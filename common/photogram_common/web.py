@@ -223,6 +223,8 @@ def create_service_app(
             max_lag_seconds=bounds.loop_lag_ms / 1000,
             wait_seconds=bounds.wait_ms / 1000,
             newest_first=bounds.newest_first,
+            overload_wait_seconds=bounds.overload_wait_ms / 1000,
+            overload_after_seconds=bounds.overload_after_ms / 1000,
             paths=bounds.paths,
             service=service or title,
         )

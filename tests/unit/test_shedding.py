@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from photogram_common.settings import LoadBounds
+from photogram_common.settings import LoadBounds, PlatformSettings
 from photogram_common.shedding import Admission
 from photogram_common.web import create_service_app
 
@@ -192,6 +192,49 @@ async def test_newest_first_refuses_the_oldest_waiter_to_make_room_for_a_newcome
     assert admission.in_flight == 1
     admission.leave()
     assert admission.in_flight == 0
+
+
+async def test_a_standing_line_shortens_the_wait_and_an_empty_one_restores_it() -> None:
+    admission = Admission(2, wait=30.0, overload_wait=0.01, overload_after=0.05)
+    loop = asyncio.get_running_loop()
+    assert await admission.enter()
+    assert await admission.enter()
+    assert admission.current_wait(loop.time()) == 30.0  # no line: a burst gets the full wait
+    first = asyncio.create_task(admission.enter())
+    await asyncio.sleep(0)
+    assert admission.current_wait(loop.time()) == 30.0  # a line just formed
+    await asyncio.sleep(0.06)  # the line has stood past overload_after
+    assert admission.current_wait(loop.time()) == 0.01
+    # A newcomer now waits the short wait, not 30 s, and is refused.
+    assert not await asyncio.wait_for(admission.enter(), timeout=5.0)
+    admission.leave()
+    assert await first  # the one of the full wait is still served
+    admission.leave()
+    admission.leave()
+    assert admission.in_flight == 0
+    assert await admission.enter()
+    assert await admission.enter()
+    again = asyncio.create_task(admission.enter())
+    await asyncio.sleep(0)
+    assert admission.current_wait(loop.time()) == 30.0  # the line was empty: a new one
+    admission.leave()
+    assert await again
+    admission.leave()
+    admission.leave()
+
+
+def test_the_distributed_mode_shortens_a_standing_line_s_wait_by_default() -> None:
+    bounds = PlatformSettings(
+        mode="distributed", jwt_secret="j" * 40, internal_secret="i" * 40
+    ).load_bounds
+    assert (bounds.wait_ms, bounds.overload_wait_ms, bounds.overload_after_ms) == (20, 5, 100)
+    off = PlatformSettings(
+        mode="distributed",
+        jwt_secret="j" * 40,
+        internal_secret="i" * 40,
+        admission_overload_after_ms=0,
+    ).load_bounds
+    assert off.overload_after_ms == 0
 
 
 async def test_at_most_as_many_wait_as_the_bound_the_rest_are_refused_at_once() -> None:
