@@ -5,7 +5,8 @@
 wait: PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT=0, PHOTOGRAM_ADMISSION_WAIT_MS=0); "after" the
 defaults (12 feed reads in flight per gateway process, a 20 ms admission wait, 5 ms once
 the line has stood for 100 ms); "full-wait" the defaults with the 20 ms always; "wait-8"
-the same with an 8 ms wait; "newest-first" and "oldest-first" the defaults with the line of
+the same with an 8 ms wait; "feed-bound-N" the defaults with N feed reads in flight per
+gateway process instead of 12; "newest-first" and "oldest-first" the defaults with the line of
 waiting requests served newest first (a full line refusing its oldest) or oldest first
 (`--variants` picks them); "generator-asyncio" and "generator-uvloop" the defaults, the
 Python load generator on asyncio's event loop or on uvloop (`BENCH_GENERATOR_LOOP`), and
@@ -31,6 +32,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,6 +46,10 @@ VARIANTS = {
     # The defaults but the full wait always (no shorter wait for a standing line).
     "full-wait": {"PHOTOGRAM_ADMISSION_OVERLOAD_AFTER_MS": "0"},
     "wait-8": {"PHOTOGRAM_ADMISSION_WAIT_MS": "8"},
+    # The defaults but fewer feed reads in flight per gateway process.
+    "feed-bound-4": {"PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT": "4"},
+    "feed-bound-6": {"PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT": "6"},
+    "feed-bound-8": {"PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT": "8"},
     "newest-first": {"PHOTOGRAM_ADMISSION_NEWEST_FIRST": "true"},
     "oldest-first": {"PHOTOGRAM_ADMISSION_NEWEST_FIRST": "false"},
     # The defaults, the Python load generator on asyncio's loop or on uvloop, or the Go one.
@@ -53,10 +59,20 @@ VARIANTS = {
 }
 
 
-def load(rate: float, seconds: float, readers: Path, env: dict[str, str] | None = None) -> dict:
+def load(
+    rate: float,
+    seconds: float,
+    readers: Path,
+    env: dict[str, str] | None = None,
+    *,
+    prefix: Sequence[str] = (),
+) -> dict:
+    """One open-loop load of the gateway's feed (`prefix`: a command the generator runs
+    under, such as `taskset -c 1`) and its figures, CPU per read of the four services."""
     cpu_before = service_cpu()
     out = subprocess.run(
         [
+            *prefix,
             sys.executable,
             str(HERE / "bench_feed.py"),
             "--generate",
