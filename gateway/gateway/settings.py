@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from gateway.addresses import parse_networks
 from photogram_common.settings import PlatformSettings
 
-DEFAULT_FEED_MAX_IN_FLIGHT = 12
+DEFAULT_FEED_MAX_IN_FLIGHT = 6
 # An origin as a browser sends it: scheme, host and an optional port, no path.
 _ORIGIN = re.compile(r"https?://[^/\s?#@]+")
 
@@ -42,9 +42,9 @@ class GatewaySettings(BaseSettings):
 
     # Feed reads in flight per gateway process, a bound of their own beside the general one
     # (PHOTOGRAM_MAX_IN_FLIGHT) so that slow requests (uploads) never take the feed's slots.
-    # Tight on purpose: past the knee it caps what a served read waits (Little's law: 12
-    # at ~800 reads/s is 15 ms), the admission wait (PHOTOGRAM_ADMISSION_WAIT_MS) absorbing
-    # bursts (docs/decisions.md, "Load shedding"). Unset: 12 where the general bound is on.
+    # Tight on purpose: past the knee it caps what a served read waits (Little's law: 6 at
+    # ~800 reads/s is 7.5 ms), the admission wait (PHOTOGRAM_ADMISSION_WAIT_MS) absorbing
+    # bursts (docs/decisions.md, "Load shedding"). Unset: 6 where the general bound is on.
     feed_max_in_flight: int | None = Field(default=None, ge=0)
 
     def feed_bound(self, platform: PlatformSettings) -> int:
