@@ -3,11 +3,11 @@
 
 "before" is the general bound alone (64 requests in flight per process, no admission
 wait: PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT=0, PHOTOGRAM_ADMISSION_WAIT_MS=0); "after" the
-defaults (6 feed reads in flight per gateway process, 12 until 2026-12-03, a 20 ms admission wait, 5 ms once
-the line has stood for 100 ms); "full-wait" the defaults with the 20 ms always; "wait-8"
-the same with an 8 ms wait; "feed-bound-N" the defaults with N feed reads in flight per
-gateway process instead of the default; "newest-first" and "oldest-first" the defaults with the line of
-waiting requests served newest first (a full line refusing its oldest) or oldest first
+defaults (6 feed reads in flight per gateway process, 12 until 2026-12-03, a 20 ms
+admission wait, 5 ms once the line has stood for 100 ms); "full-wait" the defaults with
+the 20 ms always; "wait-8" the same with an 8 ms wait; "feed-bound-N" the defaults with N
+feed reads in flight per gateway process; "newest-first" and "oldest-first" the defaults
+with the line of waiting requests served newest first (a full line refusing its oldest) or oldest first
 (`--variants` picks them); "generator-asyncio" and "generator-uvloop" the defaults, the
 Python load generator on asyncio's event loop or on uvloop (`BENCH_GENERATOR_LOOP`), and
 "generator-go" the defaults loaded by `bench/loadgen` (`BENCH_GENERATOR=go`).
