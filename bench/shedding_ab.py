@@ -7,8 +7,8 @@ defaults (6 feed reads in flight per gateway process, 12 until 2026-12-03, a 20 
 admission wait, 5 ms once the line has stood for 100 ms); "full-wait" the defaults with
 the 20 ms always; "wait-8" the same with an 8 ms wait; "feed-bound-N" the defaults with N
 feed reads in flight per gateway process; "newest-first" and "oldest-first" the defaults
-with the line of waiting requests served newest first (a full line refusing its oldest) or oldest first
-(`--variants` picks them); "generator-asyncio" and "generator-uvloop" the defaults, the
+with the line of waiting requests served newest first (a full line refusing its oldest)
+or oldest first (`--variants` picks them); "generator-asyncio" and "generator-uvloop" the defaults, the
 Python load generator on asyncio's event loop or on uvloop (`BENCH_GENERATOR_LOOP`), and
 "generator-go" the defaults loaded by `bench/loadgen` (`BENCH_GENERATOR=go`).
 CPU per served read is that of the gateway, feed-service, user-service and post-service
