@@ -8,14 +8,14 @@ admission wait, 5 ms once the line has stood for 100 ms); "full-wait" the defaul
 the 20 ms always; "wait-8" the same with an 8 ms wait; "feed-bound-N" the defaults with N
 feed reads in flight per gateway process; "newest-first" and "oldest-first" the defaults
 with the line of waiting requests served newest first (a full line refusing its oldest)
-or oldest first (`--variants` picks them); "generator-asyncio" and "generator-uvloop" the defaults, the
-Python load generator on asyncio's event loop or on uvloop (`BENCH_GENERATOR_LOOP`), and
-"generator-go" the defaults loaded by `bench/loadgen` (`BENCH_GENERATOR=go`).
-CPU per served read is that of the gateway, feed-service, user-service and post-service
-processes (not Redis's). The distributed mode is brought up with each in turn, `--rounds`
-times (ABAB), and each time
-loaded at every rate of `--rates` (open loop, `bench_feed.py --generate`, from the
-readers of `.backends/bench/readers.json`), so both meet the same machine.
+or oldest first; "generator-asyncio" and "generator-uvloop" the defaults, the Python load
+generator on asyncio's event loop or on uvloop (`BENCH_GENERATOR_LOOP`), and
+"generator-go" the defaults loaded by `bench/loadgen` (`BENCH_GENERATOR=go`); `--variants`
+picks them. CPU per served read is that of the gateway, feed-service, user-service and
+post-service processes (not Redis's). The distributed mode is brought up with each in
+turn, `--rounds` times (ABAB), and each time loaded at every rate of `--rates` (open loop,
+`bench_feed.py --generate`, from the readers of `.backends/bench/readers.json`), so both
+meet the same machine.
 
 Needs built timelines for those readers in the bench's Redis database, which
 `feed_reads.py --keep-up` leaves:
