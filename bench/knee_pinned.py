@@ -8,8 +8,8 @@ of the stack (the six services, PostgreSQL, Redis, Kafka, SeaweedFS) is pinned t
 (`taskset`), the generator runs on CPU 1 alone. On that one core it searches Photogram's
 knee as `make bench-feed` does (the highest open-loop rate with p99 <= 100 ms and no
 error: x`--step` from `--start` until a failure, then bisection to 5 %; a trial failed by
-at most 1 % errors is run once more), then loads twice
-that rate for `--knee-seconds` and reports the served reads' p99 against the knee's.
+at most 1 % errors is run once more), then loads twice that rate for `--knee-seconds` and
+reports the served reads' p99 against the knee's.
 `--rounds` repeats the whole search; `--variant NAME:K=V,...` (repeated) runs it with
 each set of settings in turn within a round, the stack brought up afresh for each. The
 affinities are restored at the end.
