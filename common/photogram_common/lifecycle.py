@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,14 @@ from photogram_common.db import Database, sqlite_url
 from photogram_common.migrations import upgrade_to_head
 from photogram_common.settings import PlatformSettings
 from photogram_common.workerids import WorkerIdLease
+
+log = logging.getLogger(__name__)
+
+# How long a stopping service waits for its cancelled background tasks. A task still
+# running after it is left behind, named in the log, so that a stop never hangs on one
+# (an outbox relay once stayed suspended in a SQLite call it was cancelled in; the rows
+# it had not sent stay in the outbox for the next start: at least once).
+STOP_GRACE_SECONDS = 10.0
 
 
 def database_for(platform: PlatformSettings, *, url: str | None, sqlite_name: str) -> Database:
@@ -36,6 +45,7 @@ def service_lifespan(
     on_start: Sequence[Callable[[], Awaitable[None]]] = (),
     on_stop: Sequence[Callable[[], Awaitable[None]]] = (),
     lease: WorkerIdLease | None = None,
+    stop_grace_seconds: float = STOP_GRACE_SECONDS,
 ) -> Callable[[Any], Any]:
     """Build a lifespan: the embedded mode migrates at start; the real one has a migrate job."""
 
@@ -60,9 +70,19 @@ def service_lifespan(
                 await consumer.stop()
             for task in running:
                 task.cancel()
+            if running:
+                _, stuck = await asyncio.wait(running, timeout=stop_grace_seconds)
+                for task in stuck:
+                    log.warning(
+                        "background task still running %.0f s after it was cancelled; "
+                        "stopping without it",
+                        stop_grace_seconds,
+                        extra={"task": task.get_name(), "coroutine": repr(task.get_coro())},
+                    )
             for task in running:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                if task.done():
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        task.result()
             for stop in on_stop:
                 await stop()
             if lease is not None:
