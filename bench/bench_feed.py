@@ -675,11 +675,13 @@ def trial_seconds(args: argparse.Namespace, rate: float) -> float:
 
 @dataclass
 class Search:
-    """The highest passing rate: x2 until a trial fails, then bisection to the precision."""
+    """The highest passing rate: x`step` (2) until a trial fails, then bisection to the
+    precision."""
 
     rate: float
     precision: float
     max_rate: float
+    step: float = 2.0
     low: float = 0.0
     high: float | None = None
     trials: list[dict] = field(default_factory=list)
@@ -700,7 +702,7 @@ class Search:
         if ok:
             self.low = rate
             if self.high is None:
-                self.rate = rate * 2
+                self.rate = round(rate * self.step, 1)
         else:
             self.high = rate
 

@@ -7,9 +7,9 @@ adds to every read (docs/benchmarks.md (d)). This bench separates the two: every
 of the stack (the six services, PostgreSQL, Redis, Kafka, SeaweedFS) is pinned to CPU 0
 (`taskset`), the generator runs on CPU 1 alone. On that one core it searches Photogram's
 knee as `make bench-feed` does (the highest open-loop rate with p99 <= 100 ms and no
-error: x`--step` from `--start` until a failure, then bisection to 5 %; a trial failed by
-at most 1 % errors is run once more), then loads twice that rate for `--knee-seconds` and
-reports the served reads' p99 against the knee's.
+error, `bench_feed.Search`: x`--step` from `--start` until a failure, then bisection to
+`--precision`, 5 %; a trial failed by at most 1 % errors is run once more), then loads
+twice that rate for `--knee-seconds` and reports the served reads' p99 against the knee's.
 `--rounds` repeats the whole search; `--variant NAME:K=V,...` (repeated) runs it with
 each set of settings in turn within a round, the stack brought up afresh for each. The
 affinities are restored at the end.
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -33,6 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_feed import Search, passed
 from benchlib import BENCH_RUN_DIR, bench_env, machine, revision, runner, today
 from shedding_ab import load
 
@@ -41,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 BACKEND_NAMES = ("postgres", "redis-server", "java", "weed")
 SYSTEM_CPU, GENERATOR_CPU = "0", "1"
 PIN_GENERATOR = ("taskset", "-c", GENERATOR_CPU)
+P99_MS = 100.0  # the knee's criterion, as make bench-feed's
 
 
 def stack_pids() -> list[int]:
@@ -70,56 +73,38 @@ def trial(rate: float, seconds: float, readers: Path, env: dict[str, str]) -> di
     return figures
 
 
-def passes(figures: dict) -> bool:
-    return not figures["errors"] and figures["p99_ms"] <= 100.0
-
-
 def narrow(figures: dict) -> bool:
     """Failed by at most 1 % errors: run once more before the rate counts as failed, as
     `bench_feed.py` does (`--retries`)."""
     return sum(figures["errors"].values()) <= 0.01 * max(figures["sent"], 1)
 
 
-def attempt(rate: float, args: argparse.Namespace, env: dict[str, str], trials: list) -> dict:
-    """A trial at `rate`, run once more when it fails narrowly; both kept in `trials`."""
-    time.sleep(2)
-    trials.append(trial(rate, args.seconds, args.readers_file, env))
-    if not passes(trials[-1]) and narrow(trials[-1]):
-        time.sleep(2)
-        trials.append(trial(rate, args.seconds, args.readers_file, env))
-    return trials[-1]
-
-
 def search(args: argparse.Namespace, env: dict[str, str]) -> dict:
-    """The knee (the highest passing rate found), its trial, every trial, and 2x the knee."""
-    trials: list[dict] = []
-    good: dict | None = None
-    bad_rate: float | None = None
-    rate = args.start
-    while bad_rate is None:
-        figures = attempt(rate, args, env, trials)
-        if passes(figures):
-            good, rate = figures, round(rate * args.step, 1)
-        else:
-            bad_rate = rate
-    low = good["rate"] if good else 0.0
-    while good is not None and bad_rate - low > max(1.0, 0.05 * low):
-        rate = round((low + bad_rate) / 2, 1)
-        figures = attempt(rate, args, env, trials)
-        if passes(figures):
-            good, low = figures, rate
-        else:
-            bad_rate = rate
-    if good is None:
-        raise SystemExit(f"no rate passed, {args.start}/s failed")
+    """The knee (`bench_feed.Search`: the highest passing rate), its trial, every trial,
+    and twice the knee."""
+    found = Search(args.start, precision=args.precision, max_rate=math.inf, step=args.step)
+    while (rate := found.next_rate()) is not None:
+        for again in (False, True):
+            time.sleep(2)
+            figures = trial(rate, args.seconds, args.readers_file, env)
+            ok = passed(figures, P99_MS)
+            if ok or again or not narrow(figures):
+                break
+            found.retried(rate, figures)
+        found.record(rate, ok, figures)
+    knee = next(
+        (t for t in reversed(found.trials) if t["rate"] == found.low and passed(t, P99_MS)), None
+    )
+    if knee is None:
+        raise SystemExit(f"no rate passed from {args.start}/s down")
     time.sleep(2)
-    past = trial(round(good["rate"] * 2, 1), args.knee_seconds, args.readers_file, env)
+    past = trial(round(knee["rate"] * 2, 1), args.knee_seconds, args.readers_file, env)
     return {
-        "knee_rps": good["rate"],
-        "knee": good,
+        "knee_rps": knee["rate"],
+        "knee": knee,
         "past_the_knee": past,
-        "served_p99_vs_knee_p99": round(past["p99_ms"] / good["p99_ms"], 2),
-        "trials": trials,
+        "served_p99_vs_knee_p99": round(past["p99_ms"] / knee["p99_ms"], 2),
+        "trials": found.trials,
     }
 
 
@@ -133,6 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--start", type=float, default=200.0)
     parser.add_argument("--step", type=float, default=1.25)
+    parser.add_argument("--precision", type=float, default=0.05)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--knee-seconds", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=2)

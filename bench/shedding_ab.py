@@ -49,7 +49,6 @@ VARIANTS = {
     # The defaults but fewer feed reads in flight per gateway process.
     "feed-bound-4": {"PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT": "4"},
     "feed-bound-6": {"PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT": "6"},
-    "feed-bound-8": {"PHOTOGRAM_GATEWAY_FEED_MAX_IN_FLIGHT": "8"},
     "newest-first": {"PHOTOGRAM_ADMISSION_NEWEST_FIRST": "true"},
     "oldest-first": {"PHOTOGRAM_ADMISSION_NEWEST_FIRST": "false"},
     # The defaults, the Python load generator on asyncio's loop or on uvloop, or the Go one.
