@@ -6,8 +6,9 @@ stores (`python -m photogram_runner up` with the bench environment: its database
 database 6, Kafka topic prefix `bench.`, rate limiting off), flushes the bench's Redis
 database so every timeline starts unbuilt, then:
 
-1. warm-up: reads each sampled reader's feed once (closed loop, 8 at a time); that first
-   read rebuilds the reader's timeline from PostgreSQL, and its latency is reported too;
+1. warm-up: reads each sampled reader's feed once (closed loop, 8 at a time, a 503 tried
+   again after its Retry-After: `bench_feed.warm`); that first read rebuilds the reader's
+   timeline from PostgreSQL, and its latency is reported too;
 2. for each rate R: an open-loop load generator in a separate process sends GET /api/feed
    at a fixed arrival rate for T seconds, request i scheduled at t0 + i/R, and counts each
    latency from the scheduled time (so time spent queueing in the generator counts);
@@ -37,6 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_feed import warm
 from benchlib import (
     BENCH_DBS,
     BENCH_REDIS_DB,
@@ -266,35 +268,6 @@ async def sample_readers(count: int) -> list[dict]:
     ]
 
 
-async def warm(readers: list[dict], concurrency: int = 8) -> dict:
-    """Read each reader's feed once: the first read of an unbuilt timeline rebuilds it."""
-    import aiohttp
-
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    items: list[int] = []
-    queue = list(readers)
-    t0 = time.perf_counter()
-    async with aiohttp.ClientSession() as http:
-
-        async def worker() -> None:
-            while queue:
-                reader = queue.pop()
-                s = time.perf_counter()
-                async with http.get(
-                    f"{GATEWAY}/api/feed", headers={"Authorization": f"Bearer {reader['token']}"}
-                ) as response:
-                    body = await response.read()
-                    if response.status != 200:
-                        errors[str(response.status)] = errors.get(str(response.status), 0) + 1
-                        continue
-                latencies.append(time.perf_counter() - s)
-                items.append(len(json.loads(body)["items"]))
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return summary(latencies, errors, len(readers), time.perf_counter() - t0, items)
-
-
 async def flush_bench_redis() -> None:
     import redis.asyncio as aioredis
 
@@ -327,9 +300,11 @@ def orchestrate(args: argparse.Namespace) -> None:
             f"[feed] {len(readers)} readers; warming (first read rebuilds each timeline)",
             flush=True,
         )
-        figures["cold_first_read"] = asyncio.run(warm(readers))
+        # bench_feed's warm-up: a 503 (the gateway's feed bound is below these 8 at a
+        # time) is tried again after its Retry-After, so that every reader gets built.
+        figures["cold_first_read"], _ = asyncio.run(warm(f"{GATEWAY}/api/feed", readers, 8))
         print(f"[feed] cold first reads: {figures['cold_first_read']}", flush=True)
-        figures["warm_closed_loop"] = asyncio.run(warm(readers))
+        figures["warm_closed_loop"], _ = asyncio.run(warm(f"{GATEWAY}/api/feed", readers, 8))
         print(
             f"[feed] warm closed-loop reads (8 at a time): {figures['warm_closed_loop']}",
             flush=True,
