@@ -19,6 +19,9 @@
      - "as it was": `push` and the full path on the lists' earlier layout (oldest first:
        an insert appended at the end, a trim cutting the head) with the paging statement
        built per page in a transaction, against the same rows on the newest-first lists.
+     - at `--other-cap` (400 by default, Pixelfed's cap; 0: none): `push` and the full
+       path on the same followers' timelines kept at that cap (under keys of their own),
+       with that cap's memory per timeline.
      The naive and "previous" rows run on the oldest-first lists too (their own layout);
      both layouts are built side by side, under their own keys.
      The rows are measured in `--rounds` interleaved rounds, a block of `--block` posts
@@ -127,6 +130,21 @@ def oldest_first_key(user_id: int) -> str:
     return f"tl:{{{user_id}}}"
 
 
+def other_cap_key(user_id: int) -> str:
+    """The same followers' timelines at `--other-cap`, beside the ones at CAP."""
+    return f"tlcap:{{{user_id}}}"
+
+
+class OtherCap(TimelineStore):
+    """`TimelineStore.push` as it is, on the timelines kept at another cap."""
+
+    async def push(self, user_ids: Any, post_id: int) -> int:
+        keys = [other_cap_key(u) for u in user_ids]
+        return await self._each_built(
+            keys, [score(post_id), member(post_id)], self.cap, self.trim_slack
+        )
+
+
 class OldestFirst(TimelineStore):
     """`TimelineStore.push` (chunks, lazy trim) on the oldest-first lists, as it was."""
 
@@ -160,9 +178,10 @@ async def build_timelines(
     *,
     skiplist: bool = False,
     oldest_first: bool = False,
+    key: Callable[[int], str] = timeline_key,
 ) -> None:
     """Build each timeline (sentinel + `entries` older posts), as a reader's rebuild leaves it
-    (`oldest_first`: in the layout as it was, under its keys).
+    (`oldest_first`: in the layout as it was, under its keys; `key`: under other keys).
 
     One template is built, then COPYed: inserting 800 members one by one into each
     listpack would cost Redis O(n^2) per key and dominate the set-up. For skiplists, a
@@ -189,8 +208,8 @@ async def build_timelines(
     for start in range(0, len(user_ids), 1000):
         async with redis.pipeline(transaction=False) as pipe:
             for uid in user_ids[start : start + 1000]:
-                key = oldest_first_key(uid) if oldest_first else timeline_key(uid)
-                pipe.copy(template, key, replace=True)
+                name = oldest_first_key(uid) if oldest_first else key(uid)
+                pipe.copy(template, name, replace=True)
             await pipe.execute()
     await redis.delete(template)
 
@@ -520,6 +539,14 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
     async def lazy_push(post: int) -> int:
         return await lazy.push(user_ids, post)
 
+    other = OtherCap(redis, cap=args.other_cap or CAP)
+
+    async def other_cap_full(post: int) -> int:
+        return await other.push_pages(follower_pages(database, author, args.big_page), post)
+
+    async def other_cap_push(post: int) -> int:
+        return await other.push(user_ids, post)
+
     slack = lazy.trim_slack
     for encoding in ("listpack", "skiplist"):
         await redis.flushdb()
@@ -533,14 +560,28 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
                 skiplist=encoding == "skiplist",
                 oldest_first=oldest_first,
             )
+        if args.other_cap:
+            await build_timelines(
+                redis,
+                user_ids,
+                args.other_cap,
+                gen,
+                skiplist=encoding == "skiplist",
+                key=other_cap_key,
+            )
         print(
             f"[fanout] built {n} {encoding} timelines of {CAP} entries in each layout "
-            f"in {time.perf_counter() - t:.1f} s",
+            + (f"and of {args.other_cap} " if args.other_cap else "")
+            + f"in {time.perf_counter() - t:.1f} s",
             flush=True,
         )
         probe = timeline_key(user_ids[0])
         memory[encoding] = {"at_cap": await memory_of(redis, probe)}
         assert memory[encoding]["at_cap"]["encoding"] == encoding
+        if args.other_cap:
+            other_probe = other_cap_key(user_ids[0])
+            memory[encoding]["at_other_cap"] = await memory_of(redis, other_probe)
+            assert memory[encoding]["at_other_cap"]["encoding"] == encoding
         # Every row but the lazy ones trims to the cap on each push, so a lazy block of
         # slack + 1 posts starts at the cap and trims each timeline exactly once.
         rows = [
@@ -562,6 +603,16 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
                 current_full, slack + 1),
             Row(encoding, f"full path, pages of {args.big_page}", current_full_big_pages,
                 slack + 1),
+            *(
+                [
+                    Row(encoding, f"cap {args.other_cap}: push, lazy trim "
+                        f"(slack {other.trim_slack})", other_cap_push, other.trim_slack + 1),
+                    Row(encoding, f"cap {args.other_cap}: full path, pages of {args.big_page}",
+                        other_cap_full, other.trim_slack + 1),
+                ]
+                if args.other_cap
+                else []
+            ),
             *(
                 Row(encoding, f"sweep: push, chunk {c}, {k} in flight, exact trim", exact_push,
                     args.block, chunk=c, in_flight=k)
@@ -588,6 +639,10 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
             )
         lengths = {await redis.zcard(timeline_key(uid)) for uid in user_ids[:200]}
         assert all(CAP + 1 <= length <= CAP + slack + 1 for length in lengths), lengths
+        if args.other_cap:
+            lengths = {await redis.zcard(other_cap_key(uid)) for uid in user_ids[:200]}
+            top = args.other_cap + other.trim_slack + 1
+            assert all(args.other_cap + 1 <= length <= top for length in lengths), lengths
         await redis.delete(probe)
         await build_timelines(
             redis, [user_ids[0]], CAP + slack, gen, skiplist=encoding == "skiplist"
@@ -602,6 +657,7 @@ async def one_post(args: argparse.Namespace, redis: aioredis.Redis, gen: IdGener
         "followers": n,
         "paging_ms": [t * 1000 for t in paging],
         "trim_slack": slack,
+        "other_cap": args.other_cap,
         "rows": summaries,
         "memory": memory,
     }
@@ -823,6 +879,12 @@ async def main() -> None:
     )
     parser.add_argument(
         "--big-page", type=int, default=5000, help="the larger page of the full path's last row"
+    )
+    parser.add_argument(
+        "--other-cap",
+        type=int,
+        default=400,
+        help=f"also measure push and the full path on timelines of this cap (0: only {CAP})",
     )
     parser.add_argument("--skip-one-post", action="store_true")
     parser.add_argument("--skip-stream", action="store_true")
