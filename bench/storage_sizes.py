@@ -6,8 +6,9 @@
 - Redis, on a redis-server of its own on loopback (`zset-max-listpack-entries 1024`, as in
   `k8s/base/redis-timelines.conf`): a cached post (`post:{id}`, the JSON feed-service
   writes, 1 media item with 4 variants and CDN URLs as in the prod overlay), a home
-  timeline written by `TimelineStore.fill` (800 posts + sentinel) and a recent-posts list
-  by `TimelineStore.build_recent` (100 + sentinel): `MEMORY USAGE key SAMPLES 0` and the
+  timeline written by `TimelineStore.fill` (its default cap of posts + sentinel) and a
+  recent-posts list by `TimelineStore.build_recent` (100 + sentinel): `MEMORY USAGE key
+  SAMPLES 0` and the
   growth of `used_memory`, per key. Also the bytes of one Kafka event.
 - PostgreSQL (127.0.0.1:55432): `pg_relation_size` of each table and index of the bench
   databases made by `bench/feed_graph.py`, divided by the rows; then the same tables
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import BENCH_DBS, machine, pg_url, revision, today
 from image_pipeline import MAX_PIXELS, make_photo
 from photogram_contracts.events import Envelope, FollowCreated, PostCreated
+from photogram_contracts.keys import recent_key, timeline_key
 from photogram_contracts.schemas import AuthorRead, MediaRead, PostRead
 from timeline_memory import own_redis
 
@@ -155,12 +157,12 @@ async def redis_sizes(url: str, media: dict[str, Any]) -> dict[str, Any]:
         }
 
     async def timeline(i: int) -> str:
-        await store.fill(1_000 + i, spread(800))
-        return f"tl:{{{1_000 + i}}}"
+        await store.fill(1_000 + i, spread(store.cap))
+        return timeline_key(1_000 + i)
 
     async def recent(i: int) -> str:
         await store.build_recent(1_000 + i, spread(100))
-        return f"rp:{{{1_000 + i}}}"
+        return recent_key(1_000 + i)
 
     sample = ""
 
@@ -323,8 +325,8 @@ def render(v: dict[str, Any], r: dict[str, Any], pg: dict[str, Any], command: st
         "| --- | --- | ---: | --- | ---: | ---: |",
     ]
     for name, key, writer in (
-        ("timeline", "tl:{…}", "`TimelineStore.fill` (800 posts)"),
-        ("recent", "rp:{…}", "`TimelineStore.build_recent` (100)"),
+        ("timeline", "tl2:{…}", f"`TimelineStore.fill` ({r['timeline']['members'] - 1} posts)"),
+        ("recent", "rp2:{…}", "`TimelineStore.build_recent` (100)"),
         ("post", "post:{…}", "`SET … EX 3600` of the post JSON"),
     ):
         f = r[name]

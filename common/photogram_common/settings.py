@@ -99,7 +99,7 @@ class PlatformSettings(BaseSettings):
 
     celebrity_threshold: int = Field(default=10_000, ge=1)
     active_days: int = Field(default=7, ge=1)
-    timeline_cap: int = Field(default=800, ge=20)
+    timeline_cap: int = Field(default=400, ge=20)  # docs/decisions.md, "Timeline cap"
     rate_limit_per_minute: int = Field(default=600, ge=0)
     max_upload_mb: int = Field(default=20, ge=1)
     max_image_pixels: int = Field(default=50_000_000, ge=1)

@@ -53,8 +53,9 @@ IN_FLIGHT = 2
 # Posts per script call when one list takes many (unpacked onto Lua's stack).
 MAX_PAIRS = 500
 # A home timeline is trimmed once it exceeds cap + cap // TRIM_SLACK_DIVISOR posts: at the
-# default cap, 816 posts and the sentinel still fit the 16 KB allocation of an 800-post
-# listpack (818 do), so the slack costs no memory there (docs/decisions.md).
+# default cap, 408 posts and the sentinel still fit the 8 KB allocation of a 400-post
+# listpack (409 do; at a cap of 800, 816 fit the 16 KB one), so the slack costs no memory
+# there (docs/decisions.md).
 TRIM_SLACK_DIVISOR = 50
 
 # Trims a list of more than `cap` posts (the sentinel aside) to its newest `cap`. A list
@@ -149,7 +150,7 @@ class TimelineStore:
         self,
         redis: Any,
         *,
-        cap: int = 800,
+        cap: int = 400,
         recent_cap: int = 100,
         ttl_seconds: int = 6 * 86400,
         recent_ttl_seconds: int = 30 * 86400,

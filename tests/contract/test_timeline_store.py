@@ -173,6 +173,7 @@ async def test_lazy_trimming_holds_at_most_cap_plus_slack_and_pages_exactly(
 
 async def test_default_slack_is_a_fraction_of_the_cap(store: TimelineStore) -> None:
     assert TimelineStore(store.redis, cap=800).trim_slack == 16
+    assert TimelineStore(store.redis).trim_slack == 8  # the default cap, 400
     assert store.trim_slack == 0  # a cap of 10 is trimmed exactly
 
 
