@@ -8,8 +8,7 @@
   writes, 1 media item with 4 variants and CDN URLs as in the prod overlay), a home
   timeline written by `TimelineStore.fill` (its default cap of posts + sentinel) and a
   recent-posts list by `TimelineStore.build_recent` (100 + sentinel): `MEMORY USAGE key
-  SAMPLES 0` and the
-  growth of `used_memory`, per key. Also the bytes of one Kafka event.
+  SAMPLES 0` and the growth of `used_memory`, per key. Also the bytes of one Kafka event.
 - PostgreSQL (127.0.0.1:55432): `pg_relation_size` of each table and index of the bench
   databases made by `bench/feed_graph.py`, divided by the rows; then the same tables
   re-created as TEMP tables (`LIKE … INCLUDING ALL`) and filled by INSERT in production
