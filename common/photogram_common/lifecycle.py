@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 # (an outbox relay once stayed suspended in a SQLite call it was cancelled in; the rows
 # it had not sent stay in the outbox for the next start: at least once).
 STOP_GRACE_SECONDS = 10.0
+# A task still running after the grace is cancelled again, this many times, RECANCEL_WAIT
+# seconds apart: a cancel interrupts only the await it lands in, and a task whose cleanup
+# awaits something that never completes (a call to a database thread already gone) ends
+# on a later cancel. A task left running would also hang the event loop's own close, which
+# cancels every task once and waits for them all.
+RECANCELS = 20
+RECANCEL_WAIT = 0.1
 
 
 def database_for(platform: PlatformSettings, *, url: str | None, sqlite_name: str) -> Database:
@@ -72,11 +79,18 @@ def service_lifespan(
                 task.cancel()
             if running:
                 _, stuck = await asyncio.wait(running, timeout=stop_grace_seconds)
+                for _ in range(RECANCELS if stuck else 0):
+                    for task in stuck:
+                        task.cancel()
+                    _, stuck = await asyncio.wait(stuck, timeout=RECANCEL_WAIT)
+                    if not stuck:
+                        break
                 for task in stuck:
                     log.warning(
-                        "background task still running %.0f s after it was cancelled; "
-                        "stopping without it",
+                        "background task still running %.0f s after it was cancelled "
+                        "(and %d cancels more); stopping without it",
                         stop_grace_seconds,
+                        RECANCELS,
                         extra={"task": task.get_name(), "coroutine": repr(task.get_coro())},
                     )
             for task in running:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -18,10 +19,9 @@ async def test_a_background_task_that_ignores_its_cancel_does_not_hang_the_stop(
     never = asyncio.Event()
 
     async def stubborn() -> None:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            await never.wait()  # swallows the cancel and stays suspended
+        while not never.is_set():  # swallows every cancel and stays suspended
+            with contextlib.suppress(asyncio.CancelledError):
+                await never.wait()
 
     async def polite() -> None:
         try:
@@ -41,7 +41,7 @@ async def test_a_background_task_that_ignores_its_cancel_does_not_hang_the_stop(
         stop_grace_seconds=0.05,
     )
     with caplog.at_level(logging.WARNING, logger="photogram_common.lifecycle"):
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(10):
             async with lifespan(None):
                 await asyncio.sleep(0)
     assert stopped == ["polite", "on_stop"]  # the polite one ended, the stop went on
@@ -77,4 +77,34 @@ async def test_background_tasks_that_end_on_their_cancel_are_awaited_without_a_w
         async with lifespan(None):
             await asyncio.sleep(0.01)
     assert ended == ["worker"]
+    assert not [r for r in caplog.records if "still running" in r.getMessage()]
+
+
+async def test_a_task_whose_cleanup_hangs_ends_on_a_later_cancel(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    never = asyncio.Event()
+    steps: list[str] = []
+
+    async def cleanup_hangs() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            steps.append("first cancel")
+            await never.wait()  # a cleanup call that never completes: only a cancel ends it
+            raise
+
+    lifespan = service_lifespan(
+        platform=PlatformSettings(mode="embedded"),
+        bus=None,
+        owns_bus=False,
+        tasks=[cleanup_hangs],
+        stop_grace_seconds=0.05,
+    )
+    with caplog.at_level(logging.WARNING, logger="photogram_common.lifecycle"):
+        async with asyncio.timeout(5):
+            async with lifespan(None):
+                await asyncio.sleep(0)
+    assert steps == ["first cancel"]
+    assert not [t for t in asyncio.all_tasks() if t.get_coro().__name__ == "cleanup_hangs"]
     assert not [r for r in caplog.records if "still running" in r.getMessage()]
