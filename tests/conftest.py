@@ -86,13 +86,18 @@ async def _name_what_does_not_stop(within: float) -> None:
     """If the system has not stopped `within` seconds, print every task's stack (the test
     still fails on the run's timeout: this only says where the stop is stuck)."""
     await asyncio.sleep(within)
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    _print_tasks(f"the system has not stopped in {within:.0f} s; its tasks:", others)
+
+
+def _print_tasks(header: str, tasks: Any) -> None:
+    """Print each task's name and where it is suspended, to stderr."""
     out = sys.stderr
-    print(f"the system has not stopped in {within:.0f} s; its tasks:", file=out)
-    for task in asyncio.all_tasks():
-        if task is not asyncio.current_task():
-            print(f"--- {task.get_name()}", file=out)
-            for line in _awaiting(task.get_coro()):
-                print(f"    {line}", file=out)
+    print(header, file=out)
+    for task in tasks:
+        print(f"--- {task.get_name()}", file=out)
+        for line in _awaiting(task.get_coro()):
+            print(f"    {line}", file=out)
     out.flush()
 
 
@@ -127,17 +132,11 @@ def _cancel_all_tasks_within_grace(loop: asyncio.AbstractEventLoop) -> None:
         task.cancel()
     _, stuck = loop.run_until_complete(asyncio.wait(left, timeout=LEFT_TASKS_GRACE))
     if stuck:
-        out = sys.stderr
-        print(
+        _print_tasks(
             f"{len(stuck)} task(s) still running {LEFT_TASKS_GRACE:.0f} s after the "
             "loop's close cancelled them; left:",
-            file=out,
+            stuck,
         )
-        for task in stuck:
-            print(f"--- {task.get_name()}", file=out)
-            for line in _awaiting(task.get_coro()):
-                print(f"    {line}", file=out)
-        out.flush()
     for task in left:
         if task.done() and not task.cancelled() and task.exception() is not None:
             loop.call_exception_handler(
